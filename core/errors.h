@@ -1,0 +1,46 @@
+// The etcd error vocabulary, defined once. Each function returns an absl::Status whose code
+// equals the gRPC code etcd uses and whose message is etcd's exact text: clients (the Go
+// client's rpctypes, Kubernetes) match on the strings. absl and gRPC share code numbering,
+// so gateway/ converts a Status to a grpc::Status without a lookup table.
+#ifndef GEOETCD_CORE_ERRORS_H_
+#define GEOETCD_CORE_ERRORS_H_
+
+#include "absl/status/status.h"
+
+namespace geoetcd::errors {
+
+// KV
+absl::Status EmptyKey();
+absl::Status KeyNotFound();
+absl::Status ValueProvided();
+absl::Status LeaseProvided();
+absl::Status TooManyOps();
+absl::Status DuplicateKey();
+absl::Status Compacted();
+absl::Status FutureRev();
+absl::Status NoSpace();
+absl::Status RequestTooLarge();
+absl::Status TooManyRequests();
+absl::Status InvalidSortOption();
+// Lease
+absl::Status LeaseNotFound();
+absl::Status LeaseExist();
+absl::Status LeaseTTLTooLarge();
+// Cluster / server
+absl::Status NoLeader();
+absl::Status NotLeader();
+absl::Status Stopped();
+absl::Status Timeout();
+absl::Status Corrupt();
+absl::Status NotCapable();
+absl::Status MemberNotFound();
+// Auth
+absl::Status AuthNotEnabled();
+absl::Status PermissionDenied();
+absl::Status InvalidAuthToken();
+// A feature geoetcd does not provide (yet); `what` names it.
+absl::Status Unimplemented(const char* what);
+
+}  // namespace geoetcd::errors
+
+#endif  // GEOETCD_CORE_ERRORS_H_

@@ -1,0 +1,118 @@
+// The MVCC keyspace of one account: every key's versions since the last compaction, in
+// memory, with etcd's revision semantics. The durable copy lives in Storage (see
+// core/keyspace_codec.h); this index is rebuilt from it at startup.
+//
+// Revisions: the store starts at revision 1 (as etcd). A commit at revision R writes any
+// number of key versions, each with a sub-revision (its index in the commit). Reads name a
+// revision and see the newest version of each key with mod_revision <= it.
+//
+// Not thread-safe: lives on the Node's thread.
+#ifndef GEOETCD_CORE_KEYSPACE_H_
+#define GEOETCD_CORE_KEYSPACE_H_
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace geoetcd {
+
+// One version of a key. A tombstone (delete) has version == 0.
+struct KeyVersion {
+  int64_t mod_revision = 0;
+  int32_t sub = 0;
+  int64_t create_revision = 0;
+  int64_t version = 0;
+  int64_t lease = 0;
+  std::string value;
+
+  bool tombstone() const { return version == 0; }
+};
+
+// A half-open key interval [begin, end) in etcd's conventions, already normalized:
+// `end` empty with `single` set means the key `begin` alone; `end` empty otherwise means
+// no upper bound.
+struct KeyRange {
+  std::string begin;
+  std::string end;
+  bool single = true;
+
+  // From etcd's (key, range_end): empty range_end -> single key; "\0" -> every key >= key.
+  static KeyRange FromEtcd(std::string_view key, std::string_view range_end);
+  bool Contains(std::string_view key) const;
+  // True when the range can hold no key (range_end <= key).
+  bool Empty() const;
+  bool Overlaps(const KeyRange& other) const;
+};
+
+// Identifies a stored key version: (mod_revision, sub).
+struct VersionId {
+  int64_t revision;
+  int32_t sub;
+  bool operator<(const VersionId& o) const {
+    return revision != o.revision ? revision < o.revision : sub < o.sub;
+  }
+  bool operator==(const VersionId& o) const { return revision == o.revision && sub == o.sub; }
+};
+
+class Keyspace {
+ public:
+  using LiveVisitor = std::function<bool(const std::string& key, const KeyVersion& kv)>;
+
+  Keyspace() = default;
+  Keyspace(const Keyspace&) = delete;
+  Keyspace& operator=(const Keyspace&) = delete;
+
+  // The newest revision applied (1 on an empty store).
+  int64_t revision() const { return revision_; }
+  int64_t compact_revision() const { return compact_revision_; }
+  size_t key_count() const { return keys_.size(); }
+
+  // The live version of `key` at `rev`, or nullptr if absent or deleted then.
+  // REQUIRES: compact_revision() <= rev <= revision().
+  const KeyVersion* Get(std::string_view key, int64_t rev) const;
+
+  // Visits the live keys of `range` at `rev` in ascending key order until `visit` returns
+  // false. REQUIRES: compact_revision() <= rev <= revision().
+  void ForEachLive(const KeyRange& range, int64_t rev, const LiveVisitor& visit) const;
+
+  // --- Mutations. A commit calls BeginCommit, then Put/Delete in op order, then EndCommit.
+  // The first commit after recovery must be revision() + 1.
+  void BeginCommit(int64_t rev);
+  // Returns the version written (its create_revision/version follow etcd's rules).
+  const KeyVersion& Put(const std::string& key, std::string value, int64_t lease);
+  // Writes a tombstone if the key is live at the commit's view; returns whether it was.
+  bool Delete(const std::string& key);
+  // Ends the commit. Returns the number of versions it wrote; a commit that wrote nothing
+  // does not advance revision() (etcd: a txn without changes keeps the revision).
+  int32_t EndCommit();
+  bool in_commit() const { return commit_rev_ != 0; }
+
+  // Drops every version superseded at or before `rev`, and keys whose newest version at or
+  // before `rev` is a tombstone. Reports each dropped version. REQUIRES: not in a commit,
+  // compact_revision() < rev <= revision().
+  void Compact(int64_t rev, std::vector<VersionId>* dropped);
+
+  // --- Recovery: versions must arrive in ascending (revision, sub) order.
+  void Restore(const std::string& key, KeyVersion version);
+  void SetRecoveredRevisions(int64_t revision, int64_t compact_revision);
+
+  // Verifies ordering invariants of every key's history; aborts on corruption.
+  void CheckInvariants() const;
+
+ private:
+  using History = std::vector<KeyVersion>;  // ascending mod_revision
+  static const KeyVersion* VisibleAt(const History& h, int64_t rev);
+
+  std::map<std::string, History, std::less<>> keys_;
+  int64_t revision_ = 1;
+  int64_t compact_revision_ = 0;
+  int64_t commit_rev_ = 0;  // non-zero while a commit is open
+  int32_t commit_ops_ = 0;
+};
+
+}  // namespace geoetcd
+
+#endif  // GEOETCD_CORE_KEYSPACE_H_

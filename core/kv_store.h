@@ -1,0 +1,124 @@
+// The etcd KV semantics of one account over its Keyspace: Range, Put, DeleteRange, Txn and
+// Compact exactly as etcd 3.5 applies them (server/etcdserver/apply.go), including the
+// validation order and error vocabulary. Synchronous and port-free: the Node decides when
+// a commit is durable and when a response may be released.
+//
+// A mutation applies to the in-memory keyspace immediately and appends its durable records
+// to the caller's WriteBatch; the caller must make that batch durable before answering.
+//
+// Not thread-safe: lives on the Node's thread.
+#ifndef GEOETCD_CORE_KV_STORE_H_
+#define GEOETCD_CORE_KV_STORE_H_
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "core/hlc.h"
+#include "core/keyspace.h"
+#include "core/ports.h"
+#include "etcd/etcdserverpb/rpc.pb.h"
+
+namespace geoetcd {
+
+struct KvLimits {
+  // etcd's --max-txn-ops: the most ops in any one of compare/success/failure.
+  int64_t txn_ops_max = 128;
+};
+
+// The stamp the write region gives a commit.
+struct CommitStamp {
+  uint64_t epoch = 1;
+  Hlc hlc = 0;
+};
+
+// Attaches and detaches keys to leases; owned by the lease subsystem.
+class LeaseIndex {
+ public:
+  virtual ~LeaseIndex() = default;
+  virtual bool Exists(int64_t lease_id) const = 0;
+  virtual void Attach(int64_t lease_id, const std::string& key) = 0;
+  virtual void Detach(int64_t lease_id, const std::string& key) = 0;
+};
+
+// Static request checks etcd performs in its gRPC layer (v3rpc/key.go), before sequencing.
+absl::Status CheckRangeRequest(const etcdserverpb::RangeRequest& r);
+absl::Status CheckPutRequest(const etcdserverpb::PutRequest& r);
+absl::Status CheckDeleteRequest(const etcdserverpb::DeleteRangeRequest& r);
+absl::Status CheckTxnRequest(const etcdserverpb::TxnRequest& r, int64_t txn_ops_max);
+
+class KvStore {
+ public:
+  KvStore(std::string account, KvLimits limits, LeaseIndex* leases);
+  KvStore(const KvStore&) = delete;
+  KvStore& operator=(const KvStore&) = delete;
+
+  const std::string& account() const { return account_; }
+  const Keyspace& keyspace() const { return keyspace_; }
+  int64_t revision() const { return keyspace_.revision(); }
+  int64_t compact_revision() const { return keyspace_.compact_revision(); }
+
+  // Reads at `current_rev`, the newest revision the caller may expose (its durable
+  // revision). header.revision is current_rev, as etcd reports its current revision.
+  absl::StatusOr<etcdserverpb::RangeResponse> Range(const etcdserverpb::RangeRequest& r,
+                                                    int64_t current_rev) const;
+
+  absl::StatusOr<etcdserverpb::PutResponse> Put(const etcdserverpb::PutRequest& r,
+                                                const CommitStamp& stamp, WriteBatch* batch);
+  absl::StatusOr<etcdserverpb::DeleteRangeResponse> DeleteRange(
+      const etcdserverpb::DeleteRangeRequest& r, const CommitStamp& stamp, WriteBatch* batch);
+  absl::StatusOr<etcdserverpb::TxnResponse> Txn(const etcdserverpb::TxnRequest& r,
+                                                const CommitStamp& stamp, WriteBatch* batch);
+  // Deletes every key attached to a lease in one commit (keys in sorted order, as etcd).
+  // Returns the revision of the commit, or the unchanged revision if no key was attached.
+  int64_t DeleteKeys(const std::vector<std::string>& keys, const CommitStamp& stamp,
+                     WriteBatch* batch);
+
+  // etcd's compaction checks: ErrCompacted when rev <= the compaction point (or a pending
+  // one), ErrFutureRev when rev > revision().
+  absl::Status CheckCompact(int64_t rev, int64_t pending_compact_rev) const;
+  // Compacts the in-memory index and appends the storage deletions and the new compaction
+  // point to `batch`.
+  void Compact(int64_t rev, WriteBatch* batch);
+
+  // Rebuilds the keyspace from storage. Returns the number of key versions loaded.
+  absl::StatusOr<int64_t> Recover(const Storage& storage);
+
+  // A canonical hash of the live keys at `rev` (xxhash64 of a fixed encoding).
+  uint64_t HashAt(int64_t rev) const;
+
+  void CheckInvariants() const { keyspace_.CheckInvariants(); }
+
+ private:
+  struct TxnPath {
+    bool succeeded = false;
+    std::vector<TxnPath> nested;  // one per nested txn in the chosen branch, in order
+  };
+  class Commit;  // stages the records of one commit
+
+  TxnPath EvaluatePath(const etcdserverpb::TxnRequest& r) const;
+  bool EvaluateCompare(const etcdserverpb::Compare& c) const;
+  absl::Status CheckTxnOps(const etcdserverpb::TxnRequest& r, const TxnPath& path) const;
+  absl::Status CheckPutOp(const etcdserverpb::PutRequest& r) const;
+  absl::Status CheckRangeRevision(int64_t revision) const;
+
+  etcdserverpb::RangeResponse RangeAt(const etcdserverpb::RangeRequest& r, int64_t read_rev) const;
+  etcdserverpb::PutResponse ApplyPut(const etcdserverpb::PutRequest& r, Commit* commit);
+  etcdserverpb::DeleteRangeResponse ApplyDelete(const etcdserverpb::DeleteRangeRequest& r,
+                                                Commit* commit);
+  void ApplyTxn(const etcdserverpb::TxnRequest& r, const TxnPath& path, Commit* commit,
+                etcdserverpb::TxnResponse* out);
+  void AppendMeta(WriteBatch* batch) const;
+
+  std::string account_;
+  KvLimits limits_;
+  LeaseIndex* leases_;
+  Keyspace keyspace_;
+};
+
+}  // namespace geoetcd
+
+#endif  // GEOETCD_CORE_KV_STORE_H_

@@ -1,0 +1,259 @@
+#include "core/node.h"
+
+#include <cstdio>
+#include <cstdlib>
+#include <utility>
+
+#include "core/check.h"
+#include "core/errors.h"
+#include "core/keyspace_codec.h"
+
+namespace geoetcd {
+
+using etcdserverpb::CompactionRequest;
+using etcdserverpb::CompactionResponse;
+using etcdserverpb::DeleteRangeRequest;
+using etcdserverpb::DeleteRangeResponse;
+using etcdserverpb::PutRequest;
+using etcdserverpb::PutResponse;
+using etcdserverpb::RangeRequest;
+using etcdserverpb::RangeResponse;
+using etcdserverpb::TxnRequest;
+using etcdserverpb::TxnResponse;
+
+struct Node::Account {
+  Account(const std::string& name, const KvLimits& limits) : kv(name, limits, &lessor) {}
+  Lessor lessor;
+  KvStore kv;
+  int64_t durable_rev = 1;  // reads are served here
+  int64_t sealed_rev = 1;   // head revision when the in-flight batch was sealed
+  int64_t pending_compact_rev = 0;
+};
+
+Node::Node(NodeOptions options, Ports ports, Random random)
+    : options_(std::move(options)), ports_(ports), random_(std::move(random)) {
+  CHECK(ports_.clock != nullptr && ports_.executor != nullptr && ports_.storage != nullptr);
+  if (!options_.on_fatal) {
+    options_.on_fatal = [](const absl::Status& s) {
+      std::fprintf(stderr, "geoetcd: fatal storage error: %s\n", std::string(s.message()).c_str());
+      std::abort();
+    };
+  }
+}
+
+Node::~Node() = default;
+
+absl::Status Node::Start() {
+  CHECK(!started_);
+  KvLimits limits;
+  limits.txn_ops_max = options_.txn_ops_max;
+  auto account = std::make_unique<Account>(kDefaultAccount, limits);
+  auto loaded = account->kv.Recover(*ports_.storage);
+  if (!loaded.ok()) return loaded.status();
+  account->durable_rev = account->sealed_rev = account->kv.revision();
+  accounts_[kDefaultAccount] = std::move(account);
+  hlc_.Now(ports_.clock->WallMs());
+  started_ = true;
+  return absl::OkStatus();
+}
+
+Node::Account* Node::FindAccount(const std::string& name) {
+  auto it = accounts_.find(name);
+  return it == accounts_.end() ? nullptr : it->second.get();
+}
+
+void Node::FillHeader(etcdserverpb::ResponseHeader* header) const {
+  header->set_cluster_id(options_.cluster_id);
+  header->set_member_id(options_.member_id);
+  header->set_raft_term(epoch_);
+}
+
+CommitStamp Node::NextStamp() {
+  CommitStamp stamp;
+  stamp.epoch = epoch_;
+  stamp.hlc = hlc_.Now(ports_.clock->WallMs());
+  return stamp;
+}
+
+namespace {
+
+// Replies through the executor so a reply never runs inside the call that caused it.
+template <typename T>
+void PostReply(Executor* executor, Reply<T> reply, absl::StatusOr<T> result) {
+  executor->Post([reply = std::move(reply), result = std::move(result)]() mutable {
+    reply(std::move(result));
+  });
+}
+
+}  // namespace
+
+void Node::Range(const RequestContext& ctx, const RangeRequest& req,
+                 Reply<RangeResponse> reply) {
+  if (!fatal_.ok()) return PostReply<RangeResponse>(ports_.executor, reply, errors::Stopped());
+  if (auto s = CheckRangeRequest(req); !s.ok()) {
+    return PostReply<RangeResponse>(ports_.executor, reply, s);
+  }
+  Account* account = FindAccount(ctx.account);
+  if (account == nullptr) {
+    return PostReply<RangeResponse>(ports_.executor, reply,
+                                    absl::NotFoundError("geoetcd: account not found"));
+  }
+  auto resp = account->kv.Range(req, account->durable_rev);
+  if (resp.ok()) FillHeader(resp->mutable_header());
+  PostReply(ports_.executor, std::move(reply), std::move(resp));
+}
+
+template <typename Resp, typename Req, typename Fn>
+void Node::Mutate(const RequestContext& ctx, const Req& req, Reply<Resp> reply, Fn mutate) {
+  if (!fatal_.ok()) return PostReply<Resp>(ports_.executor, reply, errors::Stopped());
+  if (static_cast<int64_t>(req.ByteSizeLong()) > options_.request_bytes_max) {
+    return PostReply<Resp>(ports_.executor, reply, errors::RequestTooLarge());
+  }
+  if (static_cast<int64_t>(waiters_.size()) >= options_.pending_requests_max) {
+    return PostReply<Resp>(ports_.executor, reply, errors::TooManyRequests());
+  }
+  Account* account = FindAccount(ctx.account);
+  if (account == nullptr) {
+    return PostReply<Resp>(ports_.executor, reply,
+                           absl::NotFoundError("geoetcd: account not found"));
+  }
+  absl::StatusOr<Resp> resp = mutate(account, NextStamp());
+  if (!resp.ok()) return PostReply<Resp>(ports_.executor, reply, resp.status());
+  FillHeader(resp->mutable_header());
+  // Even a request that changed nothing observed the head, which may not be durable yet.
+  AfterDurable([reply = std::move(reply), resp = *std::move(resp)]() mutable {
+    reply(std::move(resp));
+  });
+  MaybeWrite();
+}
+
+void Node::Put(const RequestContext& ctx, const PutRequest& req, Reply<PutResponse> reply) {
+  if (auto s = CheckPutRequest(req); !s.ok()) {
+    return PostReply<PutResponse>(ports_.executor, reply, s);
+  }
+  Mutate<PutResponse>(ctx, req, std::move(reply), [&](Account* a, const CommitStamp& stamp) {
+    return a->kv.Put(req, stamp, &staged_);
+  });
+}
+
+void Node::DeleteRange(const RequestContext& ctx, const DeleteRangeRequest& req,
+                       Reply<DeleteRangeResponse> reply) {
+  if (auto s = CheckDeleteRequest(req); !s.ok()) {
+    return PostReply<DeleteRangeResponse>(ports_.executor, reply, s);
+  }
+  Mutate<DeleteRangeResponse>(ctx, req, std::move(reply),
+                              [&](Account* a, const CommitStamp& stamp) {
+                                return a->kv.DeleteRange(req, stamp, &staged_);
+                              });
+}
+
+void Node::Txn(const RequestContext& ctx, const TxnRequest& req, Reply<TxnResponse> reply) {
+  if (auto s = CheckTxnRequest(req, options_.txn_ops_max); !s.ok()) {
+    return PostReply<TxnResponse>(ports_.executor, reply, s);
+  }
+  Mutate<TxnResponse>(ctx, req, std::move(reply), [&](Account* a, const CommitStamp& stamp) {
+    return a->kv.Txn(req, stamp, &staged_);
+  });
+}
+
+void Node::Compact(const RequestContext& ctx, const CompactionRequest& req,
+                   Reply<CompactionResponse> reply) {
+  if (!fatal_.ok()) return PostReply<CompactionResponse>(ports_.executor, reply, errors::Stopped());
+  Account* account = FindAccount(ctx.account);
+  if (account == nullptr) {
+    return PostReply<CompactionResponse>(ports_.executor, reply,
+                                         absl::NotFoundError("geoetcd: account not found"));
+  }
+  if (auto s = account->kv.CheckCompact(req.revision(), account->pending_compact_rev); !s.ok()) {
+    return PostReply<CompactionResponse>(ports_.executor, reply, s);
+  }
+  const int64_t rev = req.revision();
+  account->pending_compact_rev = rev;
+  // Compact only once `rev` is durable, so reads at the durable revision stay answerable;
+  // reply once the compaction itself is durable (etcd's physical compaction).
+  AfterDurable([this, account, rev, reply = std::move(reply)]() mutable {
+    if (!fatal_.ok()) return reply(errors::Stopped());
+    account->kv.Compact(rev, &staged_);
+    AfterDurable([this, account, reply = std::move(reply)]() {
+      CompactionResponse resp;
+      FillHeader(resp.mutable_header());
+      resp.mutable_header()->set_revision(account->durable_rev);
+      reply(std::move(resp));
+    });
+    MaybeWrite();
+  });
+  MaybeWrite();
+}
+
+void Node::AfterDurable(std::function<void()> fn) {
+  // Work staged in the open batch needs that batch; otherwise the in-flight one suffices.
+  const uint64_t needed = staged_.empty() ? staged_seq_ - 1 : staged_seq_;
+  if (needed <= durable_seq_) {
+    ports_.executor->Post(std::move(fn));
+    return;
+  }
+  waiters_.push_back({needed, std::move(fn)});
+}
+
+void Node::MaybeWrite() {
+  if (in_flight_ || staged_.empty() || !fatal_.ok()) return;
+  in_flight_ = true;
+  const uint64_t seq = staged_seq_++;
+  for (auto& [name, account] : accounts_) account->sealed_rev = account->kv.revision();
+  WriteBatch batch;
+  batch.Append(std::move(staged_));
+  ++storage_writes_;
+  ports_.storage->Write(std::move(batch), /*sync=*/true,
+                        [this, seq](absl::Status status) { OnWriteDone(seq, status); });
+}
+
+void Node::OnWriteDone(uint64_t seq, absl::Status status) {
+  CHECK(in_flight_);
+  in_flight_ = false;
+  if (!status.ok()) return Fail(status);
+  CHECK(seq == durable_seq_ + 1);
+  durable_seq_ = seq;
+  for (auto& [name, account] : accounts_) {
+    CHECK(account->sealed_rev >= account->durable_rev);  // durable revisions never go back
+    account->durable_rev = account->sealed_rev;
+  }
+  while (!waiters_.empty() && waiters_.front().batch_seq <= durable_seq_) {
+    auto fn = std::move(waiters_.front().fn);
+    waiters_.pop_front();
+    fn();
+  }
+  MaybeWrite();
+}
+
+void Node::Fail(const absl::Status& status) {
+  if (!fatal_.ok()) return;
+  fatal_ = status;
+  // Nothing staged or in flight may be acknowledged: its durability is unknown.
+  waiters_.clear();
+  options_.on_fatal(status);
+}
+
+int64_t Node::durable_revision(const std::string& account) const {
+  return accounts_.at(account)->durable_rev;
+}
+
+int64_t Node::head_revision(const std::string& account) const {
+  return accounts_.at(account)->kv.revision();
+}
+
+int64_t Node::compact_revision(const std::string& account) const {
+  return accounts_.at(account)->kv.compact_revision();
+}
+
+void Node::CheckInvariants() const {
+  for (const auto& [name, account] : accounts_) {
+    CHECK(account->durable_rev <= account->sealed_rev);
+    CHECK(account->sealed_rev <= account->kv.revision());
+    account->kv.CheckInvariants();
+  }
+  for (size_t i = 1; i < waiters_.size(); ++i) {
+    CHECK(waiters_[i - 1].batch_seq <= waiters_[i].batch_seq);
+  }
+}
+
+}  // namespace geoetcd

@@ -1,0 +1,135 @@
+// Node: one region's event-driven state machine. It owns the accounts' keyspaces and
+// sequences their mutations, and touches the world only through its ports.
+//
+// Threading: every public method must be called on the executor's thread, and every reply
+// callback runs there, never inline from the call that caused it.
+//
+// Durability: a mutation is applied to memory at once but answered only after its commit
+// is durable. Requests that arrive while a storage write is in flight join the next batch
+// (group commit). Reads are served at the durable revision, so no reply ever exposes state
+// a crash could take back.
+#ifndef GEOETCD_CORE_NODE_H_
+#define GEOETCD_CORE_NODE_H_
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "core/hlc.h"
+#include "core/kv_store.h"
+#include "core/lessor.h"
+#include "core/ports.h"
+#include "core/random.h"
+#include "etcd/etcdserverpb/rpc.pb.h"
+
+namespace geoetcd {
+
+struct NodeOptions {
+  std::string name = "default";
+  uint64_t cluster_id = 0;
+  uint64_t member_id = 0;
+  // etcd's --max-request-bytes: the largest mutation accepted.
+  int64_t request_bytes_max = 1572864;
+  int64_t txn_ops_max = 128;
+  // Requests waiting for durability, beyond which new mutations get TooManyRequests.
+  int64_t pending_requests_max = 20000;
+  // Called once if storage fails: the node stops serving (fail-stop). Defaults to abort.
+  std::function<void(const absl::Status&)> on_fatal;
+};
+
+struct Ports {
+  Clock* clock = nullptr;
+  Executor* executor = nullptr;
+  Transport* transport = nullptr;  // unused with one region
+  Storage* storage = nullptr;
+};
+
+// Per-request facts the gateway resolved from the call.
+struct RequestContext {
+  std::string account = "default";
+};
+
+template <typename T>
+using Reply = std::function<void(absl::StatusOr<T>)>;
+
+class Node {
+ public:
+  static constexpr const char* kDefaultAccount = "default";
+
+  Node(NodeOptions options, Ports ports, Random random);
+  ~Node();
+  Node(const Node&) = delete;
+  Node& operator=(const Node&) = delete;
+
+  // Loads every account from storage. Must succeed before any request.
+  absl::Status Start();
+
+  void Range(const RequestContext& ctx, const etcdserverpb::RangeRequest& req,
+             Reply<etcdserverpb::RangeResponse> reply);
+  void Put(const RequestContext& ctx, const etcdserverpb::PutRequest& req,
+           Reply<etcdserverpb::PutResponse> reply);
+  void DeleteRange(const RequestContext& ctx, const etcdserverpb::DeleteRangeRequest& req,
+                   Reply<etcdserverpb::DeleteRangeResponse> reply);
+  void Txn(const RequestContext& ctx, const etcdserverpb::TxnRequest& req,
+           Reply<etcdserverpb::TxnResponse> reply);
+  void Compact(const RequestContext& ctx, const etcdserverpb::CompactionRequest& req,
+               Reply<etcdserverpb::CompactionResponse> reply);
+
+  // Fills cluster_id, member_id and raft_term (the epoch) of a response header.
+  void FillHeader(etcdserverpb::ResponseHeader* header) const;
+
+  // Observability (for Status/metrics and tests).
+  int64_t durable_revision(const std::string& account = kDefaultAccount) const;
+  int64_t head_revision(const std::string& account = kDefaultAccount) const;
+  int64_t compact_revision(const std::string& account = kDefaultAccount) const;
+  uint64_t storage_writes() const { return storage_writes_; }
+  bool failed() const { return !fatal_.ok(); }
+  const NodeOptions& options() const { return options_; }
+
+  // Checks every component's invariants; aborts on violation.
+  void CheckInvariants() const;
+
+ private:
+  struct Account;
+  struct Waiter {
+    uint64_t batch_seq;  // runs once this batch is durable
+    std::function<void()> fn;
+  };
+
+  Account* FindAccount(const std::string& name);
+  // Runs `mutate` for a write request after the shared checks; replies once durable.
+  template <typename Resp, typename Req, typename Fn>
+  void Mutate(const RequestContext& ctx, const Req& req, Reply<Resp> reply, Fn mutate);
+  // Queues `fn` to run once everything staged so far is durable.
+  void AfterDurable(std::function<void()> fn);
+  void MaybeWrite();
+  void OnWriteDone(uint64_t seq, absl::Status status);
+  void Fail(const absl::Status& status);
+  CommitStamp NextStamp();
+
+  NodeOptions options_;
+  Ports ports_;
+  Random random_;
+  HlcClock hlc_;
+  uint64_t epoch_ = 1;
+  std::map<std::string, std::unique_ptr<Account>> accounts_;
+
+  // Group commit state: `staged_` collects the next batch while `in_flight_` is written.
+  WriteBatch staged_;
+  uint64_t staged_seq_ = 1;     // the batch sequence the next staged work belongs to
+  bool in_flight_ = false;
+  uint64_t durable_seq_ = 0;    // every batch up to this one is durable
+  std::deque<Waiter> waiters_;  // ascending batch_seq
+  uint64_t storage_writes_ = 0;
+  absl::Status fatal_ = absl::OkStatus();
+  bool started_ = false;
+};
+
+}  // namespace geoetcd
+
+#endif  // GEOETCD_CORE_NODE_H_

@@ -1,0 +1,40 @@
+#include "gateway/kv_service.h"
+
+namespace geoetcd {
+
+RequestContext ResolveRequestContext(const grpc::CallbackServerContext* ctx) {
+  RequestContext rc;
+  return rc;
+}
+
+grpc::ServerUnaryReactor* KvService::Range(grpc::CallbackServerContext* ctx,
+                                           const etcdserverpb::RangeRequest* req,
+                                           etcdserverpb::RangeResponse* resp) {
+  return DispatchUnary(node_, executor_, ctx, req, resp, &Node::Range);
+}
+
+grpc::ServerUnaryReactor* KvService::Put(grpc::CallbackServerContext* ctx,
+                                         const etcdserverpb::PutRequest* req,
+                                         etcdserverpb::PutResponse* resp) {
+  return DispatchUnary(node_, executor_, ctx, req, resp, &Node::Put);
+}
+
+grpc::ServerUnaryReactor* KvService::DeleteRange(grpc::CallbackServerContext* ctx,
+                                                 const etcdserverpb::DeleteRangeRequest* req,
+                                                 etcdserverpb::DeleteRangeResponse* resp) {
+  return DispatchUnary(node_, executor_, ctx, req, resp, &Node::DeleteRange);
+}
+
+grpc::ServerUnaryReactor* KvService::Txn(grpc::CallbackServerContext* ctx,
+                                         const etcdserverpb::TxnRequest* req,
+                                         etcdserverpb::TxnResponse* resp) {
+  return DispatchUnary(node_, executor_, ctx, req, resp, &Node::Txn);
+}
+
+grpc::ServerUnaryReactor* KvService::Compact(grpc::CallbackServerContext* ctx,
+                                             const etcdserverpb::CompactionRequest* req,
+                                             etcdserverpb::CompactionResponse* resp) {
+  return DispatchUnary(node_, executor_, ctx, req, resp, &Node::Compact);
+}
+
+}  // namespace geoetcd

@@ -1,0 +1,62 @@
+// One region's server process: RocksDB storage, the Node on its executor thread, and the
+// gRPC services on every --listen-client-urls address.
+#ifndef GEOETCD_GATEWAY_SERVER_H_
+#define GEOETCD_GATEWAY_SERVER_H_
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "gateway/config.h"
+
+namespace grpc {
+class Server;
+class Service;
+}  // namespace grpc
+
+namespace geoetcd {
+
+class AsioExecutor;
+class Node;
+class RocksDbStorage;
+class SystemClock;
+
+class Server {
+ public:
+  // Opens the data dir, recovers the Node and starts serving. Errors name what failed
+  // ("data dir ... is in use by another geoetcd process", "cannot listen on ...").
+  static absl::StatusOr<std::unique_ptr<Server>> Start(const ServerConfig& config);
+  ~Server();
+
+  // Blocks until Shutdown() is called from another thread.
+  void Wait();
+  // Stops accepting calls, drains in-flight ones and closes storage. Idempotent.
+  void Shutdown();
+
+  uint64_t cluster_id() const { return cluster_id_; }
+  uint64_t member_id() const { return member_id_; }
+
+ private:
+  Server() = default;
+  absl::Status Init(const ServerConfig& config);
+
+  ServerConfig config_;
+  uint64_t cluster_id_ = 0;
+  uint64_t member_id_ = 0;
+  std::unique_ptr<SystemClock> clock_;
+  std::unique_ptr<AsioExecutor> executor_;
+  std::unique_ptr<RocksDbStorage> storage_;
+  std::unique_ptr<Node> node_;
+  std::vector<std::unique_ptr<grpc::Service>> services_;
+  std::unique_ptr<grpc::Server> grpc_server_;
+  bool shut_down_ = false;
+};
+
+// etcd-style IDs: stable hashes of the cluster token and membership.
+uint64_t ComputeClusterId(const ServerConfig& config);
+uint64_t ComputeMemberId(const ServerConfig& config);
+
+}  // namespace geoetcd
+
+#endif  // GEOETCD_GATEWAY_SERVER_H_

@@ -1,0 +1,65 @@
+#include "gateway/system_ports.h"
+
+#include <chrono>
+
+#include "core/check.h"
+
+namespace geoetcd {
+
+int64_t SystemClock::MonotonicMs() const {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+int64_t SystemClock::WallMs() const {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+AsioExecutor::AsioExecutor() : work_(asio::make_work_guard(io_)) {}
+
+AsioExecutor::~AsioExecutor() { Stop(); }
+
+void AsioExecutor::Start() {
+  thread_ = std::thread([this] {
+    thread_id_ = std::this_thread::get_id();
+    io_.run();
+  });
+}
+
+void AsioExecutor::Stop() {
+  work_.reset();
+  io_.stop();
+  if (thread_.joinable()) thread_.join();
+}
+
+void AsioExecutor::Post(std::function<void()> fn) { asio::post(io_, std::move(fn)); }
+
+Executor::TimerId AsioExecutor::PostAfter(int64_t delay_ms, std::function<void()> fn) {
+  DCHECK(InExecutorThread());
+  const TimerId id = next_timer_++;
+  auto timer = std::make_unique<asio::steady_timer>(io_, std::chrono::milliseconds(delay_ms));
+  timer->async_wait([this, id, fn = std::move(fn)](const asio::error_code& ec) {
+    if (ec) return;  // cancelled
+    timers_.erase(id);
+    fn();
+  });
+  timers_[id] = std::move(timer);
+  return id;
+}
+
+void AsioExecutor::Cancel(TimerId id) {
+  DCHECK(InExecutorThread());
+  auto it = timers_.find(id);
+  if (it == timers_.end()) return;
+  it->second->cancel();
+  timers_.erase(it);
+}
+
+bool AsioExecutor::InExecutorThread() const {
+  return std::this_thread::get_id() == thread_id_;
+}
+
+}  // namespace geoetcd

@@ -1,0 +1,47 @@
+// Production ports: the system clock and an asio-driven executor that runs the Node's
+// thread.
+#ifndef GEOETCD_GATEWAY_SYSTEM_PORTS_H_
+#define GEOETCD_GATEWAY_SYSTEM_PORTS_H_
+
+#include <atomic>
+#include <map>
+#include <memory>
+#include <thread>
+
+#include "asio.hpp"
+#include "core/ports.h"
+
+namespace geoetcd {
+
+class SystemClock : public Clock {
+ public:
+  int64_t MonotonicMs() const override;
+  int64_t WallMs() const override;
+};
+
+// One thread running an asio io_context. Post() may be called from any thread;
+// PostAfter() and Cancel() only from the executor's own thread (the Node's).
+class AsioExecutor : public Executor {
+ public:
+  AsioExecutor();
+  ~AsioExecutor() override;  // stops and joins the thread
+
+  void Start();
+  void Stop();
+  void Post(std::function<void()> fn) override;
+  TimerId PostAfter(int64_t delay_ms, std::function<void()> fn) override;
+  void Cancel(TimerId id) override;
+  bool InExecutorThread() const;
+
+ private:
+  asio::io_context io_;
+  asio::executor_work_guard<asio::io_context::executor_type> work_;
+  std::thread thread_;
+  std::thread::id thread_id_;
+  TimerId next_timer_ = 1;
+  std::map<TimerId, std::unique_ptr<asio::steady_timer>> timers_;
+};
+
+}  // namespace geoetcd
+
+#endif  // GEOETCD_GATEWAY_SYSTEM_PORTS_H_

@@ -1,0 +1,585 @@
+"""Shared helpers for the multi-process test suites (conformance and integration).
+
+Runs with the SYSTEM python (/usr/bin/python3), which carries python3-etcd3 and grpcio:
+
+  * Server: starts/stops a real etcd or the geoetcd binary on free ports with a fresh data
+    dir, waits for readiness by polling a Range RPC, and always cleans up (atexit + signals).
+  * Stubs: a gRPC channel with KV / Watch / Lease / Maintenance stubs.
+  * normalize(message): protobuf -> dict (field names as in the .proto, default values
+    included) with header.cluster_id / member_id / raft_term blanked out.
+  * call(stub_method, request): ('ok', normalized) or ('error', code name, details).
+  * compare(seq_name, etcd_result, geo_result): records a readable diff.
+
+Environment:
+  GEOETCD_BIN        path to the geoetcd binary (required; tests fail loudly without it)
+  GEOETCD_SOURCE_DIR path to the source tree (informational)
+  ETCD_BIN           path to the reference etcd (default /usr/bin/etcd)
+  ETCDCTL_BIN        path to etcdctl (default /usr/bin/etcdctl)
+  HARNESS_VERBOSE=1  echo server command lines
+"""
+
+import atexit
+import base64
+import hashlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+try:
+    import grpc
+    from google.protobuf import json_format
+    from google.protobuf.descriptor import FieldDescriptor
+    from etcd3.etcdrpc import rpc_pb2, kv_pb2, rpc_pb2_grpc  # noqa: F401 (re-exported)
+except ImportError as exc:  # pragma: no cover - environment problem, fail loudly
+    sys.stderr.write(
+        "harness: cannot import grpc/etcd3 stubs (%s); run with /usr/bin/python3\n" % exc)
+    raise
+
+RPC_TIMEOUT = 5.0          # seconds, every RPC
+READY_TIMEOUT = 30.0       # seconds to wait for a server to answer a Range
+STOP_TIMEOUT = 5.0         # seconds between SIGTERM and SIGKILL
+ETCD_BIN = os.environ.get("ETCD_BIN", "/usr/bin/etcd")
+ETCDCTL_BIN = os.environ.get("ETCDCTL_BIN", "/usr/bin/etcdctl")
+VERBOSE = os.environ.get("HARNESS_VERBOSE") == "1"
+
+# Values blanked in every ResponseHeader (they legitimately differ between servers).
+BLANKED_HEADER_FIELDS = ("cluster_id", "member_id", "raft_term")
+BLANK = "<blanked>"
+
+
+class HarnessError(Exception):
+    pass
+
+
+# ---------------------------------------------------------------------------------------------
+# Binaries
+# ---------------------------------------------------------------------------------------------
+
+def geoetcd_bin():
+    """The geoetcd binary from $GEOETCD_BIN. Raises (never skips) when it is unusable."""
+    path = os.environ.get("GEOETCD_BIN")
+    if not path:
+        raise HarnessError("GEOETCD_BIN is not set: it must point at the geoetcd binary")
+    if not os.path.isfile(path):
+        raise HarnessError("GEOETCD_BIN=%s does not exist (build the server first)" % path)
+    if not os.access(path, os.X_OK):
+        raise HarnessError("GEOETCD_BIN=%s is not executable" % path)
+    return path
+
+
+def etcd_bin():
+    if not (os.path.isfile(ETCD_BIN) and os.access(ETCD_BIN, os.X_OK)):
+        raise HarnessError("reference etcd not found at %s (set ETCD_BIN)" % ETCD_BIN)
+    return ETCD_BIN
+
+
+def etcdctl_bin():
+    if not (os.path.isfile(ETCDCTL_BIN) and os.access(ETCDCTL_BIN, os.X_OK)):
+        raise HarnessError("etcdctl not found at %s (set ETCDCTL_BIN)" % ETCDCTL_BIN)
+    return ETCDCTL_BIN
+
+
+def free_port():
+    """A currently free TCP port on 127.0.0.1 (bind port 0, read it back, release it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def clean_env(extra=None):
+    """os.environ without ETCD_* / ETCDCTL_* (so nothing leaks into a server), plus extra."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("ETCD_") and not k.startswith("ETCDCTL_")}
+    if extra:
+        env.update(extra)
+    return env
+
+
+# ---------------------------------------------------------------------------------------------
+# Cleanup: every process and temp dir we create is released at exit, even on failure.
+# ---------------------------------------------------------------------------------------------
+
+_live_servers = []
+_temp_dirs = []
+_cleanup_lock = threading.Lock()
+
+
+def make_temp_dir(prefix="geoetcd-test-"):
+    d = tempfile.mkdtemp(prefix=prefix)
+    with _cleanup_lock:
+        _temp_dirs.append(d)
+    return d
+
+
+def remove_temp_dir(d):
+    shutil.rmtree(d, ignore_errors=True)
+    with _cleanup_lock:
+        if d in _temp_dirs:
+            _temp_dirs.remove(d)
+
+
+def _cleanup_all():
+    with _cleanup_lock:
+        servers = list(_live_servers)
+    for srv in servers:
+        try:
+            srv.stop(graceful=False)
+        except Exception:
+            pass
+    with _cleanup_lock:
+        dirs = list(_temp_dirs)
+    for d in dirs:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+atexit.register(_cleanup_all)
+
+
+def _on_signal(signum, frame):
+    # Turn SIGTERM/SIGHUP (ctest timeout, Ctrl-C of a parent) into a normal exit so that
+    # atexit runs and no server outlives the test.
+    sys.stderr.write("harness: signal %d, cleaning up\n" % signum)
+    _cleanup_all()
+    os._exit(128 + signum)
+
+
+for _sig in (signal.SIGTERM, signal.SIGHUP):
+    try:
+        signal.signal(_sig, _on_signal)
+    except (ValueError, OSError):  # not in main thread / unsupported
+        pass
+
+
+# ---------------------------------------------------------------------------------------------
+# Servers
+# ---------------------------------------------------------------------------------------------
+
+class Server:
+    """One etcd or geoetcd process with its own data dir and ports.
+
+    kind:     'etcd' (reference) or 'geoetcd' (server under test)
+    binary:   executable; default from ETCD_BIN / GEOETCD_BIN
+    extra_args / env / cwd: appended flags, extra environment, working directory
+    args:     full argument list override (then no standard flags are added)
+    """
+
+    def __init__(self, kind="geoetcd", name=None, binary=None, extra_args=None, env=None,
+                 cwd=None, data_dir=None, args=None):
+        if kind not in ("etcd", "geoetcd"):
+            raise ValueError(kind)
+        self.kind = kind
+        self.name = name or ("e1" if kind == "etcd" else "g1")
+        self.binary = binary or (etcd_bin() if kind == "etcd" else geoetcd_bin())
+        self.extra_args = list(extra_args or [])
+        self.env = env or {}
+        self.cwd = cwd
+        self.args_override = args
+        self.base_dir = make_temp_dir("%s-%s-" % (kind, self.name))
+        self.data_dir = data_dir or os.path.join(self.base_dir, "data")
+        self.client_port = None
+        self.peer_port = None
+        self.proc = None
+        self._log_files = None
+        self.stdout_path = os.path.join(self.base_dir, "stdout.log")
+        self.stderr_path = os.path.join(self.base_dir, "stderr.log")
+        self._channel = None
+        self._stubs = None
+
+    # -- addresses -------------------------------------------------------------------------
+    @property
+    def endpoint(self):
+        return "127.0.0.1:%d" % self.client_port
+
+    @property
+    def client_url(self):
+        return "http://127.0.0.1:%d" % self.client_port
+
+    @property
+    def peer_url(self):
+        return "http://127.0.0.1:%d" % self.peer_port
+
+    def standard_args(self):
+        args = [
+            "--name", self.name,
+            "--data-dir", self.data_dir,
+            "--listen-client-urls", self.client_url,
+            "--advertise-client-urls", self.client_url,
+            "--listen-peer-urls", self.peer_url,
+            "--initial-advertise-peer-urls", self.peer_url,
+            "--initial-cluster", "%s=%s" % (self.name, self.peer_url),
+        ]
+        if self.kind == "etcd":
+            # Quiet reference server; --quota-backend-bytes and limits stay at their defaults.
+            args += ["--logger", "zap", "--log-level", "error"]
+        return args
+
+    def command(self):
+        if self.args_override is not None:
+            return [self.binary] + list(self.args_override)
+        return [self.binary] + self.standard_args() + self.extra_args
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def spawn(self, new_ports=True):
+        """Start the process without waiting for readiness."""
+        if self.proc is not None and self.proc.poll() is None:
+            raise HarnessError("%s already running" % self)
+        if new_ports or self.client_port is None:
+            self.client_port = free_port()
+            self.peer_port = free_port()
+            while self.peer_port == self.client_port:
+                self.peer_port = free_port()
+        cmd = self.command()
+        if VERBOSE:
+            sys.stderr.write("harness: starting %s\n" % " ".join(cmd))
+        out = open(self.stdout_path, "ab")
+        err = open(self.stderr_path, "ab")
+        self._log_files = (out, err)
+        self.proc = subprocess.Popen(cmd, stdout=out, stderr=err, stdin=subprocess.DEVNULL,
+                                     env=clean_env(self.env), cwd=self.cwd or self.base_dir,
+                                     start_new_session=True)
+        with _cleanup_lock:
+            if self not in _live_servers:
+                _live_servers.append(self)
+        return self
+
+    def start(self, timeout=READY_TIMEOUT, new_ports=True, attempts=3):
+        """Start and wait until a Range RPC answers. Retries with new ports if the process
+        dies right away (a port picked by free_port() may have been taken meanwhile)."""
+        last = None
+        for attempt in range(attempts):
+            self.spawn(new_ports=new_ports or attempt > 0)
+            try:
+                self.wait_ready(timeout)
+                return self
+            except HarnessError as exc:
+                last = exc
+                exited = self.proc.poll() is not None
+                self.stop(graceful=False)
+                tail = self.stderr_tail()
+                if not exited or "address already in use" not in tail.lower():
+                    break
+        raise last
+
+    def wait_ready(self, timeout=READY_TIMEOUT):
+        deadline = time.monotonic() + timeout
+        last_err = None
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise HarnessError("%s exited with code %s before becoming ready; stderr:\n%s"
+                                   % (self, self.proc.returncode, self.stderr_tail()))
+            try:
+                stub = self.stubs().kv
+                stub.Range(rpc_pb2.RangeRequest(key=b"\x00"), timeout=1.0)
+                return
+            except grpc.RpcError as exc:
+                last_err = "%s: %s" % (exc.code().name, exc.details())
+            time.sleep(0.05)
+        raise HarnessError("%s not ready after %.0fs (last error %s); stderr:\n%s"
+                           % (self, timeout, last_err, self.stderr_tail()))
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def _close_channel(self):
+        if self._channel is not None:
+            try:
+                self._channel.close()
+            except Exception:
+                pass
+        self._channel = None
+        self._stubs = None
+
+    def _close_logs(self):
+        if self._log_files:
+            for f in self._log_files:
+                try:
+                    f.close()
+                except Exception:
+                    pass
+            self._log_files = None
+
+    def stop(self, graceful=True):
+        """SIGTERM (then SIGKILL after STOP_TIMEOUT); returns the exit code."""
+        self._close_channel()
+        rc = None
+        if self.proc is not None:
+            if self.proc.poll() is None:
+                try:
+                    self.proc.send_signal(signal.SIGTERM if graceful else signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                try:
+                    self.proc.wait(STOP_TIMEOUT)
+                except subprocess.TimeoutExpired:
+                    self.proc.kill()
+                    self.proc.wait(STOP_TIMEOUT)
+            rc = self.proc.returncode
+        self._close_logs()
+        with _cleanup_lock:
+            if self in _live_servers:
+                _live_servers.remove(self)
+        return rc
+
+    def kill9(self):
+        """kill -9 the process (no chance to flush anything) and reap it."""
+        self._close_channel()
+        if self.proc is not None and self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(STOP_TIMEOUT)
+        self._close_logs()
+        with _cleanup_lock:
+            if self in _live_servers:
+                _live_servers.remove(self)
+
+    def destroy(self):
+        """Stop and remove the data dir and logs."""
+        self.stop(graceful=False)
+        remove_temp_dir(self.base_dir)
+
+    def stderr_tail(self, n=4000):
+        try:
+            with open(self.stderr_path, "rb") as f:
+                data = f.read()
+            return data[-n:].decode("utf-8", "replace")
+        except OSError:
+            return ""
+
+    def stderr_text(self):
+        return self.stderr_tail(n=10 ** 7)
+
+    # -- gRPC --------------------------------------------------------------------------------
+    def channel(self):
+        if self._channel is None:
+            self._channel = grpc.insecure_channel(self.endpoint, options=[
+                ("grpc.max_send_message_length", -1),
+                ("grpc.max_receive_message_length", -1),
+                ("grpc.enable_retries", 0),
+            ])
+        return self._channel
+
+    def stubs(self):
+        if self._stubs is None:
+            self._stubs = Stubs(self.channel())
+        return self._stubs
+
+    def __repr__(self):
+        return "<%s %s pid=%s port=%s>" % (self.kind, self.name,
+                                           self.proc.pid if self.proc else None,
+                                           self.client_port)
+
+
+class Stubs:
+    def __init__(self, channel):
+        self.channel = channel
+        self.kv = rpc_pb2_grpc.KVStub(channel)
+        self.watch = rpc_pb2_grpc.WatchStub(channel)
+        self.lease = rpc_pb2_grpc.LeaseStub(channel)
+        self.maintenance = rpc_pb2_grpc.MaintenanceStub(channel)
+        self.cluster = rpc_pb2_grpc.ClusterStub(channel)
+
+
+def start_pair(etcd_args=None, geo_args=None):
+    """Start a reference etcd and a geoetcd concurrently; returns (etcd, geo)."""
+    etcd = Server("etcd", extra_args=etcd_args)
+    geo = Server("geoetcd", extra_args=geo_args)
+    errors = []
+
+    def run(srv):
+        try:
+            srv.start()
+        except Exception as exc:  # collected and re-raised below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(s,)) for s in (etcd, geo)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        etcd.destroy()
+        geo.destroy()
+        raise errors[0]
+    return etcd, geo
+
+
+# ---------------------------------------------------------------------------------------------
+# Normalization and calls
+# ---------------------------------------------------------------------------------------------
+
+MAX_BYTES_SHOWN = 256
+
+
+def render_bytes(b):
+    """Readable, unambiguous rendering of a bytes field (long values are summarized)."""
+    if len(b) > MAX_BYTES_SHOWN:
+        return "<%d bytes sha256=%s>" % (len(b), hashlib.sha256(b).hexdigest()[:16])
+    return repr(bytes(b))
+
+
+def _decode_bytes(msg, d):
+    """Replace MessageToDict's base64 strings by render_bytes() for every bytes field."""
+    for field in msg.DESCRIPTOR.fields:
+        name = field.name
+        if name not in d:
+            continue
+        if field.type == FieldDescriptor.TYPE_BYTES:
+            if field.label == FieldDescriptor.LABEL_REPEATED:
+                d[name] = [render_bytes(base64.b64decode(v)) for v in d[name]]
+            else:
+                d[name] = render_bytes(base64.b64decode(d[name]))
+        elif field.type == FieldDescriptor.TYPE_MESSAGE:
+            if field.message_type.GetOptions().map_entry:
+                continue
+            value = getattr(msg, name)
+            if field.label == FieldDescriptor.LABEL_REPEATED:
+                for sub_msg, sub_d in zip(value, d[name]):
+                    _decode_bytes(sub_msg, sub_d)
+            else:
+                _decode_bytes(value, d[name])
+
+
+def _blank_headers(obj):
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            if k == "header" and isinstance(v, dict):
+                for f in BLANKED_HEADER_FIELDS:
+                    if f in v:
+                        v[f] = BLANK
+            _blank_headers(v)
+    elif isinstance(obj, list):
+        for v in obj:
+            _blank_headers(v)
+
+
+def to_dict(message):
+    kwargs = dict(preserving_proto_field_name=True)
+    try:
+        d = json_format.MessageToDict(message, including_default_value_fields=True, **kwargs)
+    except TypeError:  # protobuf >= 5 renamed the flag
+        d = json_format.MessageToDict(message, always_print_fields_with_no_presence=True,
+                                      **kwargs)
+    _decode_bytes(message, d)
+    return d
+
+
+def normalize(message):
+    """Protobuf response -> dict with all fields (defaults included), header.cluster_id,
+    member_id and raft_term blanked (in nested txn responses too), bytes shown readably."""
+    d = to_dict(message)
+    _blank_headers(d)
+    return d
+
+
+def blank_json_headers(obj):
+    """Same blanking for parsed etcdctl -w json output."""
+    _blank_headers(obj)
+    return obj
+
+
+def call_raw(stub_method, request, timeout=RPC_TIMEOUT, metadata=None):
+    """('ok', response) or ('error', code name, details)."""
+    try:
+        resp = stub_method(request, timeout=timeout, metadata=metadata)
+        return ("ok", resp)
+    except grpc.RpcError as exc:
+        return ("error", exc.code().name, exc.details() or "")
+
+
+def call(stub_method, request, timeout=RPC_TIMEOUT, metadata=None):
+    """('ok', normalize(response)) or ('error', grpc code name, details string)."""
+    res = call_raw(stub_method, request, timeout=timeout, metadata=metadata)
+    if res[0] == "ok":
+        return ("ok", normalize(res[1]))
+    return res
+
+
+# ---------------------------------------------------------------------------------------------
+# Comparison
+# ---------------------------------------------------------------------------------------------
+
+DIFFS = []          # list of (seq_name, text)
+_COMPARED = [0]
+
+
+def _fmt(v):
+    s = repr(v)
+    return s if len(s) <= 400 else s[:400] + "...(%d chars)" % len(s)
+
+
+def diff_values(a, b, path="", out=None):
+    """List of 'path: etcd=... geoetcd=...' lines for every differing leaf."""
+    if out is None:
+        out = []
+    if isinstance(a, dict) and isinstance(b, dict):
+        for k in sorted(set(a) | set(b), key=str):
+            p = "%s.%s" % (path, k) if path else str(k)
+            if k not in a:
+                out.append("%s: etcd=<absent> geoetcd=%s" % (p, _fmt(b[k])))
+            elif k not in b:
+                out.append("%s: etcd=%s geoetcd=<absent>" % (p, _fmt(a[k])))
+            else:
+                diff_values(a[k], b[k], p, out)
+    elif isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        if len(a) != len(b):
+            out.append("%s: length etcd=%d geoetcd=%d" % (path or "<root>", len(a), len(b)))
+        for i in range(min(len(a), len(b))):
+            diff_values(a[i], b[i], "%s[%d]" % (path, i), out)
+        for i in range(len(b), len(a)):
+            out.append("%s[%d]: etcd=%s geoetcd=<absent>" % (path, i, _fmt(a[i])))
+        for i in range(len(a), len(b)):
+            out.append("%s[%d]: etcd=<absent> geoetcd=%s" % (path, i, _fmt(b[i])))
+    elif a != b or type(a) != type(b):
+        out.append("%s: etcd=%s geoetcd=%s" % (path or "<root>", _fmt(a), _fmt(b)))
+    return out
+
+
+def describe_result(res):
+    if res[0] == "error":
+        return "error %s %r" % (res[1], res[2])
+    return "ok %s" % _fmt(res[1])
+
+
+def compare(seq_name, etcd_result, geo_result):
+    """Record a readable diff when the two results differ. Returns True when equal.
+
+    Results are call() tuples: ('ok', dict) or ('error', code, details); any other values
+    (dicts, lists, strings) are compared structurally too."""
+    _COMPARED[0] += 1
+    if etcd_result == geo_result:
+        return True
+    lines = []
+    if (isinstance(etcd_result, tuple) and isinstance(geo_result, tuple)
+            and etcd_result and geo_result
+            and etcd_result[0] in ("ok", "error") and geo_result[0] in ("ok", "error")):
+        if etcd_result[0] == "ok" and geo_result[0] == "ok":
+            lines = diff_values(etcd_result[1], geo_result[1])
+        else:
+            lines = ["etcd:    " + describe_result(etcd_result),
+                     "geoetcd: " + describe_result(geo_result)]
+    else:
+        lines = diff_values(etcd_result, geo_result)
+    if not lines:
+        lines = ["etcd=%s geoetcd=%s" % (_fmt(etcd_result), _fmt(geo_result))]
+    DIFFS.append((seq_name, "\n".join("    " + l for l in lines)))
+    return False
+
+
+def report_diffs(stream=sys.stdout):
+    for name, text in DIFFS:
+        stream.write("DIFF %s\n%s\n" % (name, text))
+    stream.flush()
+
+
+def wait_until(pred, timeout, interval=0.05):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return True
+        time.sleep(interval)
+    return pred()
