@@ -120,7 +120,9 @@ void Keyspace::Compact(int64_t rev, std::vector<VersionId>* dropped) {
     size_t keep_from = 0;
     while (keep_from + 1 < h.size() && h[keep_from + 1].mod_revision <= rev) ++keep_from;
     if (h[keep_from].mod_revision > rev) keep_from = 0;  // all versions are newer than rev
-    else if (h[keep_from].tombstone()) ++keep_from;     // a compacted delete leaves nothing
+    // A delete before `rev` leaves nothing; one at exactly `rev` stays until the next
+    // compaction, so a watch starting at `rev` still sees it (etcd #18089, fixed by #18274).
+    else if (h[keep_from].tombstone() && h[keep_from].mod_revision < rev) ++keep_from;
     for (size_t i = 0; i < keep_from; ++i) dropped->push_back({h[i].mod_revision, h[i].sub});
     h.erase(h.begin(), h.begin() + static_cast<std::ptrdiff_t>(keep_from));
     it = h.empty() ? keys_.erase(it) : std::next(it);

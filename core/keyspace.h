@@ -90,9 +90,10 @@ class Keyspace {
   int32_t EndCommit();
   bool in_commit() const { return commit_rev_ != 0; }
 
-  // Drops every version superseded at or before `rev`, and keys whose newest version at or
-  // before `rev` is a tombstone. Reports each dropped version. REQUIRES: not in a commit,
-  // compact_revision() < rev <= revision().
+  // Drops every version superseded at or before `rev`, and keys whose newest version before
+  // `rev` is a tombstone. A tombstone at exactly `rev` is kept (until a later compaction) so
+  // that history from `rev` on stays complete for watchers. Reports each dropped version.
+  // REQUIRES: not in a commit, compact_revision() < rev <= revision().
   void Compact(int64_t rev, std::vector<VersionId>* dropped);
 
   // --- Recovery: versions must arrive in ascending (revision, sub) order.

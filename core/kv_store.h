@@ -44,6 +44,20 @@ class LeaseIndex {
   virtual void Detach(int64_t lease_id, const std::string& key) = 0;
 };
 
+// Sees every commit's changes as etcd watch events, when the commit is staged (before it is
+// durable): the watch hub holds them until the Node reports the revision durable.
+class CommitObserver {
+ public:
+  virtual ~CommitObserver() = default;
+  // Asked when a commit opens; when false, the commit builds no events and OnCommit is not
+  // called for it (nobody watches, so the copies would be wasted).
+  virtual bool WantsEvents() const = 0;
+  // The changes of the commit at `revision`, in op order. A PUT carries the new version and,
+  // unless it created the key, prev_kv = the version it replaced; a DELETE carries only key
+  // and mod_revision (as etcd's) and prev_kv = the deleted version.
+  virtual void OnCommit(int64_t revision, std::vector<mvccpb::Event> events) = 0;
+};
+
 // Static request checks etcd performs in its gRPC layer (v3rpc/key.go), before sequencing.
 absl::Status CheckRangeRequest(const etcdserverpb::RangeRequest& r);
 absl::Status CheckPutRequest(const etcdserverpb::PutRequest& r);
@@ -57,6 +71,8 @@ class KvStore {
   KvStore& operator=(const KvStore&) = delete;
 
   const std::string& account() const { return account_; }
+  // Not owned; nullptr (the default) reports nothing. Must outlive this store.
+  void set_commit_observer(CommitObserver* observer) { observer_ = observer; }
   const Keyspace& keyspace() const { return keyspace_; }
   int64_t revision() const { return keyspace_.revision(); }
   int64_t compact_revision() const { return keyspace_.compact_revision(); }
@@ -85,7 +101,9 @@ class KvStore {
   void Compact(int64_t rev, WriteBatch* batch);
 
   // Rebuilds the keyspace from storage. Returns the number of key versions loaded.
-  absl::StatusOr<int64_t> Recover(const Storage& storage);
+  // `bug_forget_newest_commit` is InjectedBugs::reuse_revision_after_crash (core/node.h):
+  // the newest commit's records are skipped, so its revision is issued again.
+  absl::StatusOr<int64_t> Recover(const Storage& storage, bool bug_forget_newest_commit = false);
 
   // A canonical hash of the live keys at `rev` (xxhash64 of a fixed encoding).
   uint64_t HashAt(int64_t rev) const;
@@ -116,6 +134,7 @@ class KvStore {
   std::string account_;
   KvLimits limits_;
   LeaseIndex* leases_;
+  CommitObserver* observer_ = nullptr;
   Keyspace keyspace_;
 };
 

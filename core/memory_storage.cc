@@ -35,8 +35,7 @@ void MemoryStorage::State::Put(const std::string& key, const std::string& value)
   it->second = value;
 }
 
-void MemoryStorage::State::Erase(
-    std::map<std::string, std::string, std::less<>>::iterator it) {
+void MemoryStorage::State::Erase(std::map<std::string, std::string, std::less<>>::iterator it) {
   bytes -= static_cast<int64_t>(it->first.size() + it->second.size());
   entries.erase(it);
 }

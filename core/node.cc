@@ -1,5 +1,6 @@
 #include "core/node.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <utility>
@@ -28,6 +29,7 @@ struct Node::Account {
   int64_t durable_rev = 1;  // reads are served here
   int64_t sealed_rev = 1;   // head revision when the in-flight batch was sealed
   int64_t pending_compact_rev = 0;
+  std::unique_ptr<WatchHub> watches;  // declared after kv: destroyed before it
 };
 
 Node::Node(NodeOptions options, Ports ports, Random random)
@@ -48,9 +50,11 @@ absl::Status Node::Start() {
   KvLimits limits;
   limits.txn_ops_max = options_.txn_ops_max;
   auto account = std::make_unique<Account>(kDefaultAccount, limits);
-  auto loaded = account->kv.Recover(*ports_.storage);
+  auto loaded =
+      account->kv.Recover(*ports_.storage, options_.bugs.reuse_revision_after_crash);
   if (!loaded.ok()) return loaded.status();
   account->durable_rev = account->sealed_rev = account->kv.revision();
+  AttachWatchHub(account.get());
   accounts_[kDefaultAccount] = std::move(account);
   hlc_.Now(ports_.clock->WallMs());
   started_ = true;
@@ -98,7 +102,11 @@ void Node::Range(const RequestContext& ctx, const RangeRequest& req,
     return PostReply<RangeResponse>(ports_.executor, reply,
                                     absl::NotFoundError("geoetcd: account not found"));
   }
-  auto resp = account->kv.Range(req, account->durable_rev);
+  int64_t read_rev = account->durable_rev;
+  if (options_.bugs.stale_linearizable_read) {
+    read_rev = std::max(account->kv.compact_revision(), read_rev - 1);
+  }
+  auto resp = account->kv.Range(req, read_rev);
   if (resp.ok()) FillHeader(resp->mutable_header());
   PostReply(ports_.executor, std::move(reply), std::move(resp));
 }
@@ -120,6 +128,11 @@ void Node::Mutate(const RequestContext& ctx, const Req& req, Reply<Resp> reply, 
   absl::StatusOr<Resp> resp = mutate(account, NextStamp());
   if (!resp.ok()) return PostReply<Resp>(ports_.executor, reply, resp.status());
   FillHeader(resp->mutable_header());
+  if (options_.bugs.ack_before_fsync) {
+    PostReply<Resp>(ports_.executor, std::move(reply), std::move(resp));
+    MaybeWrite();
+    return;
+  }
   // Even a request that changed nothing observed the head, which may not be durable yet.
   AfterDurable([reply = std::move(reply), resp = *std::move(resp)]() mutable {
     reply(std::move(resp));
@@ -152,7 +165,14 @@ void Node::Txn(const RequestContext& ctx, const TxnRequest& req, Reply<TxnRespon
     return PostReply<TxnResponse>(ports_.executor, reply, s);
   }
   Mutate<TxnResponse>(ctx, req, std::move(reply), [&](Account* a, const CommitStamp& stamp) {
-    return a->kv.Txn(req, stamp, &staged_);
+    const size_t staged_before = staged_.ops().size();
+    auto resp = a->kv.Txn(req, stamp, &staged_);
+    // Two key records and the commit record: cut after the first key record.
+    if (options_.bugs.txn_not_atomic && bug_split_at_ == 0 &&
+        staged_.ops().size() >= staged_before + 3) {
+      bug_split_at_ = staged_before + 1;
+    }
+    return resp;
   });
 }
 
@@ -203,6 +223,35 @@ void Node::MaybeWrite() {
   WriteBatch batch;
   batch.Append(std::move(staged_));
   ++storage_writes_;
+  if (bug_split_at_ != 0) {
+    // InjectedBugs::txn_not_atomic: the second half is written only once the first is durable.
+    WriteBatch first;
+    WriteBatch second;
+    for (size_t i = 0; i < batch.ops().size(); ++i) {
+      const WriteBatch::Op& op = batch.ops()[i];
+      WriteBatch& part = i < bug_split_at_ ? first : second;
+      switch (op.type) {
+        case WriteBatch::OpType::kPut:
+          part.Put(op.key, op.value);
+          break;
+        case WriteBatch::OpType::kDelete:
+          part.Delete(op.key);
+          break;
+        case WriteBatch::OpType::kDeleteRange:
+          part.DeleteRange(op.key, op.value);
+          break;
+      }
+    }
+    bug_split_at_ = 0;
+    ports_.storage->Write(
+        std::move(first), /*sync=*/true,
+        [this, seq, second = std::move(second)](absl::Status status) mutable {
+          if (!status.ok()) return OnWriteDone(seq, status);
+          ports_.storage->Write(std::move(second), /*sync=*/true,
+                                [this, seq](absl::Status s) { OnWriteDone(seq, s); });
+        });
+    return;
+  }
   ports_.storage->Write(std::move(batch), /*sync=*/true,
                         [this, seq](absl::Status status) { OnWriteDone(seq, status); });
 }
@@ -216,6 +265,7 @@ void Node::OnWriteDone(uint64_t seq, absl::Status status) {
   for (auto& [name, account] : accounts_) {
     CHECK(account->sealed_rev >= account->durable_rev);  // durable revisions never go back
     account->durable_rev = account->sealed_rev;
+    account->watches->OnDurable(account->durable_rev);
   }
   while (!waiters_.empty() && waiters_.front().batch_seq <= durable_seq_) {
     auto fn = std::move(waiters_.front().fn);
@@ -250,10 +300,64 @@ void Node::CheckInvariants() const {
     CHECK(account->durable_rev <= account->sealed_rev);
     CHECK(account->sealed_rev <= account->kv.revision());
     account->kv.CheckInvariants();
+    account->watches->CheckInvariants();
   }
   for (size_t i = 1; i < waiters_.size(); ++i) {
     CHECK(waiters_[i - 1].batch_seq <= waiters_[i].batch_seq);
   }
+}
+
+// --- Watch ---------------------------------------------------------------------------------
+
+void Node::AttachWatchHub(Account* account) {
+  WatchHubOptions watch_options;
+  watch_options.progress_notify_interval_ms = options_.watch_progress_notify_interval_ms;
+  // etcd fragments at MaxRequestBytesWithOverhead: --max-request-bytes plus gRPC's 512 KiB.
+  watch_options.fragment_bytes_min = options_.request_bytes_max + 512 * 1024;
+  watch_options.bug_skip_event = options_.bugs.skip_watch_event;
+  account->watches = std::make_unique<WatchHub>(
+      watch_options, ports_.executor, ports_.storage, &account->kv, account->durable_rev,
+      [this](etcdserverpb::ResponseHeader* header) { FillHeader(header); }, random_.Fork());
+  account->kv.set_commit_observer(account->watches.get());
+}
+
+WatchHub* Node::FindWatchStream(uint64_t stream_id) {
+  auto it = watch_streams_.find(stream_id);
+  if (it == watch_streams_.end()) return nullptr;
+  Account* account = FindAccount(it->second);
+  return account == nullptr ? nullptr : account->watches.get();
+}
+
+absl::StatusOr<uint64_t> Node::OpenWatchStream(const RequestContext& ctx, WatchSink sink) {
+  if (!fatal_.ok()) return errors::Stopped();
+  Account* account = FindAccount(ctx.account);
+  if (account == nullptr) return absl::NotFoundError("geoetcd: account not found");
+  const uint64_t id = next_watch_stream_id_++;
+  watch_streams_[id] = ctx.account;
+  account->watches->OpenStream(id, std::move(sink));
+  return id;
+}
+
+void Node::WatchRequest(uint64_t stream_id, const etcdserverpb::WatchRequest& req) {
+  // Posted, so a created or canceled response never runs inside this call; the executor's
+  // FIFO order keeps the responses in request order.
+  ports_.executor->Post([this, stream_id, req] {
+    if (WatchHub* hub = FindWatchStream(stream_id)) hub->HandleRequest(stream_id, req);
+  });
+}
+
+void Node::ResumeWatchStream(uint64_t stream_id) {
+  if (WatchHub* hub = FindWatchStream(stream_id)) hub->ResumeStream(stream_id);
+}
+
+void Node::CloseWatchStream(uint64_t stream_id) {
+  if (WatchHub* hub = FindWatchStream(stream_id)) hub->CloseStream(stream_id);
+  watch_streams_.erase(stream_id);
+}
+
+const WatchHub* Node::watch_hub(const std::string& account) const {
+  auto it = accounts_.find(account);
+  return it == accounts_.end() ? nullptr : it->second->watches.get();
 }
 
 }  // namespace geoetcd

@@ -25,9 +25,26 @@
 #include "core/lessor.h"
 #include "core/ports.h"
 #include "core/random.h"
+#include "core/watch_hub.h"
 #include "etcd/etcdserverpb/rpc.pb.h"
 
 namespace geoetcd {
+
+// Deliberately wrong behaviours, set only by the simulator (`geoetcd-sim --inject-bug`) to
+// prove that its checkers catch them. Production code never sets any of these.
+struct InjectedBugs {
+  // Replies to mutations before their commit is durable.
+  bool ack_before_fsync = false;
+  // Serves Range one revision behind the durable revision.
+  bool stale_linearizable_read = false;
+  // Drops an event from watch streams (watches have not landed yet: unused).
+  bool skip_watch_event = false;
+  // Recovery ignores the newest durable commit, so the next write reuses its revision.
+  bool reuse_revision_after_crash = false;
+  // A multi-op Txn is persisted by two separately synced storage writes, so a crash
+  // between them persists part of it.
+  bool txn_not_atomic = false;
+};
 
 struct NodeOptions {
   std::string name = "default";
@@ -38,8 +55,11 @@ struct NodeOptions {
   int64_t txn_ops_max = 128;
   // Requests waiting for durability, beyond which new mutations get TooManyRequests.
   int64_t pending_requests_max = 20000;
+  // etcd's --experimental-watch-progress-notify-interval (raised to 100 ms if below).
+  int64_t watch_progress_notify_interval_ms = 10 * 60 * 1000;
   // Called once if storage fails: the node stops serving (fail-stop). Defaults to abort.
   std::function<void(const absl::Status&)> on_fatal;
+  InjectedBugs bugs;
 };
 
 struct Ports {
@@ -80,6 +100,19 @@ class Node {
   void Compact(const RequestContext& ctx, const etcdserverpb::CompactionRequest& req,
                Reply<etcdserverpb::CompactionResponse> reply);
 
+  // --- Watch (etcdserverpb.Watch): a stream multiplexes watchers of one account; see
+  // core/watch_hub.h for the semantics and the sink contract. Responses go to the sink on
+  // this thread, never inline from the call that caused them.
+  absl::StatusOr<uint64_t> OpenWatchStream(const RequestContext& ctx, WatchSink sink);
+  // A create, cancel or progress request on the stream (handled in order, posted).
+  void WatchRequest(uint64_t stream_id, const etcdserverpb::WatchRequest& req);
+  // The stream's buffer has room again after its sink refused a response.
+  void ResumeWatchStream(uint64_t stream_id);
+  // Removes the stream and its watchers; the sink is not called after this returns.
+  void CloseWatchStream(uint64_t stream_id);
+  // The account's watchers, for tests and metrics (nullptr if no such account).
+  const WatchHub* watch_hub(const std::string& account = kDefaultAccount) const;
+
   // Fills cluster_id, member_id and raft_term (the epoch) of a response header.
   void FillHeader(etcdserverpb::ResponseHeader* header) const;
 
@@ -102,6 +135,9 @@ class Node {
   };
 
   Account* FindAccount(const std::string& name);
+  // Gives a freshly loaded account its watch hub and makes its commits feed it.
+  void AttachWatchHub(Account* account);
+  WatchHub* FindWatchStream(uint64_t stream_id);
   // Runs `mutate` for a write request after the shared checks; replies once durable.
   template <typename Resp, typename Req, typename Fn>
   void Mutate(const RequestContext& ctx, const Req& req, Reply<Resp> reply, Fn mutate);
@@ -118,6 +154,8 @@ class Node {
   HlcClock hlc_;
   uint64_t epoch_ = 1;
   std::map<std::string, std::unique_ptr<Account>> accounts_;
+  std::map<uint64_t, std::string> watch_streams_;  // stream id -> account
+  uint64_t next_watch_stream_id_ = 1;
 
   // Group commit state: `staged_` collects the next batch while `in_flight_` is written.
   WriteBatch staged_;
@@ -126,6 +164,9 @@ class Node {
   uint64_t durable_seq_ = 0;    // every batch up to this one is durable
   std::deque<Waiter> waiters_;  // ascending batch_seq
   uint64_t storage_writes_ = 0;
+  // InjectedBugs::txn_not_atomic: where the staged batch is cut into two storage writes
+  // (0: not cut).
+  size_t bug_split_at_ = 0;
   absl::Status fatal_ = absl::OkStatus();
   bool started_ = false;
 };

@@ -12,8 +12,8 @@
 //      parsed first, so unknown flags, malformed values, --help and --version still count.
 //
 // Flags etcd has but that mean nothing to geoetcd (raft tuning, TLS, v2, metrics...) are
-// accepted and reported in ServerConfig::warnings, one line each. Everything here is pure:
-// no I/O except reading the config file, no globals; the environment is passed in.
+// accepted and reported in ServerConfig::warnings, one line each. No globals: the only I/O
+// is reading the config file, and the environment is passed in (see CurrentEnvironment()).
 #ifndef GEOETCD_GATEWAY_CONFIG_H_
 #define GEOETCD_GATEWAY_CONFIG_H_
 
@@ -26,11 +26,11 @@
 
 namespace geoetcd {
 
-inline constexpr int64_t kMaxRequestBytesDefault = 1572864;          // 1.5 MiB, as etcd.
-inline constexpr int64_t kMaxRequestBytesLimit = 64LL << 20;         // 64 MiB.
+inline constexpr int64_t kMaxRequestBytesDefault = 1572864;   // 1.5 MiB, as etcd.
+inline constexpr int64_t kMaxRequestBytesLimit = 64LL << 20;  // 64 MiB.
 inline constexpr int64_t kMaxTxnOpsDefault = 128;
 inline constexpr int64_t kMaxTxnOpsLimit = 1000000;
-inline constexpr int64_t kQuotaBackendBytesDefault = 2LL << 30;      // 2 GiB.
+inline constexpr int64_t kQuotaBackendBytesDefault = 2LL << 30;         // 2 GiB.
 inline constexpr int64_t kQuotaBackendBytesRecommendedMax = 8LL << 30;  // 8 GiB: warn above.
 inline constexpr int64_t kWatchProgressNotifyIntervalMsDefault = 10 * 60 * 1000;
 inline constexpr int64_t kGroupCommitBatchMaxDefault = 4096;
@@ -101,8 +101,9 @@ struct ParseOutcome {
 
 // argv[0] is the program name. `env` is the process environment (see CurrentEnvironment());
 // only ETCD_* entries are looked at. Errors are InvalidArgument with a one-line message
-// ("unknown flag: --x", "invalid value \"abc\" for --max-txn-ops: not a number", ...);
-// an etcd subcommand (`gateway`, `grpc-proxy`) is Unimplemented.
+// ("unknown flag: --x", "invalid value \"abc\" for --max-txn-ops: not a number", ...),
+// except Unimplemented for what geoetcd lacks: an https/unixs listen URL ("TLS is not
+// supported yet") and etcd's subcommands (`gateway`, `grpc-proxy`).
 absl::StatusOr<ParseOutcome> ParseServerFlags(int argc, const char* const* argv,
                                               const std::map<std::string, std::string>& env);
 

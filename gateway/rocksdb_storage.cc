@@ -50,8 +50,8 @@ absl::Status OpenError(const std::string& dir, const rocksdb::Status& s) {
 rocksdb::CompressionType ChooseCompression(bool compress) {
   if (!compress) return rocksdb::kNoCompression;
   const std::vector<rocksdb::CompressionType> supported = rocksdb::GetSupportedCompressions();
-  const bool has_lz4 = std::find(supported.begin(), supported.end(),
-                                 rocksdb::kLZ4Compression) != supported.end();
+  const bool has_lz4 =
+      std::find(supported.begin(), supported.end(), rocksdb::kLZ4Compression) != supported.end();
   return has_lz4 ? rocksdb::kLZ4Compression : rocksdb::kNoCompression;
 }
 
@@ -87,13 +87,21 @@ void AppendTo(const WriteBatch& batch, rocksdb::WriteBatch* out) {
   }
 }
 
+rocksdb::Status WriteMerged(rocksdb::DB* db, const rocksdb::WriteOptions& options,
+                            rocksdb::WriteBatch* merged) {
+  if (merged->Count() > 0) return db->Write(options, merged);
+  // An empty write may not touch the WAL, so a sync request needs an explicit WAL sync.
+  return options.sync ? db->FlushWAL(/*sync=*/true) : rocksdb::Status::OK();
+}
+
 rocksdb::Slice ToSlice(std::string_view s) { return rocksdb::Slice(s.data(), s.size()); }
 std::string_view ToView(const rocksdb::Slice& s) { return std::string_view(s.data(), s.size()); }
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<RocksDbStorage>> RocksDbStorage::Open(
-    const std::string& dir, Executor* executor, const RocksDbOptions& opts) {
+absl::StatusOr<std::unique_ptr<RocksDbStorage>> RocksDbStorage::Open(const std::string& dir,
+                                                                     Executor* executor,
+                                                                     const RocksDbOptions& opts) {
   CHECK(executor != nullptr);
   CHECK(opts.queue_batches_max > 0);
   rocksdb::DB* raw = nullptr;
@@ -166,11 +174,7 @@ void RocksDbStorage::CommitGroup(std::vector<Pending> group) {
     write_options.sync = write_options.sync || pending.sync;
     dones.push_back(std::move(pending.done));
   }
-  // An empty write may not touch the WAL, so a sync request needs an explicit WAL sync.
-  const rocksdb::Status s = merged.Count() == 0
-                                ? (write_options.sync ? db_->FlushWAL(/*sync=*/true)
-                                                      : rocksdb::Status::OK())
-                                : db_->Write(write_options, &merged);
+  const rocksdb::Status s = WriteMerged(db_.get(), write_options, &merged);
   const absl::Status status = FromRocksDb(s);
   batches_written_.fetch_add(group.size(), std::memory_order_relaxed);
   groups_written_.fetch_add(1, std::memory_order_relaxed);

@@ -101,8 +101,7 @@ class RocksDbStorage : public Storage {
     Done done;
   };
 
-  RocksDbStorage(std::unique_ptr<rocksdb::DB> db, Executor* executor,
-                 const RocksDbOptions& opts);
+  RocksDbStorage(std::unique_ptr<rocksdb::DB> db, Executor* executor, const RocksDbOptions& opts);
 
   void WriterLoop();
   // Blocks until work arrives. Returns the next group; empty once stopping and drained.

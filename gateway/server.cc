@@ -9,6 +9,7 @@
 #include "gateway/kv_service.h"
 #include "gateway/rocksdb_storage.h"
 #include "gateway/system_ports.h"
+#include "gateway/watch_service.h"
 #include "grpcpp/grpcpp.h"
 #include "xxhash.h"
 
@@ -66,6 +67,7 @@ absl::Status Server::Init(const ServerConfig& config) {
   options.member_id = member_id_;
   options.request_bytes_max = config.max_request_bytes;
   options.txn_ops_max = config.max_txn_ops;
+  options.watch_progress_notify_interval_ms = config.watch_progress_notify_interval_ms;
   Ports ports;
   ports.clock = clock_.get();
   ports.executor = executor_.get();
@@ -85,6 +87,7 @@ absl::Status Server::Init(const ServerConfig& config) {
       static_cast<int>(config.max_request_bytes + kGrpcOverheadBytes));
   builder.SetMaxSendMessageSize(std::numeric_limits<int>::max());
   services_.push_back(std::make_unique<KvService>(node_.get(), executor_.get()));
+  services_.push_back(std::make_unique<WatchService>(node_.get(), executor_.get()));
   for (auto& service : services_) builder.RegisterService(service.get());
   grpc_server_ = builder.BuildAndStart();
   if (grpc_server_ == nullptr) {

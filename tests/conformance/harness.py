@@ -273,12 +273,21 @@ class Server:
             if self.proc.poll() is not None:
                 raise HarnessError("%s exited with code %s before becoming ready; stderr:\n%s"
                                    % (self, self.proc.returncode, self.stderr_tail()))
+            # Probe TCP first: a gRPC channel that fails to connect backs off for seconds.
+            try:
+                with socket.create_connection(("127.0.0.1", self.client_port), timeout=1.0):
+                    pass
+            except OSError as exc:
+                last_err = "connect: %s" % exc
+                time.sleep(0.05)
+                continue
             try:
                 stub = self.stubs().kv
                 stub.Range(rpc_pb2.RangeRequest(key=b"\x00"), timeout=1.0)
                 return
             except grpc.RpcError as exc:
                 last_err = "%s: %s" % (exc.code().name, exc.details())
+                self._close_channel()  # fresh channel: no reconnect backoff
             time.sleep(0.05)
         raise HarnessError("%s not ready after %.0fs (last error %s); stderr:\n%s"
                            % (self, timeout, last_err, self.stderr_tail()))
@@ -360,6 +369,9 @@ class Server:
                 ("grpc.max_send_message_length", -1),
                 ("grpc.max_receive_message_length", -1),
                 ("grpc.enable_retries", 0),
+                ("grpc.initial_reconnect_backoff_ms", 100),
+                ("grpc.min_reconnect_backoff_ms", 100),
+                ("grpc.max_reconnect_backoff_ms", 1000),
             ])
         return self._channel
 

@@ -10,7 +10,7 @@ by step. Each scenario ends with a read of the whole keyspace so hidden state di
 show up too.
 
 Run:  GEOETCD_BIN=build/geoetcd /usr/bin/python3 tests/conformance/kv_conformance_test.py
-      [-k substring ...] [--list] [-v]
+      [-k substring ...] [--list] [-v] [--dump]   (--dump prints etcd's transcript)
 Exit status 0 when every scenario matches, 1 otherwise.
 """
 
@@ -1103,7 +1103,17 @@ def run_on(server, fn, out):
     out[server.kind] = s
 
 
-def run_scenario(name, fn, verbose=False):
+def dump_transcript(name, session):
+    print("== %s (%s)" % (name, session.server.kind))
+    for i, (label, res) in enumerate(session.steps):
+        if res[0] == "ok":
+            text = repr(res[1])
+        else:
+            text = repr(res)
+        print("  %2d %s\n       -> %s" % (i + 1, label[:300], text[:1500]))
+
+
+def run_scenario(name, fn, verbose=False, dump=False):
     """Returns a list of diff texts (empty when both servers agree)."""
     t0 = time.monotonic()
     try:
@@ -1120,6 +1130,8 @@ def run_scenario(name, fn, verbose=False):
         if len(out) != 2:
             return ["scenario did not finish on %s" % sorted({"etcd", "geoetcd"} - set(out))]
         e_steps, g_steps = out["etcd"].steps, out["geoetcd"].steps
+        if dump:
+            dump_transcript(name, out["etcd"])
         before = len(harness.DIFFS)
         for i in range(max(len(e_steps), len(g_steps))):
             e = e_steps[i] if i < len(e_steps) else ("<missing>", ("missing",))
@@ -1156,7 +1168,7 @@ def main(argv):
     passed = failed = 0
     t0 = time.monotonic()
     for name, fn in selected:
-        diffs = run_scenario(name, fn, verbose)
+        diffs = run_scenario(name, fn, verbose, dump="--dump" in argv)
         if diffs:
             failed += 1
             print("FAIL %s" % name)

@@ -91,12 +91,31 @@ TEST(KeyspaceTest, CompactKeepsNewestVersionAtOrBeforeRevision) {
   PutAt(&ks, "a", "3");  // 6
   std::vector<VersionId> dropped;
   ks.Compact(5, &dropped);
-  // a@2 superseded by a@3; b@4 and its tombstone b@5 vanish entirely.
-  EXPECT_EQ(dropped.size(), 3u);
+  // a@2 superseded by a@3 and b@4 by its tombstone b@5, which stays: a watch from the
+  // compaction revision must still see that delete (etcd #18089).
+  EXPECT_EQ(dropped.size(), 2u);
   EXPECT_EQ(ks.compact_revision(), 5);
   EXPECT_EQ(ks.Get("a", 5)->value, "2");
   EXPECT_EQ(ks.Get("a", 6)->value, "3");
   EXPECT_EQ(ks.Get("b", 5), nullptr);
+  EXPECT_EQ(ks.key_count(), 2u);
+  ks.CheckInvariants();
+}
+
+TEST(KeyspaceTest, CompactDropsTombstoneBeforeRevision) {
+  Keyspace ks;
+  PutAt(&ks, "b", "1");  // 2
+  ks.BeginCommit(3);
+  ks.Delete("b");
+  ks.EndCommit();        // 3
+  PutAt(&ks, "a", "1");  // 4
+  std::vector<VersionId> dropped;
+  ks.Compact(3, &dropped);  // the tombstone at exactly 3 survives
+  EXPECT_EQ(dropped.size(), 1u);
+  dropped.clear();
+  ks.Compact(4, &dropped);  // and goes with the next compaction
+  ASSERT_EQ(dropped.size(), 1u);
+  EXPECT_EQ(dropped[0].revision, 3);
   EXPECT_EQ(ks.key_count(), 1u);
   ks.CheckInvariants();
 }

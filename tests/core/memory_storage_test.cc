@@ -19,8 +19,8 @@ using testing::ManualExecutor;
 class MemoryStorageTest : public ::testing::Test {
  protected:
   // Writes key=value and returns where the outcome of its `done` will be recorded.
-  std::shared_ptr<std::vector<absl::Status>> Put(const std::string& key,
-                                                 const std::string& value, bool sync) {
+  std::shared_ptr<std::vector<absl::Status>> Put(const std::string& key, const std::string& value,
+                                                 bool sync) {
     WriteBatch batch;
     batch.Put(key, value);
     storage_.Write(std::move(batch), sync,
@@ -30,10 +30,13 @@ class MemoryStorageTest : public ::testing::Test {
 
   std::string Keys() {
     std::string keys;
-    EXPECT_TRUE(storage_.Scan("", "", [&keys](std::string_view key, std::string_view) {
-      keys += std::string(key) + ",";
-      return true;
-    }).ok());
+    EXPECT_TRUE(storage_
+                    .Scan("", "",
+                          [&keys](std::string_view key, std::string_view) {
+                            keys += std::string(key) + ",";
+                            return true;
+                          })
+                    .ok());
     return keys;
   }
 
@@ -158,9 +161,8 @@ TEST_F(MemoryStorageTest, LatencyHookDelaysDoneAndKeepsFifo) {
   for (int i = 0; i < 3; ++i) {
     WriteBatch batch;
     batch.Put("k" + std::to_string(i), "v");
-    storage_.Write(std::move(batch), i == 2, [&completed, i](absl::Status) {
-      completed.push_back(i);
-    });
+    storage_.Write(std::move(batch), i == 2,
+                   [&completed, i](absl::Status) { completed.push_back(i); });
   }
   EXPECT_EQ(Keys(), "k0,k1,k2,");
 
@@ -178,9 +180,7 @@ TEST_F(MemoryStorageTest, LatencyHookDeliversEachDoneAtItsOwnTimeWhenInOrder) {
   std::vector<int> completed;
   for (int i = 0; i < 2; ++i) {
     latency_ms = 10 * (i + 1);
-    storage_.Write(WriteBatch(), false, [&completed, i](absl::Status) {
-      completed.push_back(i);
-    });
+    storage_.Write(WriteBatch(), false, [&completed, i](absl::Status) { completed.push_back(i); });
   }
 
   executor_.AdvanceMs(10);

@@ -1,6 +1,7 @@
 // The Storage contract (core/ports.h), run against every implementation: MemoryStorage
 // (core/) and RocksDbStorage (gateway/). It lives here because gateway/ is the lowest layer
 // that sees both. RocksDbStorage's own behaviour (reopen, locking, group commit) follows.
+#include <fcntl.h>
 #include <poll.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -8,6 +9,7 @@
 #include <algorithm>
 #include <condition_variable>
 #include <cstdint>
+#include <cstdlib>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -71,9 +73,7 @@ class RocksDbHarness : public StorageHarness {
     executor_.RunReady();
   }
   Storage& storage() override { return *storage_; }
-  bool RunUntil(const std::function<bool()>& until) override {
-    return executor_.RunUntil(until);
-  }
+  bool RunUntil(const std::function<bool()>& until) override { return executor_.RunUntil(until); }
 
  private:
   ScopedTempDir dir_;
@@ -130,8 +130,8 @@ class StorageContractTest : public ::testing::TestWithParam<std::string> {
 };
 
 TEST_P(StorageContractTest, BatchAppliesPutDeleteAndDeleteRangeTogether) {
-  ASSERT_TRUE(WriteAndWait(Puts({{"a", "1"}, {"c", "1"}, {"cc", "1"}, {"d", "1"}, {"e", "1"}}))
-                  .ok());
+  ASSERT_TRUE(
+      WriteAndWait(Puts({{"a", "1"}, {"c", "1"}, {"cc", "1"}, {"d", "1"}, {"e", "1"}})).ok());
   WriteBatch batch;
   batch.Put("b", "2");
   batch.Delete("a");
@@ -236,9 +236,9 @@ TEST_P(StorageContractTest, ScanStopsWhenVisitorReturnsFalse) {
 
 TEST_P(StorageContractTest, BinaryKeysSortAsUnsignedBytes) {
   using namespace std::string_literals;
-  const std::vector<std::string> sorted = {"\0"s,    "\0\0"s, "\x01"s, "a"s,      "a\0"s,
-                                           "a\0b"s,  "a\x7f"s, "a\x80"s, "a\xff"s, "\x7f"s,
-                                           "\x80"s,  "\xff"s, "\xff\0"s, "\xff\xff"s};
+  const std::vector<std::string> sorted = {"\0"s,   "\0\0"s,  "\x01"s,   "a"s,       "a\0"s,
+                                           "a\0b"s, "a\x7f"s, "a\x80"s,  "a\xff"s,   "\x7f"s,
+                                           "\x80"s, "\xff"s,  "\xff\0"s, "\xff\xff"s};
   WriteBatch batch;
   for (auto it = sorted.rbegin(); it != sorted.rend(); ++it) batch.Put(*it, "\0v\xff"s + *it);
   ASSERT_TRUE(WriteAndWait(std::move(batch)).ok());
@@ -256,9 +256,9 @@ TEST_P(StorageContractTest, BinaryKeysSortAsUnsignedBytes) {
 
 TEST_P(StorageContractTest, DeleteRangeHandlesBinaryBounds) {
   using namespace std::string_literals;
-  ASSERT_TRUE(WriteAndWait(Puts({{"a"s, "1"}, {"a\0"s, "2"}, {"a\0b"s, "3"}, {"a\xff"s, "4"},
-                                 {"b"s, "5"}}))
-                  .ok());
+  ASSERT_TRUE(
+      WriteAndWait(Puts({{"a"s, "1"}, {"a\0"s, "2"}, {"a\0b"s, "3"}, {"a\xff"s, "4"}, {"b"s, "5"}}))
+          .ok());
   WriteBatch batch;
   batch.DeleteRange("a\0"s, "a\xff"s);
   ASSERT_TRUE(WriteAndWait(std::move(batch)).ok());
@@ -309,8 +309,8 @@ TEST_P(StorageContractTest, ApproximateSizeBytesGrowsWithData) {
   constexpr size_t kValueBytes = 4096;
   const int64_t before_bytes = storage().ApproximateSizeBytes();
   for (int i = 0; i < kValues; ++i) {
-    ASSERT_TRUE(WriteAndWait(Puts({{"key" + std::to_string(i), std::string(kValueBytes, 'v')}}))
-                    .ok());
+    ASSERT_TRUE(
+        WriteAndWait(Puts({{"key" + std::to_string(i), std::string(kValueBytes, 'v')}})).ok());
   }
   EXPECT_GE(storage().ApproximateSizeBytes() - before_bytes,
             static_cast<int64_t>(kValues * kValueBytes / 2));
@@ -362,10 +362,13 @@ class RocksDbStorageTest : public ::testing::Test {
   }
   static int CountKeys(const Storage& storage) {
     int count = 0;
-    EXPECT_TRUE(storage.Scan("key", "kez", [&count](std::string_view, std::string_view) {
-      ++count;
-      return true;
-    }).ok());
+    EXPECT_TRUE(storage
+                    .Scan("key", "kez",
+                          [&count](std::string_view, std::string_view) {
+                            ++count;
+                            return true;
+                          })
+                    .ok());
     return count;
   }
 
@@ -418,34 +421,90 @@ int ReadByte(int fd, int wait_ms) {
   return read(fd, &byte, 1) == 1 ? byte : -1;
 }
 
-// A forked child opens the dir first (RocksDB's in-process lock table is copied by fork, so
-// the child must be the one holding the lock for the parent to see a foreign lock).
+// The helper process of OpenOfDirHeldByAnotherProcessFailsWithClearMessage is this binary
+// run again with the dir in this variable, a pipe on kHelperReadyFd to report the open and
+// one on kHelperReleaseFd whose EOF lets it go. It runs no tests.
+constexpr char kHoldLockDirEnv[] = "GEOETCD_TEST_HOLD_LOCK_DIR";
+constexpr int kHelperReadyFd = 3;
+constexpr int kHelperReleaseFd = 4;
+constexpr int kHelperWaitMs = 30'000;
+
+[[noreturn]] void RunLockHolderHelper(const char* dir) {
+  QueueExecutor executor;
+  auto held = RocksDbStorage::Open(dir, &executor, RocksDbOptions());
+  const char byte = held.ok() ? 'y' : 'n';
+  const bool reported = write(kHelperReadyFd, &byte, 1) == 1;
+  ReadByte(kHelperReleaseFd, kHelperWaitMs);
+  _exit(reported && held.ok() ? 0 : 1);  // Without closing: the lock dies with the process.
+}
+
+// In the helper process this takes over before the first test; elsewhere it does nothing.
+// (Not a static initializer: RocksDB's own statics may not be initialized yet then.)
+class LockHolderHelperEnvironment : public ::testing::Environment {
+ public:
+  void SetUp() override {
+    const char* dir = std::getenv(kHoldLockDirEnv);
+    if (dir != nullptr) RunLockHolderHelper(dir);
+  }
+};
+::testing::Environment* const kLockHolderHelper =
+    ::testing::AddGlobalTestEnvironment(new LockHolderHelperEnvironment);
+
+// Starts the helper process. The child only rearranges descriptors and execs: RocksDB's
+// in-process lock table would otherwise be inherited, and forking a threaded process is
+// unsafe beyond exec.
+pid_t SpawnLockHolder(const std::string& dir, int ready_fd, int release_fd) {
+  std::vector<std::string> env_strings = {std::string(kHoldLockDirEnv) + "=" + dir};
+  for (char** var = environ; *var != nullptr; ++var) env_strings.emplace_back(*var);
+  std::vector<char*> envp;
+  for (std::string& var : env_strings) envp.push_back(var.data());
+  envp.push_back(nullptr);
+  std::string arg0 = "gateway_tests";
+  char* argv[] = {arg0.data(), nullptr};
+
+  const pid_t pid = fork();
+  if (pid == 0) {
+    const int null_fd = open("/dev/null", O_WRONLY);
+    if (null_fd < 0 || dup2(null_fd, STDOUT_FILENO) < 0) _exit(127);
+    if (dup2(ready_fd, kHelperReadyFd) < 0 || dup2(release_fd, kHelperReleaseFd) < 0) {
+      _exit(127);
+    }
+    execve("/proc/self/exe", argv, envp.data());
+    _exit(127);
+  }
+  return pid;
+}
+
+// A pipe whose ends are close-on-exec and numbered above the helper's fixed descriptors.
+void HighPipe(int fds[2]) {
+  int raw[2];
+  ASSERT_EQ(pipe2(raw, O_CLOEXEC), 0);
+  for (int i = 0; i < 2; ++i) {
+    fds[i] = fcntl(raw[i], F_DUPFD_CLOEXEC, 10);
+    ASSERT_GE(fds[i], 10);
+    close(raw[i]);
+  }
+}
+
 TEST_F(RocksDbStorageTest, OpenOfDirHeldByAnotherProcessFailsWithClearMessage) {
   int ready[2];
-  int go[2];
-  ASSERT_EQ(pipe(ready), 0);
-  ASSERT_EQ(pipe(go), 0);
-  const pid_t child = fork();
-  ASSERT_GE(child, 0);
-  if (child == 0) {
-    alarm(30);
-    QueueExecutor child_executor;
-    auto held = RocksDbStorage::Open(dir_.path(), &child_executor, RocksDbOptions());
-    const char byte = held.ok() ? 'y' : 'n';
-    (void)!write(ready[1], &byte, 1);
-    ReadByte(go[0], 30'000);
-    _exit(0);  // Without closing: the lock dies with the process.
-  }
+  int release[2];
+  ASSERT_NO_FATAL_FAILURE(HighPipe(ready));
+  ASSERT_NO_FATAL_FAILURE(HighPipe(release));
+  const pid_t child = SpawnLockHolder(dir_.path(), ready[1], release[0]);
+  ASSERT_GT(child, 0);
   close(ready[1]);
-  close(go[0]);
-  ASSERT_EQ(ReadByte(ready[0], 30'000), 'y');
+  close(release[0]);
+  const int opened = ReadByte(ready[0], kHelperWaitMs);
 
   auto second = RocksDbStorage::Open(dir_.path(), &executor_, RocksDbOptions());
-  close(go[1]);
+  close(release[1]);
   int wait_status = 0;
   waitpid(child, &wait_status, 0);
   close(ready[0]);
 
+  ASSERT_EQ(opened, 'y') << "the helper process could not open the dir";
+  EXPECT_TRUE(WIFEXITED(wait_status) && WEXITSTATUS(wait_status) == 0) << wait_status;
   ASSERT_FALSE(second.ok());
   EXPECT_EQ(second.status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_EQ(second.status().message(), "data dir " + dir_.path() +

@@ -1,0 +1,592 @@
+#include "core/watch_hub.h"
+
+#include <algorithm>
+#include <limits>
+#include <utility>
+
+#include "core/check.h"
+#include "core/errors.h"
+#include "core/keyspace_codec.h"
+#include "geoetcd/storage.pb.h"
+
+namespace geoetcd {
+
+using etcdserverpb::WatchCreateRequest;
+using etcdserverpb::WatchRequest;
+using etcdserverpb::WatchResponse;
+
+namespace {
+
+constexpr int64_t kAutoWatchId = 0;       // clientv3.AutoWatchID
+constexpr int64_t kInvalidWatchId = -1;   // clientv3.InvalidWatchID
+// mvcc/watcher.go error texts, sent as cancel_reason.
+constexpr const char* kDuplicateWatchId = "mvcc: duplicate watch ID provided on the WatchStream";
+constexpr const char* kEmptyWatcherRange = "mvcc: watcher range is empty";
+
+// etcd's IsCreateEvent: such events never carry prev_kv.
+bool IsCreateEvent(const mvccpb::Event& ev) {
+  return ev.type() == mvccpb::Event::PUT && ev.kv().create_revision() == ev.kv().mod_revision();
+}
+
+size_t VarintBytes(uint64_t v) {
+  size_t n = 1;
+  while (v >= 0x80) {
+    v >>= 7;
+    ++n;
+  }
+  return n;
+}
+
+// What one event adds to a WatchResponse: tag, length and the message.
+size_t EventFieldBytes(const mvccpb::Event& ev) {
+  const size_t n = ev.ByteSizeLong();
+  return 1 + VarintBytes(n) + n;
+}
+
+// A stored key version as etcd's watch sees it; a delete carries key and mod_revision only.
+mvccpb::Event ToEvent(const KeyRecord& rec, int64_t revision) {
+  mvccpb::Event ev;
+  mvccpb::KeyValue* kv = ev.mutable_kv();
+  kv->set_key(rec.key());
+  kv->set_mod_revision(revision);
+  if (rec.tombstone()) {
+    ev.set_type(mvccpb::Event::DELETE);
+    return ev;
+  }
+  ev.set_type(mvccpb::Event::PUT);
+  kv->set_create_revision(rec.create_revision());
+  kv->set_version(rec.version());
+  kv->set_value(rec.value());
+  kv->set_lease(rec.lease());
+  return ev;
+}
+
+}  // namespace
+
+WatchHub::WatchHub(WatchHubOptions options, Executor* executor, const Storage* storage,
+                   const KvStore* kv, int64_t durable_rev, HeaderFiller fill_header,
+                   Random random)
+    : options_(options),
+      executor_(executor),
+      storage_(storage),
+      kv_(kv),
+      durable_rev_(durable_rev),
+      fill_header_(std::move(fill_header)),
+      random_(std::move(random)) {
+  CHECK(executor_ != nullptr && storage_ != nullptr && kv_ != nullptr);
+  CHECK(options_.catch_up_revisions_max > 0 && options_.catch_up_bytes_max > 0);
+  options_.progress_notify_interval_ms =
+      std::max(options_.progress_notify_interval_ms, kWatchProgressNotifyIntervalMsMin);
+}
+
+WatchHub::~WatchHub() {
+  for (auto& [id, stream] : streams_) {
+    if (stream.progress_armed) executor_->Cancel(stream.progress_timer);
+  }
+}
+
+// --- Streams -------------------------------------------------------------------------------
+
+void WatchHub::OpenStream(uint64_t stream_id, WatchSink sink) {
+  CHECK(streams_.count(stream_id) == 0);
+  Stream& stream = streams_[stream_id];
+  stream.id = stream_id;
+  stream.sink = std::move(sink);
+  // Like etcd, each stream ticks at the interval plus up to 10% jitter, so watchers created
+  // together (a client restarting) do not all get their notifications at once.
+  const int64_t jitter_max = options_.progress_notify_interval_ms / 10;
+  stream.progress_interval_ms =
+      options_.progress_notify_interval_ms +
+      (jitter_max > 0 ? static_cast<int64_t>(random_.Uniform(static_cast<uint64_t>(jitter_max)))
+                      : 0);
+}
+
+void WatchHub::CloseStream(uint64_t stream_id) {
+  auto it = streams_.find(stream_id);
+  if (it == streams_.end()) return;
+  Stream& stream = it->second;
+  if (stream.progress_armed) executor_->Cancel(stream.progress_timer);
+  while (!stream.watchers.empty()) RemoveWatcher(&stream, stream.watchers.begin());
+  streams_.erase(it);
+}
+
+void WatchHub::HandleRequest(uint64_t stream_id, const WatchRequest& req) {
+  auto it = streams_.find(stream_id);
+  if (it == streams_.end()) return;
+  switch (req.request_union_case()) {
+    case WatchRequest::kCreateRequest:
+      Create(&it->second, req.create_request());
+      break;
+    case WatchRequest::kCancelRequest:
+      Cancel(&it->second, req.cancel_request().watch_id());
+      break;
+    case WatchRequest::kProgressRequest:
+      RequestProgress(&it->second);
+      break;
+    default:
+      break;  // etcd ignores a request it does not know
+  }
+}
+
+void WatchHub::ResumeStream(uint64_t stream_id) {
+  auto it = streams_.find(stream_id);
+  if (it == streams_.end() || !it->second.blocked) return;
+  it->second.blocked = false;
+  ScheduleCatchUp();
+}
+
+WatchResponse WatchHub::NewResponse(int64_t header_revision, int64_t watch_id) const {
+  WatchResponse resp;
+  fill_header_(resp.mutable_header());
+  resp.mutable_header()->set_revision(header_revision);
+  resp.set_watch_id(watch_id);
+  return resp;
+}
+
+// The checks and their order are etcd's (v3rpc/watch.go recvLoop, mvcc watchStream.Watch).
+void WatchHub::Create(Stream* stream, const WatchCreateRequest& req) {
+  WatchResponse resp = NewResponse(durable_rev_, kInvalidWatchId);
+  resp.set_created(true);
+  auto refuse = [&](const std::string& reason) {
+    resp.set_canceled(true);
+    resp.set_cancel_reason(reason);
+    stream->sink(std::move(resp));
+  };
+  if (req.start_revision() < 0) return refuse(std::string(errors::Compacted().message()));
+  // An empty key is the smallest key, "\0".
+  const std::string key = req.key().empty() ? std::string(1, '\0') : req.key();
+  const KeyRange range = KeyRange::FromEtcd(key, req.range_end());
+  if (range.Empty()) return refuse(kEmptyWatcherRange);
+  int64_t id = req.watch_id();
+  if (id == kAutoWatchId) {
+    while (stream->watchers.count(stream->next_watch_id) != 0) ++stream->next_watch_id;
+    id = stream->next_watch_id++;
+  } else if (stream->watchers.count(id) != 0) {
+    return refuse(kDuplicateWatchId);
+  }
+
+  Watcher w;
+  w.stream_id = stream->id;
+  w.id = id;
+  w.range = range;
+  w.start_rev = req.start_revision();
+  w.prev_kv = req.prev_kv();
+  w.progress_notify = req.progress_notify();
+  w.fragment = req.fragment();
+  for (int filter : req.filters()) {
+    if (filter == WatchCreateRequest::NOPUT) w.no_put = true;
+    if (filter == WatchCreateRequest::NODELETE) w.no_delete = true;
+  }
+  // etcd: start 0 means "after the current revision"; a past start replays history.
+  w.next_rev = w.start_rev == 0 ? durable_rev_ + 1 : w.start_rev;
+  // The created response goes out before any event of the watcher.
+  resp.set_watch_id(id);
+  stream->sink(std::move(resp));
+  AddWatcher(stream, std::move(w));
+}
+
+void WatchHub::Cancel(Stream* stream, int64_t watch_id) {
+  auto it = stream->watchers.find(watch_id);
+  if (it == stream->watchers.end()) return;  // etcd answers an unknown id with nothing
+  RemoveWatcher(stream, it);
+  WatchResponse resp = NewResponse(durable_rev_, watch_id);
+  resp.set_canceled(true);
+  stream->sink(std::move(resp));
+}
+
+// etcd's progressIfSync: one response, watch_id -1, only when every watcher of the stream is
+// synced (a compacted one still registered counts as not synced); with no watcher, nothing.
+void WatchHub::RequestProgress(Stream* stream) {
+  if (stream->watchers.empty()) return;
+  for (const auto& [id, w] : stream->watchers) {
+    if (w.state != State::kSynced) return;
+  }
+  stream->sink(NewResponse(durable_rev_, kInvalidWatchId));
+}
+
+// --- Watcher states -------------------------------------------------------------------------
+
+void WatchHub::AddWatcher(Stream* stream, Watcher w) {
+  w.state = State::kUnsynced;
+  const bool progress = w.progress_notify;
+  auto [it, inserted] = stream->watchers.emplace(w.id, std::move(w));
+  CHECK(inserted);
+  ++active_watchers_;
+  UpdateCapture();
+  Watcher* added = &it->second;
+  if (added->next_rev > durable_rev_ && CanSync()) {
+    MakeSynced(added);
+  } else {
+    ScheduleCatchUp();
+  }
+  if (progress) ArmProgress(stream);
+}
+
+void WatchHub::MakeSynced(Watcher* w) {
+  CHECK(w->state == State::kUnsynced);
+  CHECK(w->next_rev > durable_rev_);
+  w->state = State::kSynced;
+  IndexSynced(*w);
+}
+
+void WatchHub::MakeUnsynced(Watcher* w, int64_t next_rev) {
+  CHECK(w->state == State::kSynced);
+  UnindexSynced(*w);
+  w->state = State::kUnsynced;
+  w->next_rev = next_rev;
+}
+
+void WatchHub::MakeCompacted(Watcher* w) {
+  CHECK(w->state == State::kUnsynced);
+  w->state = State::kCompacted;
+  --active_watchers_;
+  UpdateCapture();
+}
+
+void WatchHub::RemoveWatcher(Stream* stream, std::map<int64_t, Watcher>::iterator it) {
+  Watcher& w = it->second;
+  if (w.state == State::kSynced) UnindexSynced(w);
+  if (w.state != State::kCompacted) --active_watchers_;
+  stream->watchers.erase(it);
+  UpdateCapture();
+}
+
+void WatchHub::IndexSynced(const Watcher& w) {
+  const WatcherKey key{w.stream_id, w.id};
+  if (w.range.single) {
+    CHECK(synced_by_key_[w.range.begin].insert(key).second);
+  } else {
+    CHECK(synced_ranges_.insert(key).second);
+  }
+  ++synced_watchers_;
+}
+
+void WatchHub::UnindexSynced(const Watcher& w) {
+  const WatcherKey key{w.stream_id, w.id};
+  if (w.range.single) {
+    auto it = synced_by_key_.find(w.range.begin);
+    CHECK(it != synced_by_key_.end() && it->second.erase(key) == 1);
+    if (it->second.empty()) synced_by_key_.erase(it);
+  } else {
+    CHECK(synced_ranges_.erase(key) == 1);
+  }
+  --synced_watchers_;
+}
+
+// Events are captured only while someone watches; turning capture on starts a fresh log at
+// the next revision, and watchers cannot be synced until the uncaptured revisions before it
+// are durable (they then read them from storage).
+void WatchHub::UpdateCapture() {
+  const bool want = active_watchers_ > 0;
+  if (want == capturing_) return;
+  capturing_ = want;
+  pending_.clear();
+  if (capturing_) {
+    capture_from_rev_ = kv_->revision() + 1;
+    last_captured_rev_ = kv_->revision();
+  }
+}
+
+bool WatchHub::CanSync() const { return capturing_ && capture_from_rev_ <= durable_rev_ + 1; }
+
+WatchHub::Watcher* WatchHub::Find(const WatcherKey& key) {
+  auto s = streams_.find(key.first);
+  if (s == streams_.end()) return nullptr;
+  auto w = s->second.watchers.find(key.second);
+  return w == s->second.watchers.end() ? nullptr : &w->second;
+}
+
+
+// --- Event source --------------------------------------------------------------------------
+
+void WatchHub::OnCommit(int64_t revision, std::vector<mvccpb::Event> events) {
+  CHECK(capturing_);
+  CHECK(revision == last_captured_rev_ + 1);  // revisions are dense and staged in order
+  CHECK(revision > durable_rev_);
+  last_captured_rev_ = revision;
+  pending_.push_back({revision, std::move(events)});
+}
+
+void WatchHub::OnDurable(int64_t durable_rev) {
+  CHECK(durable_rev >= durable_rev_);  // durable revisions never go back
+  durable_rev_ = durable_rev;
+  while (!pending_.empty() && pending_.front().revision <= durable_rev_) {
+    Publish(pending_.front());
+    pending_.pop_front();
+  }
+  if (active_watchers_ > synced_watchers_) ScheduleCatchUp();
+}
+
+bool WatchHub::Matches(const Watcher& w, const mvccpb::Event& ev) const {
+  return w.range.Contains(ev.kv().key());
+}
+
+void WatchHub::Publish(const PendingRevision& rev) {
+  if (synced_by_key_.empty() && synced_ranges_.empty()) return;
+  // Ordered by (stream, watch id), so sinks are called in a deterministic order.
+  std::map<WatcherKey, std::vector<const mvccpb::Event*>> matched;
+  for (size_t i = 0; i < rev.events.size(); ++i) {
+    if (options_.bug_skip_event && i == 0 && rev.revision % 10 == 0) continue;
+    const mvccpb::Event& ev = rev.events[i];
+    auto by_key = synced_by_key_.find(ev.kv().key());
+    if (by_key != synced_by_key_.end()) {
+      for (const WatcherKey& key : by_key->second) matched[key].push_back(&ev);
+    }
+    for (const WatcherKey& key : synced_ranges_) {
+      if (Matches(*Find(key), ev)) matched[key].push_back(&ev);
+    }
+  }
+  for (auto& [key, events] : matched) {
+    Watcher* w = Find(key);
+    Stream* stream = &streams_.at(key.first);
+    if (rev.revision < w->next_rev) continue;  // it starts at a future revision
+    if (stream->blocked || !SendEvents(stream, w, rev.revision, events)) {
+      stream->blocked = true;
+      MakeUnsynced(w, rev.revision);
+    }
+  }
+}
+
+bool WatchHub::SendEvents(Stream* stream, Watcher* w, int64_t header_revision,
+                          const std::vector<const mvccpb::Event*>& events) {
+  WatchResponse resp = NewResponse(header_revision, w->id);
+  for (const mvccpb::Event* ev : events) {
+    if (w->no_put && ev->type() == mvccpb::Event::PUT) continue;
+    if (w->no_delete && ev->type() == mvccpb::Event::DELETE) continue;
+    mvccpb::Event* out = resp.add_events();
+    out->set_type(ev->type());
+    *out->mutable_kv() = ev->kv();
+    if (w->prev_kv && ev->has_prev_kv()) *out->mutable_prev_kv() = ev->prev_kv();
+  }
+  if (resp.events_size() == 0) return true;  // everything filtered: etcd sends nothing
+  if (!Deliver(stream, *w, std::move(resp))) return false;
+  w->progress_due = false;
+  return true;
+}
+
+// etcd's sendFragments: every part holds at least one event and stays below the limit
+// unless a single event is bigger; all parts but the last have fragment=true.
+bool WatchHub::Deliver(Stream* stream, const Watcher& w, WatchResponse resp) {
+  const size_t limit = static_cast<size_t>(options_.fragment_bytes_min);
+  if (!w.fragment || resp.events_size() < 2 || resp.ByteSizeLong() < limit) {
+    return stream->sink(std::move(resp));
+  }
+  google::protobuf::RepeatedPtrField<mvccpb::Event> events;
+  events.Swap(resp.mutable_events());
+  resp.set_fragment(true);
+  const size_t base_bytes = resp.ByteSizeLong();
+  const int n = events.size();
+  int next = 0;
+  while (next < n) {
+    WatchResponse part = resp;
+    size_t bytes = base_bytes;
+    const int begin = next;
+    while (next < n) {
+      const size_t add = EventFieldBytes(events.Get(next));
+      if (next > begin && bytes + add >= limit) break;
+      bytes += add;
+      part.add_events()->Swap(events.Mutable(next));
+      ++next;
+    }
+    if (next == n) part.set_fragment(false);
+    const bool accepted = stream->sink(std::move(part));
+    if (begin == 0 && !accepted) return false;  // nothing went out; the watcher catches up
+    CHECK(accepted);  // the sink contract: a fragment chain is never cut
+  }
+  return true;
+}
+
+// --- Catch-up from history ------------------------------------------------------------------
+
+void WatchHub::ScheduleCatchUp() {
+  if (catch_up_scheduled_) return;
+  catch_up_scheduled_ = true;
+  executor_->Post([this, life = std::weak_ptr<int>(alive_)] {
+    if (life.expired()) return;
+    catch_up_scheduled_ = false;
+    CatchUpStep();
+  });
+}
+
+void WatchHub::CatchUpStep() {
+  ++catch_up_steps_;
+  const int64_t compact_rev = kv_->compact_revision();
+  std::vector<WatcherKey> readers;
+  int64_t from = std::numeric_limits<int64_t>::max();
+  bool wants_prev_kv = false;
+  for (auto& [sid, stream] : streams_) {
+    if (stream.blocked) continue;
+    for (auto& [wid, w] : stream.watchers) {
+      if (w.state != State::kUnsynced) continue;
+      if (w.next_rev < compact_rev) {
+        // etcd sends this from the store with no revision: header.revision is 0.
+        WatchResponse resp = NewResponse(0, w.id);
+        resp.set_compact_revision(compact_rev);
+        resp.set_canceled(true);
+        stream.sink(std::move(resp));
+        MakeCompacted(&w);
+        continue;
+      }
+      if (w.next_rev > durable_rev_) {
+        if (CanSync()) MakeSynced(&w);
+        continue;  // otherwise it waits for the uncaptured revisions to become durable
+      }
+      readers.push_back({sid, wid});
+      from = std::min(from, w.next_rev);
+      wants_prev_kv = wants_prev_kv || w.prev_kv;
+    }
+  }
+  if (readers.empty()) return;
+
+  // Read one bounded slice of the log, [from, to], keeping only events some reader wants.
+  int64_t to = std::min(durable_rev_, from + options_.catch_up_revisions_max - 1);
+  const std::string& account = kv_->account();
+  std::vector<mvccpb::Event> events;
+  int64_t bytes = 0;
+  int64_t revision_seen = 0;
+  bool corrupt = false;
+  absl::Status s = storage_->Scan(
+      codec::VersionKey(account, {from, 0}), codec::VersionKey(account, {to + 1, 0}),
+      [&](std::string_view k, std::string_view v) {
+        VersionId id;
+        KeyRecord rec;
+        if (!codec::ParseVersionKey(account, k, &id) ||
+            !rec.ParseFromArray(v.data(), static_cast<int>(v.size()))) {
+          corrupt = true;
+          return false;
+        }
+        if (id.revision != revision_seen) {
+          if (revision_seen != 0 && bytes >= options_.catch_up_bytes_max) {
+            to = revision_seen;  // stop at a revision boundary
+            return false;
+          }
+          revision_seen = id.revision;
+        }
+        bytes += static_cast<int64_t>(k.size() + v.size());
+        const bool wanted = std::any_of(readers.begin(), readers.end(), [&](const WatcherKey& r) {
+          return Find(r)->range.Contains(rec.key());
+        });
+        if (wanted) events.push_back(ToEvent(rec, id.revision));
+        return true;
+      });
+  CHECK(!corrupt);  // the log is written only by KvStore: a bad record is corruption
+  if (!s.ok()) {
+    // A storage read error: try again later rather than skip history.
+    executor_->PostAfter(kWatchCatchUpRetryMs, [this, life = std::weak_ptr<int>(alive_)] {
+      if (!life.expired()) ScheduleCatchUp();
+    });
+    return;
+  }
+  if (wants_prev_kv) {
+    for (mvccpb::Event& ev : events) {
+      const int64_t prev_rev = ev.kv().mod_revision() - 1;
+      if (IsCreateEvent(ev) || prev_rev < compact_rev) continue;  // etcd leaves it out
+      const KeyVersion* prev = kv_->keyspace().Get(ev.kv().key(), prev_rev);
+      if (prev == nullptr) continue;
+      mvccpb::KeyValue* out = ev.mutable_prev_kv();
+      out->set_key(ev.kv().key());
+      out->set_create_revision(prev->create_revision);
+      out->set_mod_revision(prev->mod_revision);
+      out->set_version(prev->version);
+      out->set_value(prev->value);
+      out->set_lease(prev->lease);
+    }
+  }
+
+  bool more = false;
+  for (const WatcherKey& key : readers) {
+    Watcher* w = Find(key);
+    Stream* stream = &streams_.at(key.first);
+    if (stream->blocked || w->next_rev > to) {
+      more = more || !stream->blocked;
+      continue;
+    }
+    std::vector<const mvccpb::Event*> mine;
+    for (const mvccpb::Event& ev : events) {
+      if (ev.kv().mod_revision() >= w->next_rev && Matches(*w, ev)) mine.push_back(&ev);
+    }
+    if (!SendEvents(stream, w, durable_rev_, mine)) {
+      stream->blocked = true;
+      continue;
+    }
+    w->next_rev = to + 1;
+    if (w->next_rev <= durable_rev_) {
+      more = true;
+    } else if (CanSync()) {
+      MakeSynced(w);
+    }
+  }
+  if (more) ScheduleCatchUp();
+}
+
+// --- Progress notifications -----------------------------------------------------------------
+
+void WatchHub::ArmProgress(Stream* stream) {
+  if (stream->progress_armed) return;
+  stream->progress_armed = true;
+  const uint64_t id = stream->id;
+  stream->progress_timer =
+      executor_->PostAfter(stream->progress_interval_ms, [this, id, life = std::weak_ptr<int>(alive_)] {
+        if (!life.expired()) ProgressTick(id);
+      });
+}
+
+// etcd's progress ticker: a watcher that asked for progress_notify and got no event since
+// the last tick is told the current revision, if it is synced and has reached its start.
+void WatchHub::ProgressTick(uint64_t stream_id) {
+  auto it = streams_.find(stream_id);
+  if (it == streams_.end()) return;
+  Stream& stream = it->second;
+  stream.progress_armed = false;
+  bool any = false;
+  for (auto& [wid, w] : stream.watchers) {
+    if (!w.progress_notify) continue;
+    any = true;
+    if (w.progress_due && w.state == State::kSynced && durable_rev_ >= w.start_rev) {
+      stream.sink(NewResponse(durable_rev_, w.id));
+    }
+    w.progress_due = true;
+  }
+  if (any) ArmProgress(&stream);
+}
+
+// --- Invariants -----------------------------------------------------------------------------
+
+void WatchHub::CheckInvariants() const {
+  size_t active = 0;
+  size_t synced = 0;
+  for (const auto& [sid, stream] : streams_) {
+    CHECK(stream.id == sid);
+    for (const auto& [wid, w] : stream.watchers) {
+      CHECK(w.id == wid && w.stream_id == sid);
+      if (w.state != State::kCompacted) ++active;
+      if (w.state != State::kSynced) continue;
+      ++synced;
+      const WatcherKey key{sid, wid};
+      if (w.range.single) {
+        auto it = synced_by_key_.find(w.range.begin);
+        CHECK(it != synced_by_key_.end() && it->second.count(key) == 1);
+      } else {
+        CHECK(synced_ranges_.count(key) == 1);
+      }
+    }
+  }
+  size_t indexed = synced_ranges_.size();
+  for (const auto& [k, set] : synced_by_key_) {
+    CHECK(!set.empty());
+    indexed += set.size();
+  }
+  CHECK(indexed == synced);
+  CHECK(active == active_watchers_);
+  CHECK(capturing_ == (active > 0));
+  // A synced watcher relies on pending_ holding every revision after the durable one.
+  if (synced > 0) CHECK(CanSync());
+  CHECK(synced == synced_watchers_);
+  for (size_t i = 0; i < pending_.size(); ++i) {
+    CHECK(pending_[i].revision > durable_rev_);
+    if (i > 0) CHECK(pending_[i].revision == pending_[i - 1].revision + 1);
+  }
+  if (!pending_.empty()) CHECK(pending_.back().revision == last_captured_rev_);
+}
+
+}  // namespace geoetcd

@@ -1,0 +1,479 @@
+// The revision-ordered checkers: "revision", "durability" and "linearizability" (see
+// checkers.h for what each one proves).
+#include "sim/checkers.h"
+
+#include <algorithm>
+#include <functional>
+#include <map>
+#include <string_view>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "sim/kv_model.h"
+
+namespace geoetcd::sim {
+
+using etcdserverpb::RequestOp;
+using etcdserverpb::ResponseOp;
+
+namespace {
+
+bool IsCommit(const HistoryOp& op) {
+  return op.outcome == OpOutcome::kOk && op.is_mutation() && ResponseChangedState(op.response);
+}
+
+// Where an OK operation sits in commit order: the commit at `revision` (after == false), or
+// after it and before the next commit (after == true): reads and no-op mutations.
+struct Pos {
+  int64_t revision = 0;
+  bool after = false;
+  bool operator<(const Pos& o) const {
+    return revision != o.revision ? revision < o.revision : (!after && o.after);
+  }
+};
+
+Pos PosOf(const HistoryOp& op) { return {op.header_revision(), !IsCommit(op)}; }
+
+std::string PosText(const Pos& p) {
+  return p.after ? absl::StrCat("after revision ", p.revision)
+                 : absl::StrCat("commit at revision ", p.revision);
+}
+
+void ForEachObservedKv(const ResponseOp& r, const std::function<void(const mvccpb::KeyValue&)>& f) {
+  switch (r.response_case()) {
+    case ResponseOp::kResponseRange:
+      for (const auto& kv : r.response_range().kvs()) f(kv);
+      break;
+    case ResponseOp::kResponsePut:
+      if (r.response_put().has_prev_kv()) f(r.response_put().prev_kv());
+      break;
+    case ResponseOp::kResponseDeleteRange:
+      for (const auto& kv : r.response_delete_range().prev_kvs()) f(kv);
+      break;
+    case ResponseOp::kResponseTxn:
+      for (const auto& inner : r.response_txn().responses()) ForEachObservedKv(inner, f);
+      break;
+    default:
+      break;
+  }
+}
+
+void ForEachPutValue(const RequestOp& op, const std::function<void(const std::string&)>& f) {
+  if (op.has_request_put()) f(op.request_put().value());
+  if (op.has_request_txn()) {
+    for (const auto& o : op.request_txn().success()) ForEachPutValue(o, f);
+    for (const auto& o : op.request_txn().failure()) ForEachPutValue(o, f);
+  }
+}
+
+std::vector<const HistoryOp*> OkOps(const History& h) {
+  std::vector<const HistoryOp*> ok;
+  for (const HistoryOp& op : h.ops) {
+    if (op.outcome == OpOutcome::kOk) ok.push_back(&op);
+  }
+  return ok;
+}
+
+std::vector<const HistoryOp*> UnknownMutations(const History& h) {
+  std::vector<const HistoryOp*> unknown;
+  for (const HistoryOp& op : h.ops) {
+    if (op.outcome == OpOutcome::kUnknown && op.is_mutation()) unknown.push_back(&op);
+  }
+  return unknown;
+}
+
+int64_t MaxObservedRevision(const std::vector<const HistoryOp*>& ok) {
+  int64_t max_rev = 1;
+  for (const HistoryOp* op : ok) {
+    max_rev = std::max(max_rev, op->header_revision());
+    if (op->call.kind == OpKind::kCompact) continue;
+    ForEachObservedKv(op->response, [&](const mvccpb::KeyValue& kv) {
+      max_rev = std::max(max_rev, kv.mod_revision());
+    });
+  }
+  return max_rev;
+}
+
+// bound[R]: the latest invocation time an op committed at revision R may have: it must be
+// invoked before every op ordered at or after R returned. Nondecreasing in R.
+std::vector<int64_t> CommitInvokeBounds(const std::vector<const HistoryOp*>& ok, int64_t max_rev) {
+  std::vector<int64_t> bound(static_cast<size_t>(max_rev) + 2, kNeverUs);
+  for (const HistoryOp* op : ok) {
+    const int64_t rev = std::clamp<int64_t>(op->header_revision(), 0, max_rev);
+    bound[rev] = std::min(bound[rev], op->complete_us);
+  }
+  for (int64_t r = max_rev - 1; r >= 0; --r) bound[r] = std::min(bound[r], bound[r + 1]);
+  return bound;
+}
+
+// The revision-ordered replay behind CheckLinearizability.
+class RevisionReplay {
+ public:
+  RevisionReplay(const History& h, const CheckOptions& options) : h_(h), options_(options) {}
+
+  CheckResult Run() {
+    const std::vector<const HistoryOp*> ok = OkOps(h_);
+    if (auto r = CheckRealTime(ok); !r.ok) return r;
+    max_rev_ = MaxObservedRevision(ok);
+    commit_at_.assign(max_rev_ + 1, nullptr);
+    reads_at_.assign(max_rev_ + 1, {});
+    for (const HistoryOp* op : ok) {
+      const int64_t rev = op->header_revision();
+      if (rev < 1) return Violation(*op, "header revision below 1");
+      if (IsCommit(*op)) {
+        if (commit_at_[rev] != nullptr) {
+          return Violation(*op, absl::StrCat("revision ", rev, " was also acknowledged to #",
+                                             commit_at_[rev]->index));
+        }
+        commit_at_[rev] = op;
+      } else if (op->call.kind != OpKind::kCompact) {
+        reads_at_[rev].push_back(op);
+      }
+    }
+    bound_ = CommitInvokeBounds(ok, max_rev_);
+    unknown_ = UnknownMutations(h_);
+    // Latest-invoked first: the write that filled a hole usually ran just before it.
+    std::sort(unknown_.begin(), unknown_.end(), [](const HistoryOp* a, const HistoryOp* b) {
+      return a->invoke_us != b->invoke_us ? a->invoke_us > b->invoke_us : a->index > b->index;
+    });
+    used_.assign(unknown_.size(), false);
+    if (auto r = PinHoles(ok); !r.ok) return r;
+
+    CheckResult result;
+    if (!CheckReadsAt(1) || !Replay(2)) {
+      if (exhausted_) {
+        result.notes.push_back(absl::StrCat(
+            "linearizability: inconclusive: the search for placements of ", unknown_.size(),
+            " writes of unknown outcome exceeded ", options_.replay_steps_max, " steps"));
+        return result;
+      }
+      return CheckResult::Violation("linearizability", deepest_why_);
+    }
+    return result;
+  }
+
+ private:
+  static CheckResult Violation(const HistoryOp& op, const std::string& why) {
+    return CheckResult::Violation("linearizability", absl::StrCat(why, ": ", FormatOp(op)));
+  }
+
+  // If A returned before B was invoked, B may not sit before A in commit order.
+  CheckResult CheckRealTime(const std::vector<const HistoryOp*>& ok) {
+    std::vector<const HistoryOp*> by_invoke = ok;
+    std::vector<const HistoryOp*> by_complete = ok;
+    std::sort(by_invoke.begin(), by_invoke.end(), [](const HistoryOp* a, const HistoryOp* b) {
+      return a->invoke_us < b->invoke_us;
+    });
+    std::sort(by_complete.begin(), by_complete.end(), [](const HistoryOp* a, const HistoryOp* b) {
+      return a->complete_us < b->complete_us;
+    });
+    const HistoryOp* latest = nullptr;  // the op with the greatest Pos among those returned
+    size_t j = 0;
+    for (const HistoryOp* op : by_invoke) {
+      while (j < by_complete.size() && by_complete[j]->complete_us < op->invoke_us) {
+        if (latest == nullptr || PosOf(*latest) < PosOf(*by_complete[j])) latest = by_complete[j];
+        ++j;
+      }
+      if (latest == nullptr) continue;
+      const Pos before = PosOf(*latest);
+      const Pos pos = PosOf(*op);
+      const bool ordered = IsCommit(*op) ? before < pos : !(pos < before);
+      if (!ordered) {
+        return CheckResult::Violation(
+            "linearizability",
+            absl::StrCat("real-time order: #", latest->index, " returned before #", op->index,
+                         " was invoked, yet #", op->index, " is ordered at ", PosText(pos),
+                         " and #", latest->index, " at ", PosText(before), ": ",
+                         FormatOp(*latest), " | ", FormatOp(*op)));
+      }
+    }
+    return {};
+  }
+
+  // Values are unique per write, so a read that saw value v at mod_revision m proves that
+  // v's writer committed at m: when that writer's outcome is unknown, it fills hole m.
+  CheckResult PinHoles(const std::vector<const HistoryOp*>& ok) {
+    std::map<std::string, int64_t, std::less<>> writer;  // value -> unknown op's slot
+    std::map<std::string, int, std::less<>> writers_of_value;
+    for (const HistoryOp& op : h_.ops) {
+      if (!op.is_mutation()) continue;
+      ForEachPutValue(op.call.request, [&](const std::string& v) { ++writers_of_value[v]; });
+    }
+    for (size_t u = 0; u < unknown_.size(); ++u) {
+      ForEachPutValue(unknown_[u]->call.request, [&](const std::string& v) {
+        if (writers_of_value[v] == 1) writer[v] = static_cast<int64_t>(u);
+      });
+    }
+    pinned_at_.assign(max_rev_ + 1, -1);
+    pinned_rev_.assign(unknown_.size(), 0);
+    for (const HistoryOp* op : ok) {
+      if (op->call.kind == OpKind::kCompact) continue;
+      CheckResult bad;
+      ForEachObservedKv(op->response, [&](const mvccpb::KeyValue& kv) {
+        auto it = writer.find(kv.value());
+        const int64_t m = kv.mod_revision();
+        if (!bad.ok || it == writer.end() || m < 2 || m > max_rev_ || commit_at_[m] != nullptr) {
+          return;  // acknowledged commits are judged by the replay itself
+        }
+        const int64_t u = it->second;
+        if (pinned_at_[m] >= 0 && pinned_at_[m] != u) {
+          bad = Violation(*op, absl::StrCat("revision ", m, " holds writes of both #",
+                                            unknown_[pinned_at_[m]]->index, " and #",
+                                            unknown_[u]->index));
+        } else if (pinned_rev_[u] != 0 && pinned_rev_[u] != m) {
+          bad = Violation(*op, absl::StrCat("the write #", unknown_[u]->index,
+                                            " was observed at revisions ", pinned_rev_[u],
+                                            " and ", m));
+        } else {
+          pinned_at_[m] = u;
+          pinned_rev_[u] = m;
+        }
+      });
+      if (!bad.ok) return bad;
+    }
+    return {};
+  }
+
+  void Fail(int64_t rev, std::string why) {
+    if (rev >= deepest_rev_) {
+      deepest_rev_ = rev;
+      deepest_why_ = std::move(why);
+    }
+  }
+
+  bool Step() {
+    if (++steps_ <= options_.replay_steps_max) return true;
+    exhausted_ = true;
+    return false;
+  }
+
+  // The model is at revision rev - 1; applies `op` as commit rev and checks what it said.
+  bool ApplyAcknowledged(const HistoryOp& op, int64_t rev) {
+    bool changed = false;
+    const ResponseOp want = model_.Apply(op.call.request, &changed);
+    std::string diff;
+    if (!changed) {
+      Fail(rev, absl::StrCat("revision ", rev, ": the model says this changes nothing: ",
+                             FormatOp(op)));
+    } else if (!SameResponse(want, op.response, &diff)) {
+      Fail(rev, absl::StrCat("revision ", rev, ": ", diff, ": ", FormatOp(op)));
+    } else {
+      return true;
+    }
+    model_.TruncateTo(rev - 1);
+    return false;
+  }
+
+  // Every read (and no-op mutation) that answered at `rev` must match the model there.
+  bool CheckReadsAt(int64_t rev) {
+    for (const HistoryOp* op : reads_at_[rev]) {
+      if (op->call.request.has_request_range() &&
+          op->call.request.request_range().revision() > rev) {
+        Fail(rev, absl::StrCat("read a revision above its header revision ", rev, ": ",
+                               FormatOp(*op)));
+        return false;
+      }
+      bool changed = false;
+      const ResponseOp want = model_.Apply(op->call.request, &changed);
+      std::string diff;
+      if (changed) {
+        model_.TruncateTo(rev);
+        Fail(rev, absl::StrCat("after revision ", rev,
+                               ": the model says this would have changed the store: ",
+                               FormatOp(*op)));
+        return false;
+      }
+      if (!SameResponse(want, op->response, &diff)) {
+        Fail(rev, absl::StrCat("after revision ", rev, ": ", diff, ": ", FormatOp(*op)));
+        return false;
+      }
+    }
+    return true;
+  }
+
+  // Replays commits from revision `from` (the model is at from - 1) through max_rev_.
+  bool Replay(int64_t from) {
+    for (int64_t rev = from; rev <= max_rev_; ++rev) {
+      if (!Step()) return false;
+      if (const HistoryOp* op = commit_at_[rev]) {
+        if (!ApplyAcknowledged(*op, rev)) return false;
+      } else if (const int64_t u = pinned_at_[rev]; u >= 0) {
+        if (!PlaceUnknown(u, rev, /*pinned=*/true)) return false;
+      } else {
+        return SearchHole(rev);
+      }
+      if (!CheckReadsAt(rev)) return false;
+    }
+    return true;
+  }
+
+  // Tries the unknown op `u` as commit `rev`; on success it stays applied. A pinned op has
+  // exactly one possible revision, so only unpinned ones are tracked in used_.
+  bool PlaceUnknown(int64_t u, int64_t rev, bool pinned) {
+    const HistoryOp& op = *unknown_[u];
+    if ((!pinned && used_[u]) || op.invoke_us > bound_[rev]) {
+      if (pinned) {
+        Fail(rev, absl::StrCat("revision ", rev, " holds a value of #", op.index,
+                               ", which was invoked after an operation ordered later returned: ",
+                               FormatOp(op)));
+      }
+      return false;
+    }
+    bool changed = false;
+    model_.Apply(op.call.request, &changed);
+    if (!changed) {
+      if (pinned) {
+        Fail(rev, absl::StrCat("revision ", rev, " holds a value of #", op.index,
+                               ", which the model says changes nothing there: ", FormatOp(op)));
+      }
+      return false;
+    }
+    if (!pinned) used_[u] = true;
+    return true;
+  }
+
+  // No acknowledged or pinned commit explains `rev`: some unknown op must have made it.
+  bool SearchHole(int64_t rev) {
+    for (size_t u = 0; u < unknown_.size(); ++u) {
+      if (pinned_rev_[u] != 0 || used_[u] || unknown_[u]->invoke_us > bound_[rev]) continue;
+      if (!Step()) return false;
+      if (!PlaceUnknown(static_cast<int64_t>(u), rev, /*pinned=*/false)) continue;
+      if (CheckReadsAt(rev) && Replay(rev + 1)) return true;
+      if (exhausted_) return false;
+      used_[u] = false;
+      model_.TruncateTo(rev - 1);
+    }
+    Fail(rev, absl::StrCat("revision ", rev,
+                           ": no acknowledged write has it and no write of unknown outcome "
+                           "explains it and what was read afterwards"));
+    return false;
+  }
+
+  const History& h_;
+  const CheckOptions& options_;
+  KvModel model_;
+  int64_t max_rev_ = 1;
+  std::vector<const HistoryOp*> commit_at_;               // by revision
+  std::vector<std::vector<const HistoryOp*>> reads_at_;  // by header revision
+  std::vector<int64_t> bound_;                            // by revision
+  std::vector<const HistoryOp*> unknown_;                 // unknown mutations
+  std::vector<int64_t> pinned_at_;                        // revision -> index in unknown_
+  std::vector<int64_t> pinned_rev_;                       // index in unknown_ -> revision
+  std::vector<bool> used_;                                // index in unknown_
+  int64_t steps_ = 0;
+  bool exhausted_ = false;
+  int64_t deepest_rev_ = -1;
+  std::string deepest_why_ = "no linearization";
+};
+
+}  // namespace
+
+CheckResult CheckRevisions(const History& history) {
+  const std::vector<const HistoryOp*> ok = OkOps(history);
+  std::map<int64_t, const HistoryOp*> commits;
+  int64_t mutations = 0;
+  for (const HistoryOp& op : history.ops) mutations += op.is_mutation() ? 1 : 0;
+  const int64_t max_rev = MaxObservedRevision(ok);
+  // Every revision above 1 is made by some mutation.
+  if (max_rev > mutations + 1) {
+    return CheckResult::Violation(
+        "revision", absl::StrCat("revision ", max_rev, " was observed but only ", mutations,
+                                 " mutations were ever invoked"));
+  }
+  for (const HistoryOp* op : ok) {
+    const int64_t rev = op->header_revision();
+    if (rev < 1 || (IsCommit(*op) && rev < 2)) {
+      return CheckResult::Violation("revision",
+                                    absl::StrCat("impossible header revision: ", FormatOp(*op)));
+    }
+    if (!IsCommit(*op)) continue;
+    auto [it, inserted] = commits.emplace(rev, op);
+    if (!inserted) {
+      return CheckResult::Violation(
+          "revision", absl::StrCat("revision ", rev, " was acknowledged to two writes: ",
+                                   FormatOp(*it->second), " | ", FormatOp(*op)));
+    }
+  }
+  // Holes must be matched one to one with unknown ops invoked early enough. The bounds are
+  // nondecreasing, so Hall's condition reduces to: the j-th hole has >= j candidates.
+  const std::vector<int64_t> bound = CommitInvokeBounds(ok, max_rev);
+  std::vector<int64_t> unknown_invokes;
+  for (const HistoryOp* op : UnknownMutations(history)) unknown_invokes.push_back(op->invoke_us);
+  std::sort(unknown_invokes.begin(), unknown_invokes.end());
+  int64_t holes = 0;
+  for (int64_t rev = 2; rev <= max_rev; ++rev) {
+    if (commits.count(rev) != 0) continue;
+    ++holes;
+    const int64_t candidates = std::upper_bound(unknown_invokes.begin(), unknown_invokes.end(),
+                                                bound[rev]) -
+                               unknown_invokes.begin();
+    if (candidates < holes) {
+      return CheckResult::Violation(
+          "revision", absl::StrCat("revision ", rev, " is a hole: no acknowledged write has it ",
+                                   "and too few writes of unknown outcome could have made it (",
+                                   holes, " holes so far, ", candidates, " candidates)"));
+    }
+  }
+  return {};
+}
+
+CheckResult CheckDurability(const History& history) {
+  const std::vector<const HistoryOp*> ok = OkOps(history);
+  for (size_t c = 0; c < history.crashes.size(); ++c) {
+    const CrashRecord& crash = history.crashes[c];
+    const HistoryOp* newest = nullptr;  // the highest revision acknowledged before the crash
+    for (const HistoryOp* op : ok) {
+      if (op->complete_us < crash.crash_us &&
+          (newest == nullptr || newest->header_revision() < op->header_revision())) {
+        newest = op;
+      }
+    }
+    if (newest == nullptr || crash.restart_us == kNeverUs) continue;
+    const int64_t acked = newest->header_revision();
+    if (crash.recovered_revision < acked) {
+      return CheckResult::Violation(
+          "durability", absl::StrCat("node ", crash.node, " crashed and recovered at revision ",
+                                     crash.recovered_revision, ", but revision ", acked,
+                                     " had been acknowledged: ", FormatOp(*newest)));
+    }
+    const int64_t next_crash =
+        c + 1 < history.crashes.size() ? history.crashes[c + 1].crash_us : kNeverUs;
+    for (const HistoryOp* op : ok) {
+      if (op->invoke_us > crash.restart_us && op->invoke_us < next_crash &&
+          op->header_revision() < acked) {
+        return CheckResult::Violation(
+            "durability", absl::StrCat("after the restart a read answered at revision ",
+                                       op->header_revision(), ", below revision ", acked,
+                                       " acknowledged before the crash: ", FormatOp(*newest),
+                                       " | ", FormatOp(*op)));
+      }
+    }
+  }
+  return {};
+}
+
+CheckResult CheckLinearizability(const History& history, const CheckOptions& options) {
+  return RevisionReplay(history, options).Run();
+}
+
+CheckResult CheckHistory(const History& history, const CheckOptions& options) {
+  CheckResult result;
+  auto merge = [&result](CheckResult r) {
+    for (auto& note : r.notes) result.notes.push_back(std::move(note));
+    if (r.ok) return;
+    if (result.ok) {
+      result.ok = false;
+      result.checker = r.checker;
+      result.detail = r.detail;
+    } else {
+      result.notes.push_back(absl::StrCat("also violated: ", r.checker, ": ", r.detail));
+    }
+  };
+  merge(CheckRevisions(history));
+  merge(CheckDurability(history));
+  merge(CheckLinearizability(history, options));
+  merge(CheckPerKeyWgl(history, options));
+  return result;
+}
+
+}  // namespace geoetcd::sim

@@ -1,0 +1,81 @@
+// The history of one simulation run: every operation the simulated clients invoked, with
+// its request, invocation and completion times and outcome, plus the crashes and restarts
+// the fault injector caused. The checkers (sim/checkers.h) judge it; a violating run writes
+// it out, one operation per line.
+#ifndef GEOETCD_SIM_HISTORY_H_
+#define GEOETCD_SIM_HISTORY_H_
+
+#include <cstdint>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "etcd/etcdserverpb/rpc.pb.h"
+
+namespace geoetcd::sim {
+
+// The completion time of an operation whose outcome is unknown: it may take effect at any
+// time after its invocation, so it is treated as returning at infinity.
+inline constexpr int64_t kNeverUs = std::numeric_limits<int64_t>::max();
+
+enum class OpKind : uint8_t { kRange, kPut, kDelete, kTxn, kCompact };
+
+enum class OpOutcome : uint8_t {
+  kOk,       // a reply arrived: the response is known
+  kFail,     // an error arrived that proves the operation had no effect
+  kUnknown,  // no reply (timeout, crash, lost message): it may or may not have taken effect
+};
+
+const char* OpKindName(OpKind kind);
+const char* OpOutcomeName(OpOutcome outcome);
+
+// A request as a client sends it: the KV requests as the gateway passes them to the Node.
+struct KvCall {
+  OpKind kind = OpKind::kRange;
+  etcdserverpb::RequestOp request;  // kRange, kPut, kDelete, kTxn
+  etcdserverpb::CompactionRequest compact;
+};
+
+struct HistoryOp {
+  int64_t index = 0;   // position in History::ops
+  int32_t client = 0;
+  KvCall call;
+  int64_t invoke_us = 0;
+  int64_t complete_us = kNeverUs;
+  OpOutcome outcome = OpOutcome::kUnknown;
+  etcdserverpb::ResponseOp response;  // kOk, except kCompact
+  etcdserverpb::CompactionResponse compact_response;
+  std::string error;  // kFail
+
+  bool is_mutation() const { return call.kind != OpKind::kRange && call.kind != OpKind::kCompact; }
+  // header.revision of an OK response.
+  int64_t header_revision() const;
+};
+
+struct CrashRecord {
+  int32_t node = 0;
+  int64_t crash_us = 0;
+  int64_t restart_us = kNeverUs;  // when the restarted node began serving
+  int64_t recovered_revision = 0;  // the node's durable revision right after restart
+  bool restart_failed = false;
+};
+
+struct History {
+  std::vector<HistoryOp> ops;
+  std::vector<CrashRecord> crashes;
+
+  // Records an invocation; returns its index.
+  int64_t Invoke(int32_t client, KvCall call, int64_t now_us);
+};
+
+// One line describing an operation: client, op, arguments, times and result.
+std::string FormatOp(const HistoryOp& op);
+// Writes every operation and crash, one per line. Returns false if the file can't be written.
+bool WriteHistory(const History& history, const std::string& path);
+// A canonical digest of an operation's outcome and response (fixed encoding, never a
+// serialized protobuf), folded into the trace hash.
+uint64_t DigestOutcome(const HistoryOp& op);
+
+}  // namespace geoetcd::sim
+
+#endif  // GEOETCD_SIM_HISTORY_H_

@@ -1,0 +1,389 @@
+// The "wgl" checker: each operation projected onto each key it touches, as an operation on
+// a register holding that key's value (or nothing), then a WGL search per key. It ignores
+// revisions entirely, so it stands apart from the revision-ordered checkers.
+#include <map>
+#include <set>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "sim/checkers.h"
+#include "sim/wgl.h"
+
+namespace geoetcd::sim {
+
+using etcdserverpb::Compare;
+using etcdserverpb::RequestOp;
+using etcdserverpb::ResponseOp;
+
+namespace {
+
+// Register states are value ids: 0 is "absent", written values are numbered from 1.
+constexpr int32_t kAbsent = 0;
+constexpr int32_t kAny = -1;          // an expectation nobody observed
+constexpr int32_t kNoSuchValue = -2;  // a value no write ever wrote
+
+struct Micro {
+  enum Kind : uint8_t { kPut, kDelete, kRead };
+  Kind kind;
+  // kPut: the value id; kRead: the expected id or kAny; kDelete: expected deleted (0 or 1)
+  // or kAny.
+  int32_t arg;
+};
+
+// A compare's meaning for this key's register, when it can be told from the value alone.
+struct Cond {
+  enum Kind : uint8_t { kEq, kNe, kIsAbsent, kIsPresent, kPresentNe, kUnknown };
+  Kind kind;
+  int32_t value = 0;
+};
+
+struct KeyOp {
+  size_t history_index = 0;
+  // Every compare of the txn is on this key and can be evaluated: the state picks the
+  // branch. Otherwise other keys have a say.
+  bool decides = true;
+  std::vector<Cond> conds;
+  int8_t branch = 1;  // -1 unknown, 0 failure, 1 success (plain requests: 1)
+  std::vector<Micro> ops[2];
+};
+
+// -1 false, 0 unknown, 1 true.
+int Eval(const Cond& c, int32_t s) {
+  switch (c.kind) {
+    case Cond::kEq:
+      return s == c.value ? 1 : -1;
+    case Cond::kNe:
+      return s != c.value ? 1 : -1;
+    case Cond::kIsAbsent:
+      return s == kAbsent ? 1 : -1;
+    case Cond::kIsPresent:
+      return s != kAbsent ? 1 : -1;
+    case Cond::kPresentNe:
+      return s != kAbsent && s != c.value ? 1 : -1;
+    case Cond::kUnknown:
+      return 0;
+  }
+  return 0;
+}
+
+bool Run(const std::vector<Micro>& micros, int32_t* s) {
+  for (const Micro& m : micros) {
+    switch (m.kind) {
+      case Micro::kPut:
+        *s = m.arg;
+        break;
+      case Micro::kDelete:
+        if (m.arg != kAny && (*s != kAbsent) != (m.arg == 1)) return false;
+        *s = kAbsent;
+        break;
+      case Micro::kRead:
+        if (m.arg != kAny && *s != m.arg) return false;
+        break;
+    }
+  }
+  return true;
+}
+
+void Step(const KeyOp& op, int32_t s, std::vector<uint64_t>* next) {
+  int eval = 1;
+  for (const Cond& c : op.conds) {
+    const int e = Eval(c, s);
+    if (e < 0) {
+      eval = -1;
+      break;
+    }
+    if (e == 0) eval = 0;
+  }
+  int branches[2];
+  int n = 0;
+  if (op.branch >= 0) {
+    if (op.decides && (eval == 1) != (op.branch == 1)) return;
+    if (op.branch == 1 && eval < 0) return;  // success needs every compare to hold
+    branches[n++] = op.branch;
+  } else if (op.decides) {
+    branches[n++] = eval == 1 ? 1 : 0;
+  } else {
+    branches[n++] = 0;
+    if (eval >= 0) branches[n++] = 1;
+  }
+  for (int i = 0; i < n; ++i) {
+    int32_t t = s;
+    if (!Run(op.ops[branches[i]], &t)) continue;
+    const uint64_t state = static_cast<uint32_t>(t);
+    if (next->empty() || next->back() != state) next->push_back(state);
+  }
+}
+
+class Projector {
+ public:
+  explicit Projector(const History& h) : h_(h) {
+    for (const HistoryOp& op : h.ops) {
+      if (op.call.kind == OpKind::kCompact) continue;
+      CollectKeys(op.call.request);
+      if (op.outcome == OpOutcome::kOk) Observe(op);
+    }
+  }
+
+  // Projects every operation; returns the per-key operation lists.
+  std::map<std::string, std::vector<KeyOp>> Project() {
+    std::map<std::string, std::vector<KeyOp>> per_key;
+    for (const HistoryOp& op : h_.ops) {
+      if (op.call.kind == OpKind::kCompact || op.outcome == OpOutcome::kFail) continue;
+      if (op.outcome == OpOutcome::kUnknown && !op.is_mutation()) continue;
+      std::map<std::string, KeyOp> touched;
+      ProjectOne(op, &touched);
+      for (auto& [key, kop] : touched) {
+        kop.history_index = static_cast<size_t>(op.index);
+        per_key[key].push_back(std::move(kop));
+      }
+    }
+    return per_key;
+  }
+
+ private:
+  int32_t IdOf(const std::string& value) {
+    auto [it, inserted] = ids_.try_emplace(value, static_cast<int32_t>(ids_.size()) + 1);
+    return it->second;
+  }
+  int32_t KnownIdOf(const std::string& value) const {
+    auto it = ids_.find(value);
+    return it == ids_.end() ? kNoSuchValue : it->second;
+  }
+
+  void CollectKeys(const RequestOp& op) {
+    if (op.has_request_put()) {
+      keys_.insert(op.request_put().key());
+      IdOf(op.request_put().value());
+    }
+    if (op.has_request_txn()) {
+      for (const auto& o : op.request_txn().success()) CollectKeys(o);
+      for (const auto& o : op.request_txn().failure()) CollectKeys(o);
+    }
+  }
+
+  void ObserveKv(const mvccpb::KeyValue& kv) {
+    keys_.insert(kv.key());
+    mods_.try_emplace({kv.key(), kv.mod_revision()}, IdOf(kv.value()));
+  }
+
+  void ObserveResponse(const RequestOp& req, const ResponseOp& r, int64_t rev) {
+    switch (r.response_case()) {
+      case ResponseOp::kResponseRange:
+        for (const auto& kv : r.response_range().kvs()) ObserveKv(kv);
+        break;
+      case ResponseOp::kResponsePut:
+        if (r.response_put().has_prev_kv()) ObserveKv(r.response_put().prev_kv());
+        if (req.has_request_put()) {
+          mods_.try_emplace({req.request_put().key(), rev}, IdOf(req.request_put().value()));
+        }
+        break;
+      case ResponseOp::kResponseDeleteRange:
+        for (const auto& kv : r.response_delete_range().prev_kvs()) ObserveKv(kv);
+        break;
+      default:
+        break;
+    }
+  }
+
+  // Learns keys, values and which value each (key, mod_revision) holds.
+  void Observe(const HistoryOp& op) {
+    const int64_t rev = op.header_revision();
+    const RequestOp& req = op.call.request;
+    if (req.has_request_txn()) {
+      const auto& t = req.request_txn();
+      const auto& branch = op.response.response_txn().succeeded() ? t.success() : t.failure();
+      const auto& resps = op.response.response_txn().responses();
+      for (int i = 0; i < branch.size() && i < resps.size(); ++i) {
+        ObserveResponse(branch.Get(i), resps.Get(i), rev);
+      }
+    } else {
+      ObserveResponse(req, op.response, rev);
+    }
+  }
+
+  std::vector<std::string> KeysIn(const std::string& key, const std::string& end) const {
+    std::vector<std::string> out;
+    if (end.empty()) {
+      out.push_back(key);
+      return out;
+    }
+    const bool unbounded = end.size() == 1 && end[0] == '\0';
+    for (auto it = keys_.lower_bound(key); it != keys_.end() && (unbounded || *it < end); ++it) {
+      out.push_back(*it);
+    }
+    return out;
+  }
+
+  Cond CondOf(const Compare& c) const {
+    const bool zero = [&] {
+      switch (c.target()) {
+        case Compare::VERSION:
+          return c.version() == 0;
+        case Compare::CREATE:
+          return c.create_revision() == 0;
+        case Compare::MOD:
+          return c.mod_revision() == 0;
+        default:
+          return false;
+      }
+    }();
+    if (c.target() == Compare::VALUE) {
+      const int32_t id = KnownIdOf(c.value());
+      if (c.result() == Compare::EQUAL) return {Cond::kEq, id};
+      if (c.result() == Compare::NOT_EQUAL) return {Cond::kPresentNe, id};
+      return {Cond::kUnknown};
+    }
+    if (zero) {
+      // A missing key compares as 0; a present one has version, create and mod >= 1.
+      if (c.result() == Compare::EQUAL) return {Cond::kIsAbsent};
+      if (c.result() == Compare::NOT_EQUAL || c.result() == Compare::GREATER) {
+        return {Cond::kIsPresent};
+      }
+      return {Cond::kUnknown};
+    }
+    if (c.target() == Compare::MOD &&
+        (c.result() == Compare::EQUAL || c.result() == Compare::NOT_EQUAL)) {
+      auto it = mods_.find({c.key(), c.mod_revision()});
+      if (it == mods_.end()) return {Cond::kUnknown};
+      return {c.result() == Compare::EQUAL ? Cond::kEq : Cond::kNe, it->second};
+    }
+    return {Cond::kUnknown};
+  }
+
+  // Appends the micro-ops of `ops` (with their responses when known) to branch `b`.
+  void AddOps(const google::protobuf::RepeatedPtrField<RequestOp>& ops,
+              const google::protobuf::RepeatedPtrField<ResponseOp>* resps, int b,
+              std::map<std::string, KeyOp>* touched) {
+    for (int i = 0; i < ops.size(); ++i) {
+      const RequestOp& o = ops.Get(i);
+      const ResponseOp* r = resps != nullptr && i < resps->size() ? &resps->Get(i) : nullptr;
+      if (o.has_request_range()) {
+        const auto& req = o.request_range();
+        if (r == nullptr || req.revision() != 0) continue;  // nothing known about now
+        const auto& resp = r->response_range();
+        std::map<std::string, int32_t> seen;
+        for (const auto& kv : resp.kvs()) seen[kv.key()] = KnownIdOf(kv.value());
+        for (const std::string& k : KeysIn(req.key(), req.range_end())) {
+          // With `more`, keys past the last returned one were not reported.
+          if (resp.more() && (resp.kvs().empty() || k > resp.kvs().rbegin()->key())) break;
+          auto it = seen.find(k);
+          (*touched)[k].ops[b].push_back({Micro::kRead, it == seen.end() ? kAbsent : it->second});
+        }
+      } else if (o.has_request_put()) {
+        const auto& req = o.request_put();
+        auto& micros = (*touched)[req.key()].ops[b];
+        if (r != nullptr && req.prev_kv()) {
+          const auto& resp = r->response_put();
+          micros.push_back(
+              {Micro::kRead, resp.has_prev_kv() ? KnownIdOf(resp.prev_kv().value()) : kAbsent});
+        }
+        micros.push_back({Micro::kPut, KnownIdOf(req.value())});
+      } else if (o.has_request_delete_range()) {
+        const auto& req = o.request_delete_range();
+        const std::vector<std::string> keys = KeysIn(req.key(), req.range_end());
+        std::map<std::string, int32_t> prev;
+        if (r != nullptr) {
+          for (const auto& kv : r->response_delete_range().prev_kvs()) {
+            prev[kv.key()] = KnownIdOf(kv.value());
+          }
+        }
+        for (const std::string& k : keys) {
+          int32_t expect = kAny;
+          if (r != nullptr) {
+            const int64_t deleted = r->response_delete_range().deleted();
+            if (req.prev_kv()) {
+              expect = prev.count(k) != 0 ? 1 : 0;
+            } else if (req.range_end().empty() || deleted == 0) {
+              expect = deleted > 0 ? 1 : 0;
+            }
+          }
+          auto& micros = (*touched)[k].ops[b];
+          if (auto it = prev.find(k); it != prev.end()) micros.push_back({Micro::kRead, it->second});
+          micros.push_back({Micro::kDelete, expect});
+        }
+      }
+    }
+  }
+
+  void ProjectOne(const HistoryOp& op, std::map<std::string, KeyOp>* touched) {
+    const RequestOp& req = op.call.request;
+    const bool known = op.outcome == OpOutcome::kOk;
+    if (!req.has_request_txn()) {
+      google::protobuf::RepeatedPtrField<RequestOp> ops;
+      *ops.Add() = req;
+      google::protobuf::RepeatedPtrField<ResponseOp> resps;
+      if (known) *resps.Add() = op.response;
+      AddOps(ops, known ? &resps : nullptr, 1, touched);
+      return;
+    }
+    const auto& t = req.request_txn();
+    const int8_t branch = known ? (op.response.response_txn().succeeded() ? 1 : 0) : -1;
+    if (known) {
+      AddOps(branch == 1 ? t.success() : t.failure(), &op.response.response_txn().responses(),
+             branch, touched);
+    } else {
+      AddOps(t.success(), nullptr, 1, touched);
+      AddOps(t.failure(), nullptr, 0, touched);
+    }
+    // Compares: single-key ones constrain their key; a key decides the branch alone only
+    // when every compare is on it and evaluable.
+    std::map<std::string, std::vector<Cond>> conds;
+    bool other_compares = false;
+    for (const Compare& c : t.compare()) {
+      if (!c.range_end().empty()) {
+        other_compares = true;
+        continue;
+      }
+      conds[c.key()].push_back(CondOf(c));
+    }
+    for (const auto& [key, cs] : conds) (*touched)[key];  // a compared key is touched
+    for (auto& [key, kop] : *touched) {
+      kop.branch = branch;
+      auto it = conds.find(key);
+      if (it != conds.end()) kop.conds = it->second;
+      kop.decides = !other_compares && conds.size() <= 1;
+      for (const Cond& c : kop.conds) kop.decides = kop.decides && c.kind != Cond::kUnknown;
+      if (it == conds.end() && !conds.empty()) kop.decides = false;
+    }
+  }
+
+  const History& h_;
+  std::set<std::string> keys_;
+  std::map<std::string, int32_t> ids_;
+  std::map<std::pair<std::string, int64_t>, int32_t> mods_;
+};
+
+}  // namespace
+
+CheckResult CheckPerKeyWgl(const History& history, const CheckOptions& options) {
+  CheckResult result;
+  for (const auto& [key, kops] : Projector(history).Project()) {
+    std::vector<WglOp> ops;
+    ops.reserve(kops.size());
+    for (const KeyOp& k : kops) {
+      const HistoryOp& op = history.ops[k.history_index];
+      ops.push_back({op.invoke_us, op.complete_us});
+    }
+    const WglResult r = CheckWgl(
+        ops, kAbsent,
+        [&kops](size_t i, uint64_t state, std::vector<uint64_t>* next) {
+          Step(kops[i], static_cast<int32_t>(state), next);
+        },
+        options.wgl_steps_max);
+    if (r.verdict == WglVerdict::kBudgetExhausted) {
+      result.notes.push_back(absl::StrCat("wgl: key ", key, " inconclusive after ", r.steps,
+                                          " steps"));
+    } else if (r.verdict == WglVerdict::kNotLinearizable) {
+      return CheckResult::Violation(
+          "wgl", absl::StrCat("key ", key, ": no linearization of its ", ops.size(),
+                              " operations (", r.linearized_max,
+                              " placed at most); stuck at ",
+                              FormatOp(history.ops[kops[r.stuck_op].history_index])));
+    }
+  }
+  return result;
+}
+
+}  // namespace geoetcd::sim

@@ -1,0 +1,599 @@
+#include "sim/simulation.h"
+
+#include <algorithm>
+#include <chrono>
+#include <memory>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "core/check.h"
+#include "sim/buggify.h"
+#include "sim/sim_network.h"
+#include "sim/sim_node.h"
+#include "sim/sim_world.h"
+#include "sim/workload.h"
+
+namespace geoetcd::sim {
+
+using etcdserverpb::CompactionResponse;
+using etcdserverpb::DeleteRangeResponse;
+using etcdserverpb::PutResponse;
+using etcdserverpb::RangeResponse;
+using etcdserverpb::TxnResponse;
+
+namespace {
+
+// A phase that needs more simulated time than this has stopped making progress.
+constexpr int64_t kPhaseSimUsMax = int64_t{3600} * 1'000'000;
+constexpr uint64_t kClusterId = 0x67656f'657463'64ULL;  // "geoetcd"
+constexpr int64_t kWallEpochMs = int64_t{1'700'000'000'000};
+constexpr int64_t kWallSkewMsMax = 5'000;
+constexpr int64_t kClockJumpMsMax = 5'000;
+constexpr int64_t kInterRegionLatencyUsDefault = 40'000;
+
+struct BugName {
+  const char* name;
+  bool InjectedBugs::*flag;
+};
+constexpr BugName kBugNames[] = {
+    {"ack-before-fsync", &InjectedBugs::ack_before_fsync},
+    {"stale-linearizable-read", &InjectedBugs::stale_linearizable_read},
+    {"skip-watch-event", &InjectedBugs::skip_watch_event},
+    {"reuse-revision-after-crash", &InjectedBugs::reuse_revision_after_crash},
+    {"txn-not-atomic", &InjectedBugs::txn_not_atomic},
+};
+
+double WallSecondsSince(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+// Half of all runs are buggified when the seed decides.
+Buggify MakeBuggify(BuggifyMode mode, Random& random) {
+  const bool coin = random.Chance(0.5);
+  const bool enabled = mode == BuggifyMode::kOn || (mode == BuggifyMode::kSeed && coin);
+  return Buggify(enabled, random.Fork());
+}
+
+// Adapts a Node reply into a KvReply for the client.
+template <typename Resp, typename Set>
+Reply<Resp> ToKvReply(std::function<void(KvReply)> send, Set set) {
+  return [send = std::move(send), set](absl::StatusOr<Resp> r) {
+    KvReply reply;
+    if (r.ok()) {
+      set(&reply, *std::move(r));
+    } else {
+      reply.status = r.status();
+    }
+    send(std::move(reply));
+  };
+}
+
+class Simulation : public KvEndpoint {
+ public:
+  explicit Simulation(const SimConfig& config);
+  SimResult Run();
+
+  void Call(int32_t client, const KvCall& call, std::function<void(KvReply)> reply) override;
+
+ private:
+  void Setup();
+  NodeOptions MakeNodeOptions(int32_t index);
+  void Dispatch(SimNode& node, int32_t client_endpoint, const KvCall& call,
+                std::function<void(KvReply)> reply);
+  void Respond(int32_t from, int32_t to, KvReply reply, std::function<void(KvReply)> done);
+
+  void StartFaults();
+  void ScheduleCrash();
+  void ScheduleDiskError();
+  void ScheduleNetworkFault();
+  void ScheduleClockJump();
+  int64_t FaultDelayUs(int64_t mean_us);
+  void CrashNode(int32_t index, const char* why);
+  void RestartNode(int32_t index, size_t crash_record);
+  void OnFatal(int32_t index, const absl::Status& status);
+  int64_t DiskLatencyMs();
+  void Quiesce();
+  bool AllUp() const;
+  bool RunPhase(const std::function<bool()>& done);
+  void Note(const std::string& text) {
+    if (world_.tracing()) world_.TraceNote(text);
+  }
+
+  SimConfig config_;
+  SimWorld world_;
+  Random fault_random_;
+  Buggify buggify_;
+  SimNetwork network_;
+  std::vector<SimTransport*> transports_;  // by region
+  std::vector<std::unique_ptr<SimNode>> nodes_;
+  std::vector<int32_t> client_endpoints_;
+  History history_;
+  std::unique_ptr<KvWorkload> workload_;
+  SimStats stats_;
+  std::string recovery_error_;
+
+  bool faults_active_ = false;
+  bool crash_faults_ = false;
+  bool network_faults_ = false;
+  bool disk_faults_ = false;
+
+  // Tunables, fixed per run (BUGGIFY varies them).
+  int64_t disk_latency_ms_max_ = 2;
+  double disk_spike_p_ = 0.02;
+  int64_t disk_spike_ms_max_ = 300;
+  int64_t crash_interval_us_ = 500'000;
+  int64_t downtime_us_max_ = 100'000;
+  int64_t disk_error_interval_us_ = 700'000;
+  int64_t network_fault_interval_us_ = 400'000;
+  int64_t clock_jump_interval_us_ = 1'000'000;
+};
+
+Simulation::Simulation(const SimConfig& config)
+    : config_(config),
+      world_(config.seed),
+      fault_random_(world_.random().Fork()),
+      buggify_(MakeBuggify(config.buggify, world_.random())),
+      network_(&world_, world_.random().Fork()) {
+  crash_faults_ = config.faults == FaultProfile::kCrash || config.faults == FaultProfile::kAll;
+  network_faults_ =
+      config.faults == FaultProfile::kNetwork || config.faults == FaultProfile::kAll;
+  disk_faults_ = config.faults == FaultProfile::kDisk || config.faults == FaultProfile::kAll;
+  if (config_.trace) world_.SetTraceSink(config_.trace);
+}
+
+NodeOptions Simulation::MakeNodeOptions(int32_t index) {
+  NodeOptions options;
+  options.name = absl::StrCat("region-", index);
+  options.cluster_id = kClusterId;
+  options.member_id = static_cast<uint64_t>(index) + 1;
+  options.bugs = config_.bugs;
+  // Tiny limits exercise the TooManyRequests path under load.
+  options.pending_requests_max =
+      buggify_.Choice("node_pending_requests_max", options.pending_requests_max, {1, 2, 8, 64});
+  options.on_fatal = [this, index](const absl::Status& s) { OnFatal(index, s); };
+  return options;
+}
+
+void Simulation::Setup() {
+  stats_.buggified = buggify_.enabled();
+  disk_latency_ms_max_ = buggify_.Choice("disk_latency_ms_max", 2, {0, 1, 10, 40});
+  disk_spike_p_ = static_cast<double>(buggify_.Choice("disk_spike_permille", 20, {0, 200})) / 1000;
+  crash_interval_us_ = buggify_.Choice("crash_interval_ms", 500, {50, 150, 2000}) * 1000;
+  downtime_us_max_ = buggify_.Choice("crash_downtime_ms_max", 100, {2, 1000}) * 1000;
+  disk_error_interval_us_ = buggify_.Choice("disk_error_interval_ms", 700, {100, 3000}) * 1000;
+  network_fault_interval_us_ =
+      buggify_.Choice("network_fault_interval_ms", 400, {50, 2000}) * 1000;
+  const int64_t drift_ppm_max = buggify_.Choice("clock_drift_ppm_max", 200, {0, 20'000});
+
+  const int32_t regions = config_.regions;
+  transports_.resize(regions, nullptr);
+  for (int32_t r = 0; r < regions; ++r) {
+    SimNodeConfig node_config;
+    node_config.options = MakeNodeOptions(r);
+    node_config.wall_offset_ms =
+        kWallEpochMs + fault_random_.Range(-kWallSkewMsMax, kWallSkewMsMax);
+    node_config.drift_ppm = static_cast<int32_t>(fault_random_.Range(-drift_ppm_max, drift_ppm_max));
+    nodes_.push_back(std::make_unique<SimNode>(&world_, &network_, r, &transports_,
+                                               std::move(node_config), world_.random().Fork()));
+    transports_[r] = &nodes_.back()->transport();
+    nodes_.back()->storage().SetLatencyHook([this] { return DiskLatencyMs(); });
+  }
+  const int64_t client_latency_us = buggify_.Choice("client_latency_us", 200, {20, 2000});
+  for (int32_t a = 0; a < regions; ++a) {
+    for (int32_t b = 0; b < regions; ++b) {
+      network_.SetLatencyUs(a, b, a == b ? client_latency_us : kInterRegionLatencyUsDefault);
+    }
+  }
+  NetworkFaults net;
+  net.jitter_us_max = buggify_.Choice("net_jitter_us_max", 100, {0, 3000});
+  if (network_faults_) {
+    net.loss = static_cast<double>(buggify_.Choice("net_loss_permille", 5, {0, 50})) / 1000;
+    net.duplicate = 0.01;
+    net.reorder = 0.01;
+    net.reorder_delay_us_max = 5'000;
+  }
+  network_.SetFaults(net);
+
+  WorkloadConfig workload;
+  workload.clients = config_.clients;
+  workload.ops = config_.ops;
+  workload.keys = static_cast<int32_t>(buggify_.Choice("workload_keys", 16, {2, 4, 64}));
+  workload.think_us_max = buggify_.Choice("client_think_us_max", 2000, {0, 200, 20'000});
+  workload.timeout_us =
+      buggify_.Choice("client_timeout_us", 1'000'000, {20'000, 100'000, 5'000'000});
+  workload.txn_keys_max = static_cast<int32_t>(buggify_.Choice("txn_keys_max", 3, {2, 6}));
+  // Clients (and the auditor) live in region 0 for now: the only region.
+  for (int32_t c = 0; c <= config_.clients; ++c) client_endpoints_.push_back(network_.AddEndpoint(0));
+  workload_ = std::make_unique<KvWorkload>(&world_, &history_, this, workload,
+                                           world_.random().Fork());
+
+  for (auto& node : nodes_) CHECK(node->Start().ok());  // empty storage always starts
+  world_.SetAfterEvent([this](int32_t) {
+    if (config_.check_invariants) {
+      for (auto& node : nodes_) {
+        if (node->up()) node->node()->CheckInvariants();
+      }
+    }
+    if (SimProgress* p = config_.progress) {
+      p->events = static_cast<int64_t>(world_.events_run());
+      p->now_us = world_.now_us();
+      p->ops = static_cast<int64_t>(history_.ops.size());
+      p->hash = world_.trace_hash();
+    }
+  });
+}
+
+void Simulation::Call(int32_t client, const KvCall& call, std::function<void(KvReply)> reply) {
+  const int32_t client_endpoint = client_endpoints_.at(client);
+  SimNode* node = nodes_[0].get();  // one region: every client's gateway is region 0
+  const uint64_t incarnation = world_.incarnation(node->index());
+  network_.Send(client_endpoint, node->endpoint(), /*duplicable=*/false,
+                [this, node, client_endpoint, incarnation, call, reply] {
+                  if (!node->up()) {
+                    // Connection refused: the request provably did nothing.
+                    KvReply refused;
+                    refused.status = absl::UnavailableError("sim: connection refused");
+                    Respond(node->endpoint(), client_endpoint, std::move(refused), reply);
+                    return;
+                  }
+                  // The connection died with the process it was open to.
+                  if (world_.incarnation(node->index()) != incarnation) return;
+                  Dispatch(*node, client_endpoint, call, reply);
+                });
+}
+
+void Simulation::Respond(int32_t from, int32_t to, KvReply reply,
+                         std::function<void(KvReply)> done) {
+  network_.Send(from, to, /*duplicable=*/false,
+                [done = std::move(done), reply = std::move(reply)] { done(reply); });
+}
+
+void Simulation::Dispatch(SimNode& node, int32_t client_endpoint, const KvCall& call,
+                          std::function<void(KvReply)> reply) {
+  auto send = [this, from = node.endpoint(), client_endpoint, reply](KvReply r) {
+    Respond(from, client_endpoint, std::move(r), reply);
+  };
+  const RequestContext ctx;
+  Node* n = node.node();
+  switch (call.kind) {
+    case OpKind::kRange:
+      n->Range(ctx, call.request.request_range(),
+               ToKvReply<RangeResponse>(send, [](KvReply* k, RangeResponse r) {
+                 *k->response.mutable_response_range() = std::move(r);
+               }));
+      break;
+    case OpKind::kPut:
+      n->Put(ctx, call.request.request_put(),
+             ToKvReply<PutResponse>(send, [](KvReply* k, PutResponse r) {
+               *k->response.mutable_response_put() = std::move(r);
+             }));
+      break;
+    case OpKind::kDelete:
+      n->DeleteRange(ctx, call.request.request_delete_range(),
+                     ToKvReply<DeleteRangeResponse>(send, [](KvReply* k, DeleteRangeResponse r) {
+                       *k->response.mutable_response_delete_range() = std::move(r);
+                     }));
+      break;
+    case OpKind::kTxn:
+      n->Txn(ctx, call.request.request_txn(),
+             ToKvReply<TxnResponse>(send, [](KvReply* k, TxnResponse r) {
+               *k->response.mutable_response_txn() = std::move(r);
+             }));
+      break;
+    case OpKind::kCompact:
+      n->Compact(ctx, call.compact,
+                 ToKvReply<CompactionResponse>(send, [](KvReply* k, CompactionResponse r) {
+                   k->compact = std::move(r);
+                 }));
+      break;
+  }
+}
+
+int64_t Simulation::FaultDelayUs(int64_t mean_us) {
+  return fault_random_.Range(mean_us / 2, mean_us * 3 / 2);
+}
+
+void Simulation::StartFaults() {
+  faults_active_ = true;
+  if (crash_faults_) ScheduleCrash();
+  if (disk_faults_) ScheduleDiskError();
+  if (network_faults_) {
+    ScheduleNetworkFault();
+    ScheduleClockJump();
+  }
+}
+
+void Simulation::ScheduleCrash() {
+  world_.Schedule(FaultDelayUs(crash_interval_us_), EventType::kFault, kNoNode, [this] {
+    if (!faults_active_) return;
+    const int32_t i = static_cast<int32_t>(fault_random_.Uniform(nodes_.size()));
+    if (nodes_[i]->up()) CrashNode(i, "crash");
+    ScheduleCrash();
+  });
+}
+
+void Simulation::CrashNode(int32_t index, const char* why) {
+  SimNode& node = *nodes_[index];
+  // Usually the disk keeps only what was synced; sometimes the OS had written back some
+  // unsynced batches too (a prefix of them, whole).
+  size_t kept = 0;
+  const size_t unsynced = node.storage().unsynced_batches();
+  if (unsynced > 0 && fault_random_.Chance(0.25)) {
+    kept = static_cast<size_t>(fault_random_.Range(1, static_cast<int64_t>(unsynced)));
+  }
+  CrashRecord record;
+  record.node = index;
+  record.crash_us = world_.now_us();
+  history_.crashes.push_back(record);
+  ++stats_.crashes;
+  world_.Fold(0xc4a5'0000ULL + static_cast<uint64_t>(index));
+  world_.Fold(kept);
+  Note(absl::StrCat(why, ": node ", index, " keeps ", kept, " of ", unsynced,
+                    " unsynced batches"));
+  node.Crash(kept);
+  const size_t crash_record = history_.crashes.size() - 1;
+  world_.Schedule(fault_random_.Range(1000, std::max<int64_t>(1000, downtime_us_max_)),
+                  EventType::kFault, kNoNode,
+                  [this, index, crash_record] { RestartNode(index, crash_record); });
+}
+
+void Simulation::RestartNode(int32_t index, size_t crash_record) {
+  SimNode& node = *nodes_[index];
+  CrashRecord& record = history_.crashes[crash_record];
+  if (absl::Status s = node.Start(); !s.ok()) {
+    record.restart_failed = true;
+    recovery_error_ = absl::StrCat("node ", index, " failed to restart: ", s.ToString());
+    Note(recovery_error_);
+    return;
+  }
+  record.restart_us = world_.now_us();
+  record.recovered_revision = node.node()->durable_revision();
+  world_.Fold(static_cast<uint64_t>(record.recovered_revision));
+  Note(absl::StrCat("restart: node ", index, " recovered revision ", record.recovered_revision));
+  workload_->Audit();
+}
+
+void Simulation::OnFatal(int32_t index, const absl::Status& status) {
+  ++stats_.fail_stops;
+  Note(absl::StrCat("fail-stop: node ", index, ": ", status.ToString()));
+  // Not inline: this runs inside the Node. The process is then killed and restarted.
+  world_.Schedule(0, EventType::kFault, kNoNode, [this, index] {
+    SimNode& node = *nodes_[index];
+    if (node.up() && node.node()->failed()) CrashNode(index, "fail-stop");
+  });
+}
+
+int64_t Simulation::DiskLatencyMs() {
+  int64_t ms = fault_random_.Range(0, disk_latency_ms_max_);
+  if (faults_active_ && disk_faults_ && fault_random_.Chance(disk_spike_p_)) {
+    ms += fault_random_.Range(20, disk_spike_ms_max_);
+  }
+  return ms;
+}
+
+void Simulation::ScheduleDiskError() {
+  world_.Schedule(FaultDelayUs(disk_error_interval_us_), EventType::kFault, kNoNode, [this] {
+    if (!faults_active_) return;
+    const int32_t i = static_cast<int32_t>(fault_random_.Uniform(nodes_.size()));
+    ++stats_.disk_error_windows;
+    Note(absl::StrCat("disk: node ", i, " writes fail"));
+    nodes_[i]->storage().SetWriteError(absl::DataLossError("sim: injected disk write error"));
+    world_.Schedule(fault_random_.Range(1000, 20'000), EventType::kFault, kNoNode, [this, i] {
+      nodes_[i]->storage().SetWriteError(absl::OkStatus());
+    });
+    ScheduleDiskError();
+  });
+}
+
+void Simulation::ScheduleNetworkFault() {
+  world_.Schedule(FaultDelayUs(network_fault_interval_us_), EventType::kFault, kNoNode, [this] {
+    if (!faults_active_) return;
+    const int64_t duration_us = fault_random_.Range(5'000, 500'000);
+    const int32_t node_endpoint = nodes_[fault_random_.Uniform(nodes_.size())]->endpoint();
+    switch (fault_random_.Uniform(3)) {
+      case 0: {  // one client loses its connection
+        const int32_t c = client_endpoints_[fault_random_.Uniform(client_endpoints_.size())];
+        ++stats_.partitions;
+        Note(absl::StrCat("partition: endpoint ", c, " from ", node_endpoint));
+        network_.Partition(c, node_endpoint);
+        world_.Schedule(duration_us, EventType::kFault, kNoNode,
+                        [this, c, node_endpoint] { network_.Heal(c, node_endpoint); });
+        break;
+      }
+      case 1:  // the region is cut off from every client
+        ++stats_.partitions;
+        Note(absl::StrCat("partition: endpoint ", node_endpoint, " from every client"));
+        for (int32_t c : client_endpoints_) network_.Partition(c, node_endpoint);
+        world_.Schedule(duration_us, EventType::kFault, kNoNode, [this, node_endpoint] {
+          for (int32_t c : client_endpoints_) network_.Heal(c, node_endpoint);
+        });
+        break;
+      default:  // everything to and from the region is late
+        ++stats_.clogs;
+        Note(absl::StrCat("clog: endpoint ", node_endpoint));
+        network_.Clog(node_endpoint, world_.now_us() + duration_us / 2);
+        break;
+    }
+    ScheduleNetworkFault();
+  });
+}
+
+void Simulation::ScheduleClockJump() {
+  world_.Schedule(FaultDelayUs(clock_jump_interval_us_), EventType::kFault, kNoNode, [this] {
+    if (!faults_active_) return;
+    const int32_t i = static_cast<int32_t>(fault_random_.Uniform(nodes_.size()));
+    const int64_t jump_ms = fault_random_.Range(-kClockJumpMsMax, kClockJumpMsMax);
+    ++stats_.clock_jumps;
+    Note(absl::StrCat("clock: node ", i, " wall time jumps ", jump_ms, " ms"));
+    nodes_[i]->clock().JumpWallMs(jump_ms);
+    ScheduleClockJump();
+  });
+}
+
+void Simulation::Quiesce() {
+  faults_active_ = false;
+  network_.HealAll();
+  network_.UnclogAll();
+  NetworkFaults calm;
+  calm.jitter_us_max = network_.faults().jitter_us_max;
+  network_.SetFaults(calm);
+  for (auto& node : nodes_) node->storage().SetWriteError(absl::OkStatus());
+  Note("quiesce: faults healed");
+}
+
+bool Simulation::AllUp() const {
+  return std::all_of(nodes_.begin(), nodes_.end(), [](const auto& n) { return n->up(); });
+}
+
+bool Simulation::RunPhase(const std::function<bool()>& done) {
+  return world_.RunUntil([&] { return done() || !recovery_error_.empty() || world_.overflowed(); },
+                         world_.now_us() + kPhaseSimUsMax) &&
+         recovery_error_.empty() && !world_.overflowed();
+}
+
+SimResult Simulation::Run() {
+  const auto run_start = std::chrono::steady_clock::now();
+  Setup();
+  StartFaults();
+  workload_->Start();
+  SimResult result;
+  bool live = RunPhase([this] { return workload_->done(); });
+  if (live) {
+    Quiesce();
+    live = RunPhase([this] { return AllUp() && !workload_->auditing(); });
+  }
+  if (live && crash_faults_) {
+    // One last crash with nothing in flight from the faults: every acknowledged write must
+    // come back, and the auditor reads it after the restart.
+    CrashNode(0, "final crash");
+    live = RunPhase([this] { return AllUp() && !workload_->auditing(); });
+  }
+  if (live) {
+    workload_->Audit();
+    live = RunPhase([this] { return !workload_->auditing(); });
+  }
+  result.run_wall_seconds = WallSecondsSince(run_start);
+
+  for (const auto& [site, active] : buggify_.sites()) {
+    if (active) stats_.buggify_sites_active.push_back(site);
+  }
+  for (const HistoryOp& op : history_.ops) {
+    stats_.ops_ok += op.outcome == OpOutcome::kOk;
+    stats_.ops_failed += op.outcome == OpOutcome::kFail;
+    stats_.ops_unknown += op.outcome == OpOutcome::kUnknown;
+  }
+  stats_.messages_sent = network_.stats().sent;
+  stats_.messages_lost = network_.stats().lost + network_.stats().partitioned;
+  if (nodes_[0]->up()) stats_.final_revision = nodes_[0]->node()->durable_revision();
+
+  const auto check_start = std::chrono::steady_clock::now();
+  CheckResult check = CheckHistory(history_, config_.check);
+  result.check_wall_seconds = WallSecondsSince(check_start);
+  result.notes = check.notes;
+  if (!recovery_error_.empty()) {
+    result.ok = false;
+    result.checker = "recovery";
+    result.detail = recovery_error_;
+  } else if (!check.ok) {
+    result.ok = false;
+    result.checker = check.checker;
+    result.detail = check.detail;
+  } else if (!live) {
+    result.ok = false;
+    result.checker = "liveness";
+    result.detail = world_.overflowed()
+                        ? "the event queue overflowed"
+                        : absl::StrCat("no progress within ", kPhaseSimUsMax / 1'000'000,
+                                       " simulated seconds (", workload_->issued(), " of ",
+                                       config_.ops, " requests issued)");
+  }
+  result.ops = static_cast<int64_t>(history_.ops.size());
+  result.events = world_.events_run();
+  result.sim_seconds = static_cast<double>(world_.now_us()) / 1e6;
+  result.hash = world_.trace_hash();
+  result.stats = stats_;
+  result.history = std::move(history_);
+  return result;
+}
+
+}  // namespace
+
+bool ParseFaultProfile(std::string_view name, FaultProfile* profile) {
+  static constexpr std::pair<const char*, FaultProfile> kProfiles[] = {
+      {"none", FaultProfile::kNone},       {"crash", FaultProfile::kCrash},
+      {"network", FaultProfile::kNetwork}, {"disk", FaultProfile::kDisk},
+      {"all", FaultProfile::kAll},
+  };
+  for (const auto& [n, p] : kProfiles) {
+    if (name == n) {
+      *profile = p;
+      return true;
+    }
+  }
+  return false;
+}
+
+const char* FaultProfileName(FaultProfile profile) {
+  switch (profile) {
+    case FaultProfile::kNone:
+      return "none";
+    case FaultProfile::kCrash:
+      return "crash";
+    case FaultProfile::kNetwork:
+      return "network";
+    case FaultProfile::kDisk:
+      return "disk";
+    case FaultProfile::kAll:
+      return "all";
+  }
+  return "?";
+}
+
+const std::vector<std::string>& InjectedBugNames() {
+  static const auto* names = [] {
+    auto* v = new std::vector<std::string>();
+    for (const BugName& b : kBugNames) v->push_back(b.name);
+    return v;
+  }();
+  return *names;
+}
+
+absl::Status ParseInjectedBug(std::string_view name, InjectedBugs* bugs) {
+  if (name == "none") return absl::OkStatus();
+  if (name == "skip-watch-event") {
+    return absl::UnimplementedError(
+        "skip-watch-event: not available until watches land (there is no watch hub in the "
+        "Node to inject it into yet)");
+  }
+  for (const BugName& b : kBugNames) {
+    if (name == b.name) {
+      bugs->*(b.flag) = true;
+      return absl::OkStatus();
+    }
+  }
+  std::string valid = "none";
+  for (const BugName& b : kBugNames) absl::StrAppend(&valid, ", ", b.name);
+  return absl::InvalidArgumentError(
+      absl::StrCat("unknown --inject-bug '", std::string(name), "'; valid: ", valid));
+}
+
+absl::Status ValidateConfig(const SimConfig& config) {
+  if (config.regions > 1) {
+    return absl::UnimplementedError(
+        "not yet: multi-region replication is a later issue (--regions must be 1)");
+  }
+  if (config.regions < 1) return absl::InvalidArgumentError("--regions must be >= 1");
+  if (config.clients < 1) return absl::InvalidArgumentError("--clients must be >= 1");
+  if (config.ops < 0) return absl::InvalidArgumentError("--ops must be >= 0");
+  if (config.bugs.skip_watch_event) {
+    return ParseInjectedBug("skip-watch-event", nullptr);
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<SimResult> RunSimulation(const SimConfig& config) {
+  if (absl::Status s = ValidateConfig(config); !s.ok()) return s;
+  return Simulation(config).Run();
+}
+
+}  // namespace geoetcd::sim
