@@ -48,6 +48,14 @@ std::string VersionKey(std::string_view account, VersionId id) {
 
 std::string MetaKey(std::string_view account) { return AccountPrefix(account) + "meta"; }
 
+std::string LeasePrefix(std::string_view account) { return AccountPrefix(account) + "l/"; }
+
+std::string LeaseKey(std::string_view account, int64_t lease_id) {
+  std::string k = LeasePrefix(account);
+  AppendBigEndian(&k, static_cast<uint64_t>(lease_id), 8);
+  return k;
+}
+
 std::string PrefixEnd(std::string_view prefix) {
   std::string end(prefix);
   while (!end.empty()) {

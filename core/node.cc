@@ -8,6 +8,7 @@
 #include "core/check.h"
 #include "core/errors.h"
 #include "core/keyspace_codec.h"
+#include "core/node_internal.h"
 
 namespace geoetcd {
 
@@ -22,16 +23,6 @@ using etcdserverpb::RangeResponse;
 using etcdserverpb::TxnRequest;
 using etcdserverpb::TxnResponse;
 
-struct Node::Account {
-  Account(const std::string& name, const KvLimits& limits) : kv(name, limits, &lessor) {}
-  Lessor lessor;
-  KvStore kv;
-  int64_t durable_rev = 1;  // reads are served here
-  int64_t sealed_rev = 1;   // head revision when the in-flight batch was sealed
-  int64_t pending_compact_rev = 0;
-  std::unique_ptr<WatchHub> watches;  // declared after kv: destroyed before it
-};
-
 Node::Node(NodeOptions options, Ports ports, Random random)
     : options_(std::move(options)), ports_(ports), random_(std::move(random)) {
   CHECK(ports_.clock != nullptr && ports_.executor != nullptr && ports_.storage != nullptr);
@@ -43,21 +34,32 @@ Node::Node(NodeOptions options, Ports ports, Random random)
   }
 }
 
-Node::~Node() = default;
+Node::~Node() {
+  if (lease_timer_ != 0) ports_.executor->Cancel(lease_timer_);
+}
 
 absl::Status Node::Start() {
   CHECK(!started_);
   KvLimits limits;
   limits.txn_ops_max = options_.txn_ops_max;
-  auto account = std::make_unique<Account>(kDefaultAccount, limits);
+  auto account =
+      std::make_unique<Account>(kDefaultAccount, limits, options_.lease_ttl_min_s);
   auto loaded =
       account->kv.Recover(*ports_.storage, options_.bugs.reuse_revision_after_crash);
   if (!loaded.ok()) return loaded.status();
   account->durable_rev = account->sealed_rev = account->kv.revision();
+  if (auto s = RecoverLeases(account.get()); !s.ok()) return s;
   AttachWatchHub(account.get());
   accounts_[kDefaultAccount] = std::move(account);
   hlc_.Now(ports_.clock->WallMs());
   started_ = true;
+  lease_timer_ = ports_.executor->PostAfter(options_.lease_tick_ms, [this] { ExpireLeases(); });
+  return absl::OkStatus();
+}
+
+absl::Status Node::CheckServing(const Account* account) const {
+  if (!fatal_.ok()) return errors::Stopped();
+  if (account == nullptr) return absl::NotFoundError("geoetcd: account not found");
   return absl::OkStatus();
 }
 
@@ -79,17 +81,6 @@ CommitStamp Node::NextStamp() {
   return stamp;
 }
 
-namespace {
-
-// Replies through the executor so a reply never runs inside the call that caused it.
-template <typename T>
-void PostReply(Executor* executor, Reply<T> reply, absl::StatusOr<T> result) {
-  executor->Post([reply = std::move(reply), result = std::move(result)]() mutable {
-    reply(std::move(result));
-  });
-}
-
-}  // namespace
 
 void Node::Range(const RequestContext& ctx, const RangeRequest& req,
                  Reply<RangeResponse> reply) {
@@ -104,7 +95,7 @@ void Node::Range(const RequestContext& ctx, const RangeRequest& req,
   }
   int64_t read_rev = account->durable_rev;
   if (options_.bugs.stale_linearizable_read) {
-    read_rev = std::max(account->kv.compact_revision(), read_rev - 1);
+    read_rev = std::max({account->kv.compact_revision(), read_rev - 1, int64_t{1}});
   }
   auto resp = account->kv.Range(req, read_rev);
   if (resp.ok()) FillHeader(resp->mutable_header());

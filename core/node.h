@@ -57,6 +57,11 @@ struct NodeOptions {
   int64_t pending_requests_max = 20000;
   // etcd's --experimental-watch-progress-notify-interval (raised to 100 ms if below).
   int64_t watch_progress_notify_interval_ms = 10 * 60 * 1000;
+  // Lease expiry: the shortest TTL granted, how often expiry is checked, and how many
+  // leases one check revokes at most (etcd revokes up to 1000 per second).
+  int64_t lease_ttl_min_s = 2;
+  int64_t lease_tick_ms = 500;
+  int64_t lease_revokes_per_tick_max = 500;
   // Called once if storage fails: the node stops serving (fail-stop). Defaults to abort.
   std::function<void(const absl::Status&)> on_fatal;
   InjectedBugs bugs;
@@ -113,6 +118,25 @@ class Node {
   // The account's watchers, for tests and metrics (nullptr if no such account).
   const WatchHub* watch_hub(const std::string& account = kDefaultAccount) const;
 
+  // --- Lease (etcdserverpb.Lease), kept at the account's write region; see core/lessor.h.
+  // Grants and revokes are durable before they are answered; keep-alives are not persisted
+  // (a restart grants every lease its full TTL again, as etcd without checkpoints).
+  void LeaseGrant(const RequestContext& ctx, const etcdserverpb::LeaseGrantRequest& req,
+                  Reply<etcdserverpb::LeaseGrantResponse> reply);
+  void LeaseRevoke(const RequestContext& ctx, const etcdserverpb::LeaseRevokeRequest& req,
+                   Reply<etcdserverpb::LeaseRevokeResponse> reply);
+  void LeaseKeepAlive(const RequestContext& ctx, const etcdserverpb::LeaseKeepAliveRequest& req,
+                      Reply<etcdserverpb::LeaseKeepAliveResponse> reply);
+  void LeaseTimeToLive(const RequestContext& ctx,
+                       const etcdserverpb::LeaseTimeToLiveRequest& req,
+                       Reply<etcdserverpb::LeaseTimeToLiveResponse> reply);
+  void LeaseLeases(const RequestContext& ctx, const etcdserverpb::LeaseLeasesRequest& req,
+                   Reply<etcdserverpb::LeaseLeasesResponse> reply);
+
+  // --- Maintenance facts the gateway reports (Status, Hash, HashKV).
+  void HashKV(const RequestContext& ctx, const etcdserverpb::HashKVRequest& req,
+              Reply<etcdserverpb::HashKVResponse> reply);
+
   // Fills cluster_id, member_id and raft_term (the epoch) of a response header.
   void FillHeader(etcdserverpb::ResponseHeader* header) const;
 
@@ -135,6 +159,8 @@ class Node {
   };
 
   Account* FindAccount(const std::string& name);
+  // Stopped after a storage failure; NotFound for an unknown account.
+  absl::Status CheckServing(const Account* account) const;
   // Gives a freshly loaded account its watch hub and makes its commits feed it.
   void AttachWatchHub(Account* account);
   WatchHub* FindWatchStream(uint64_t stream_id);
@@ -147,6 +173,12 @@ class Node {
   void OnWriteDone(uint64_t seq, absl::Status status);
   void Fail(const absl::Status& status);
   CommitStamp NextStamp();
+  // Loads the account's leases from storage; each gets its full TTL from now.
+  absl::Status RecoverLeases(Account* account);
+  // Revokes leases whose TTL ran out, then re-arms itself (every lease_tick_ms).
+  void ExpireLeases();
+  // Deletes the lease's keys in one commit and its record; returns the revision after.
+  int64_t RevokeLease(Account* account, int64_t id);
 
   NodeOptions options_;
   Ports ports_;
@@ -169,6 +201,7 @@ class Node {
   size_t bug_split_at_ = 0;
   absl::Status fatal_ = absl::OkStatus();
   bool started_ = false;
+  Executor::TimerId lease_timer_ = 0;
 };
 
 }  // namespace geoetcd

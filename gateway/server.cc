@@ -6,7 +6,9 @@
 #include <limits>
 
 #include "core/node.h"
+#include "gateway/admin_services.h"
 #include "gateway/kv_service.h"
+#include "gateway/lease_service.h"
 #include "gateway/rocksdb_storage.h"
 #include "gateway/system_ports.h"
 #include "gateway/watch_service.h"
@@ -88,6 +90,13 @@ absl::Status Server::Init(const ServerConfig& config) {
   builder.SetMaxSendMessageSize(std::numeric_limits<int>::max());
   services_.push_back(std::make_unique<KvService>(node_.get(), executor_.get()));
   services_.push_back(std::make_unique<WatchService>(node_.get(), executor_.get()));
+  services_.push_back(std::make_unique<LeaseService>(node_.get(), executor_.get()));
+  services_.push_back(
+      std::make_unique<MaintenanceService>(node_.get(), executor_.get(), storage_.get()));
+  services_.push_back(
+      std::make_unique<ClusterService>(node_.get(), executor_.get(), InitialMembers(config)));
+  services_.push_back(std::make_unique<AuthService>(node_.get()));
+  grpc::EnableDefaultHealthCheckService(true);
   for (auto& service : services_) builder.RegisterService(service.get());
   grpc_server_ = builder.BuildAndStart();
   if (grpc_server_ == nullptr) {

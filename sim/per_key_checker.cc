@@ -1,9 +1,11 @@
 // The "wgl" checker: each operation projected onto each key it touches, as an operation on
 // a register holding that key's value (or nothing), then a WGL search per key. It ignores
 // revisions entirely, so it stands apart from the revision-ordered checkers.
+#include <algorithm>
+#include <functional>
 #include <map>
-#include <set>
 #include <string>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -116,23 +118,36 @@ void Step(const KeyOp& op, int32_t s, std::vector<uint64_t>* next) {
   }
 }
 
+// Keys are numbered in byte order, so a key range is a contiguous run of ids.
 class Projector {
  public:
   explicit Projector(const History& h) : h_(h) {
+    std::vector<std::string> keys;
     for (const HistoryOp& op : h.ops) {
       if (op.call.kind == OpKind::kCompact) continue;
-      CollectKeys(op.call.request);
-      if (op.outcome == OpOutcome::kOk) Observe(op);
+      CollectKeys(op.call.request, &keys);
+      if (op.outcome == OpOutcome::kOk) ForEachKv(op.response, [&](const mvccpb::KeyValue& kv) {
+        keys.push_back(kv.key());
+      });
+    }
+    std::sort(keys.begin(), keys.end());
+    keys.erase(std::unique(keys.begin(), keys.end()), keys.end());
+    keys_ = std::move(keys);
+    for (const HistoryOp& op : h.ops) {
+      if (op.call.kind != OpKind::kCompact && op.outcome == OpOutcome::kOk) Observe(op);
     }
   }
 
-  // Projects every operation; returns the per-key operation lists.
-  std::map<std::string, std::vector<KeyOp>> Project() {
-    std::map<std::string, std::vector<KeyOp>> per_key;
+  const std::string& key(size_t id) const { return keys_[id]; }
+
+  // Projects every operation; returns the operation list of each key id.
+  std::vector<std::vector<KeyOp>> Project() {
+    std::vector<std::vector<KeyOp>> per_key(keys_.size());
+    std::map<int32_t, KeyOp> touched;
     for (const HistoryOp& op : h_.ops) {
       if (op.call.kind == OpKind::kCompact || op.outcome == OpOutcome::kFail) continue;
       if (op.outcome == OpOutcome::kUnknown && !op.is_mutation()) continue;
-      std::map<std::string, KeyOp> touched;
+      touched.clear();
       ProjectOne(op, &touched);
       for (auto& [key, kop] : touched) {
         kop.history_index = static_cast<size_t>(op.index);
@@ -143,6 +158,51 @@ class Projector {
   }
 
  private:
+  using Touched = std::map<int32_t, KeyOp>;
+
+  static void ForEachKv(const ResponseOp& r, const std::function<void(const mvccpb::KeyValue&)>& f) {
+    switch (r.response_case()) {
+      case ResponseOp::kResponseRange:
+        for (const auto& kv : r.response_range().kvs()) f(kv);
+        break;
+      case ResponseOp::kResponsePut:
+        if (r.response_put().has_prev_kv()) f(r.response_put().prev_kv());
+        break;
+      case ResponseOp::kResponseDeleteRange:
+        for (const auto& kv : r.response_delete_range().prev_kvs()) f(kv);
+        break;
+      case ResponseOp::kResponseTxn:
+        for (const auto& inner : r.response_txn().responses()) ForEachKv(inner, f);
+        break;
+      default:
+        break;
+    }
+  }
+
+  static void CollectKeys(const RequestOp& op, std::vector<std::string>* keys) {
+    if (op.has_request_put()) keys->push_back(op.request_put().key());
+    if (op.has_request_txn()) {
+      for (const auto& o : op.request_txn().success()) CollectKeys(o, keys);
+      for (const auto& o : op.request_txn().failure()) CollectKeys(o, keys);
+    }
+  }
+
+  // [first, last) ids of the keys in etcd's (key, range_end).
+  std::pair<int32_t, int32_t> IdsIn(const std::string& key, const std::string& end) const {
+    const auto lo = std::lower_bound(keys_.begin(), keys_.end(), key);
+    if (end.empty()) {
+      if (lo == keys_.end() || *lo != key) return {0, 0};
+      return {static_cast<int32_t>(lo - keys_.begin()), static_cast<int32_t>(lo - keys_.begin()) + 1};
+    }
+    const bool unbounded = end.size() == 1 && end[0] == '\0';
+    const auto hi = unbounded ? keys_.end() : std::lower_bound(lo, keys_.end(), end);
+    return {static_cast<int32_t>(lo - keys_.begin()), static_cast<int32_t>(hi - keys_.begin())};
+  }
+  // The id of a key that is in the universe (every put or observed key is).
+  int32_t IdOfKey(const std::string& key) const {
+    return static_cast<int32_t>(std::lower_bound(keys_.begin(), keys_.end(), key) - keys_.begin());
+  }
+
   int32_t IdOf(const std::string& value) {
     auto [it, inserted] = ids_.try_emplace(value, static_cast<int32_t>(ids_.size()) + 1);
     return it->second;
@@ -151,69 +211,33 @@ class Projector {
     auto it = ids_.find(value);
     return it == ids_.end() ? kNoSuchValue : it->second;
   }
-
-  void CollectKeys(const RequestOp& op) {
-    if (op.has_request_put()) {
-      keys_.insert(op.request_put().key());
-      IdOf(op.request_put().value());
-    }
-    if (op.has_request_txn()) {
-      for (const auto& o : op.request_txn().success()) CollectKeys(o);
-      for (const auto& o : op.request_txn().failure()) CollectKeys(o);
-    }
+  static uint64_t ModKey(int32_t key, int64_t mod) {
+    return (static_cast<uint64_t>(key) << 40) ^ static_cast<uint64_t>(mod);
   }
 
   void ObserveKv(const mvccpb::KeyValue& kv) {
-    keys_.insert(kv.key());
-    mods_.try_emplace({kv.key(), kv.mod_revision()}, IdOf(kv.value()));
+    mods_.try_emplace(ModKey(IdOfKey(kv.key()), kv.mod_revision()), IdOf(kv.value()));
   }
 
   void ObserveResponse(const RequestOp& req, const ResponseOp& r, int64_t rev) {
-    switch (r.response_case()) {
-      case ResponseOp::kResponseRange:
-        for (const auto& kv : r.response_range().kvs()) ObserveKv(kv);
-        break;
-      case ResponseOp::kResponsePut:
-        if (r.response_put().has_prev_kv()) ObserveKv(r.response_put().prev_kv());
-        if (req.has_request_put()) {
-          mods_.try_emplace({req.request_put().key(), rev}, IdOf(req.request_put().value()));
-        }
-        break;
-      case ResponseOp::kResponseDeleteRange:
-        for (const auto& kv : r.response_delete_range().prev_kvs()) ObserveKv(kv);
-        break;
-      default:
-        break;
+    ForEachKv(r, [this](const mvccpb::KeyValue& kv) { ObserveKv(kv); });
+    if (r.has_response_put() && req.has_request_put()) {
+      mods_.try_emplace(ModKey(IdOfKey(req.request_put().key()), rev),
+                        IdOf(req.request_put().value()));
     }
   }
 
-  // Learns keys, values and which value each (key, mod_revision) holds.
+  // Learns every value and which value each (key, mod_revision) holds.
   void Observe(const HistoryOp& op) {
     const int64_t rev = op.header_revision();
     const RequestOp& req = op.call.request;
-    if (req.has_request_txn()) {
-      const auto& t = req.request_txn();
-      const auto& branch = op.response.response_txn().succeeded() ? t.success() : t.failure();
-      const auto& resps = op.response.response_txn().responses();
-      for (int i = 0; i < branch.size() && i < resps.size(); ++i) {
-        ObserveResponse(branch.Get(i), resps.Get(i), rev);
-      }
-    } else {
-      ObserveResponse(req, op.response, rev);
+    if (!req.has_request_txn()) return ObserveResponse(req, op.response, rev);
+    const auto& t = req.request_txn();
+    const auto& branch = op.response.response_txn().succeeded() ? t.success() : t.failure();
+    const auto& resps = op.response.response_txn().responses();
+    for (int i = 0; i < branch.size() && i < resps.size(); ++i) {
+      ObserveResponse(branch.Get(i), resps.Get(i), rev);
     }
-  }
-
-  std::vector<std::string> KeysIn(const std::string& key, const std::string& end) const {
-    std::vector<std::string> out;
-    if (end.empty()) {
-      out.push_back(key);
-      return out;
-    }
-    const bool unbounded = end.size() == 1 && end[0] == '\0';
-    for (auto it = keys_.lower_bound(key); it != keys_.end() && (unbounded || *it < end); ++it) {
-      out.push_back(*it);
-    }
-    return out;
   }
 
   Cond CondOf(const Compare& c) const {
@@ -245,121 +269,117 @@ class Projector {
     }
     if (c.target() == Compare::MOD &&
         (c.result() == Compare::EQUAL || c.result() == Compare::NOT_EQUAL)) {
-      auto it = mods_.find({c.key(), c.mod_revision()});
+      auto it = mods_.find(ModKey(IdOfKey(c.key()), c.mod_revision()));
       if (it == mods_.end()) return {Cond::kUnknown};
       return {c.result() == Compare::EQUAL ? Cond::kEq : Cond::kNe, it->second};
     }
     return {Cond::kUnknown};
   }
 
-  // Appends the micro-ops of `ops` (with their responses when known) to branch `b`.
-  void AddOps(const google::protobuf::RepeatedPtrField<RequestOp>& ops,
-              const google::protobuf::RepeatedPtrField<ResponseOp>* resps, int b,
-              std::map<std::string, KeyOp>* touched) {
-    for (int i = 0; i < ops.size(); ++i) {
-      const RequestOp& o = ops.Get(i);
-      const ResponseOp* r = resps != nullptr && i < resps->size() ? &resps->Get(i) : nullptr;
-      if (o.has_request_range()) {
-        const auto& req = o.request_range();
-        if (r == nullptr || req.revision() != 0) continue;  // nothing known about now
-        const auto& resp = r->response_range();
-        std::map<std::string, int32_t> seen;
-        for (const auto& kv : resp.kvs()) seen[kv.key()] = KnownIdOf(kv.value());
-        for (const std::string& k : KeysIn(req.key(), req.range_end())) {
-          // With `more`, keys past the last returned one were not reported.
-          if (resp.more() && (resp.kvs().empty() || k > resp.kvs().rbegin()->key())) break;
-          auto it = seen.find(k);
-          (*touched)[k].ops[b].push_back({Micro::kRead, it == seen.end() ? kAbsent : it->second});
+  // Appends the micro-ops of one request (with its response when known) to branch `b`.
+  void AddOne(const RequestOp& o, const ResponseOp* r, int b, Touched* touched) {
+    if (o.has_request_range()) {
+      const auto& req = o.request_range();
+      if (r == nullptr || req.revision() != 0) return;  // tells nothing about "now"
+      const auto& resp = r->response_range();
+      auto [first, last] = IdsIn(req.key(), req.range_end());
+      // With `more`, keys past the last returned one were not reported.
+      if (resp.more()) {
+        last = resp.kvs().empty() ? first : IdOfKey(resp.kvs().rbegin()->key()) + 1;
+      }
+      int kv = 0;
+      for (int32_t k = first; k < last; ++k) {
+        int32_t expect = kAbsent;
+        if (kv < resp.kvs_size() && resp.kvs(kv).key() == keys_[k]) {
+          expect = KnownIdOf(resp.kvs(kv++).value());
         }
-      } else if (o.has_request_put()) {
-        const auto& req = o.request_put();
-        auto& micros = (*touched)[req.key()].ops[b];
-        if (r != nullptr && req.prev_kv()) {
-          const auto& resp = r->response_put();
-          micros.push_back(
-              {Micro::kRead, resp.has_prev_kv() ? KnownIdOf(resp.prev_kv().value()) : kAbsent});
-        }
-        micros.push_back({Micro::kPut, KnownIdOf(req.value())});
-      } else if (o.has_request_delete_range()) {
-        const auto& req = o.request_delete_range();
-        const std::vector<std::string> keys = KeysIn(req.key(), req.range_end());
-        std::map<std::string, int32_t> prev;
+        (*touched)[k].ops[b].push_back({Micro::kRead, expect});
+      }
+    } else if (o.has_request_put()) {
+      const auto& req = o.request_put();
+      auto& micros = (*touched)[IdOfKey(req.key())].ops[b];
+      if (r != nullptr && req.prev_kv()) {
+        const auto& resp = r->response_put();
+        micros.push_back(
+            {Micro::kRead, resp.has_prev_kv() ? KnownIdOf(resp.prev_kv().value()) : kAbsent});
+      }
+      micros.push_back({Micro::kPut, KnownIdOf(req.value())});
+    } else if (o.has_request_delete_range()) {
+      const auto& req = o.request_delete_range();
+      const auto [first, last] = IdsIn(req.key(), req.range_end());
+      int prev = 0;
+      for (int32_t k = first; k < last; ++k) {
+        int32_t expect = kAny;
+        auto& micros = (*touched)[k].ops[b];
         if (r != nullptr) {
-          for (const auto& kv : r->response_delete_range().prev_kvs()) {
-            prev[kv.key()] = KnownIdOf(kv.value());
+          const auto& resp = r->response_delete_range();
+          if (req.prev_kv()) {
+            const bool was = prev < resp.prev_kvs_size() && resp.prev_kvs(prev).key() == keys_[k];
+            if (was) micros.push_back({Micro::kRead, KnownIdOf(resp.prev_kvs(prev++).value())});
+            expect = was ? 1 : 0;
+          } else if (req.range_end().empty() || resp.deleted() == 0) {
+            expect = resp.deleted() > 0 ? 1 : 0;
           }
         }
-        for (const std::string& k : keys) {
-          int32_t expect = kAny;
-          if (r != nullptr) {
-            const int64_t deleted = r->response_delete_range().deleted();
-            if (req.prev_kv()) {
-              expect = prev.count(k) != 0 ? 1 : 0;
-            } else if (req.range_end().empty() || deleted == 0) {
-              expect = deleted > 0 ? 1 : 0;
-            }
-          }
-          auto& micros = (*touched)[k].ops[b];
-          if (auto it = prev.find(k); it != prev.end()) micros.push_back({Micro::kRead, it->second});
-          micros.push_back({Micro::kDelete, expect});
-        }
+        micros.push_back({Micro::kDelete, expect});
       }
     }
   }
 
-  void ProjectOne(const HistoryOp& op, std::map<std::string, KeyOp>* touched) {
+  void ProjectOne(const HistoryOp& op, Touched* touched) {
     const RequestOp& req = op.call.request;
     const bool known = op.outcome == OpOutcome::kOk;
-    if (!req.has_request_txn()) {
-      google::protobuf::RepeatedPtrField<RequestOp> ops;
-      *ops.Add() = req;
-      google::protobuf::RepeatedPtrField<ResponseOp> resps;
-      if (known) *resps.Add() = op.response;
-      AddOps(ops, known ? &resps : nullptr, 1, touched);
-      return;
-    }
+    if (!req.has_request_txn()) return AddOne(req, known ? &op.response : nullptr, 1, touched);
     const auto& t = req.request_txn();
     const int8_t branch = known ? (op.response.response_txn().succeeded() ? 1 : 0) : -1;
     if (known) {
-      AddOps(branch == 1 ? t.success() : t.failure(), &op.response.response_txn().responses(),
-             branch, touched);
+      const auto& ops = branch == 1 ? t.success() : t.failure();
+      const auto& resps = op.response.response_txn().responses();
+      for (int i = 0; i < ops.size(); ++i) {
+        AddOne(ops.Get(i), i < resps.size() ? &resps.Get(i) : nullptr, branch, touched);
+      }
     } else {
-      AddOps(t.success(), nullptr, 1, touched);
-      AddOps(t.failure(), nullptr, 0, touched);
+      for (const auto& o : t.success()) AddOne(o, nullptr, 1, touched);
+      for (const auto& o : t.failure()) AddOne(o, nullptr, 0, touched);
     }
-    // Compares: single-key ones constrain their key; a key decides the branch alone only
-    // when every compare is on it and evaluable.
-    std::map<std::string, std::vector<Cond>> conds;
+    // Single-key compares constrain their key; a key decides the branch alone only when
+    // every compare is on it and can be evaluated.
+    std::map<int32_t, std::vector<Cond>> conds;
     bool other_compares = false;
     for (const Compare& c : t.compare()) {
-      if (!c.range_end().empty()) {
+      const auto [first, last] = IdsIn(c.key(), c.range_end());
+      if (!c.range_end().empty() || first == last) {
+        // A range compare, or one on a key nobody wrote: no single register to judge it by.
         other_compares = true;
         continue;
       }
-      conds[c.key()].push_back(CondOf(c));
+      conds[first].push_back(CondOf(c));
     }
     for (const auto& [key, cs] : conds) (*touched)[key];  // a compared key is touched
     for (auto& [key, kop] : *touched) {
       kop.branch = branch;
       auto it = conds.find(key);
+      kop.decides = !other_compares && conds.size() <= 1 && (conds.empty() || it != conds.end());
       if (it != conds.end()) kop.conds = it->second;
-      kop.decides = !other_compares && conds.size() <= 1;
       for (const Cond& c : kop.conds) kop.decides = kop.decides && c.kind != Cond::kUnknown;
-      if (it == conds.end() && !conds.empty()) kop.decides = false;
     }
   }
 
   const History& h_;
-  std::set<std::string> keys_;
-  std::map<std::string, int32_t> ids_;
-  std::map<std::pair<std::string, int64_t>, int32_t> mods_;
+  std::vector<std::string> keys_;  // sorted: the key universe
+  std::unordered_map<std::string, int32_t> ids_;
+  std::unordered_map<uint64_t, int32_t> mods_;
 };
 
 }  // namespace
 
 CheckResult CheckPerKeyWgl(const History& history, const CheckOptions& options) {
   CheckResult result;
-  for (const auto& [key, kops] : Projector(history).Project()) {
+  Projector projector(history);
+  const std::vector<std::vector<KeyOp>> per_key = projector.Project();
+  for (size_t key_id = 0; key_id < per_key.size(); ++key_id) {
+    const std::vector<KeyOp>& kops = per_key[key_id];
+    const std::string& key = projector.key(key_id);
     std::vector<WglOp> ops;
     ops.reserve(kops.size());
     for (const KeyOp& k : kops) {

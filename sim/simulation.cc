@@ -156,7 +156,7 @@ NodeOptions Simulation::MakeNodeOptions(int32_t index) {
 
 void Simulation::Setup() {
   stats_.buggified = buggify_.enabled();
-  disk_latency_ms_max_ = buggify_.Choice("disk_latency_ms_max", 2, {0, 1, 10, 40});
+  disk_latency_ms_max_ = buggify_.Choice("disk_latency_ms_max", 5, {0, 1, 20, 40});
   disk_spike_p_ = static_cast<double>(buggify_.Choice("disk_spike_permille", 20, {0, 200})) / 1000;
   crash_interval_us_ = buggify_.Choice("crash_interval_ms", 500, {50, 150, 2000}) * 1000;
   downtime_us_max_ = buggify_.Choice("crash_downtime_ms_max", 100, {2, 1000}) * 1000;
@@ -198,7 +198,7 @@ void Simulation::Setup() {
   workload.clients = config_.clients;
   workload.ops = config_.ops;
   workload.keys = static_cast<int32_t>(buggify_.Choice("workload_keys", 16, {2, 4, 64}));
-  workload.think_us_max = buggify_.Choice("client_think_us_max", 2000, {0, 200, 20'000});
+  workload.think_us_max = buggify_.Choice("client_think_us_max", 10'000, {0, 200, 50'000});
   workload.timeout_us =
       buggify_.Choice("client_timeout_us", 1'000'000, {20'000, 100'000, 5'000'000});
   workload.txn_keys_max = static_cast<int32_t>(buggify_.Choice("txn_keys_max", 3, {2, 6}));
@@ -364,7 +364,8 @@ void Simulation::OnFatal(int32_t index, const absl::Status& status) {
 }
 
 int64_t Simulation::DiskLatencyMs() {
-  int64_t ms = fault_random_.Range(0, disk_latency_ms_max_);
+  // A synced write on a cloud SSD takes a millisecond or a few; 0 only when BUGGIFY says so.
+  int64_t ms = fault_random_.Range(std::min<int64_t>(1, disk_latency_ms_max_), disk_latency_ms_max_);
   if (faults_active_ && disk_faults_ && fault_random_.Chance(disk_spike_p_)) {
     ms += fault_random_.Range(20, disk_spike_ms_max_);
   }

@@ -44,7 +44,7 @@ struct WorkloadConfig {
   int32_t clients = 8;
   int64_t ops = 2000;  // requests issued by the regular clients, in total
   int32_t keys = 16;
-  int64_t think_us_max = 2000;   // pause before each request: uniform in [0, max]
+  int64_t think_us_max = 10'000;  // pause before each request: uniform in [0, max]
   int64_t timeout_us = 1'000'000;  // a client gives up waiting after this
   int32_t txn_keys_max = 3;      // keys written by one multi-key txn
   // Historical reads pick one of the client's last this-many observed revisions.

@@ -45,6 +45,8 @@ CMP_RESULTS = {"=": Compare.EQUAL, ">": Compare.GREATER, "<": Compare.LESS,
 CMP_FIELD = {"VERSION": "version", "CREATE": "create_revision", "MOD": "mod_revision",
              "VALUE": "value", "LEASE": "lease"}
 
+MAX_DIFFS_SHOWN = 12  # per scenario; the rest are counted
+
 KIB = 1024
 MIB = 1024 * 1024
 
@@ -1172,11 +1174,15 @@ def main(argv):
         if diffs:
             failed += 1
             print("FAIL %s" % name)
-            for d in diffs:
+            for d in diffs[:MAX_DIFFS_SHOWN]:
                 if isinstance(d, tuple):
                     print("  DIFF %s\n%s" % d)
                 else:
                     print("  %s" % d)
+            if len(diffs) > MAX_DIFFS_SHOWN:
+                print("  ... %d more differing steps in %s (later steps often differ only "
+                      "as a consequence; run with -k %s --dump to see etcd's transcript)"
+                      % (len(diffs) - MAX_DIFFS_SHOWN, name, name))
         else:
             passed += 1
             print("ok   %s" % name)

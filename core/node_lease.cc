@@ -1,0 +1,188 @@
+// The Node's lease and maintenance requests (the KV and watch paths are in node.cc).
+#include <utility>
+
+#include "core/check.h"
+#include "core/errors.h"
+#include "core/keyspace_codec.h"
+#include "core/node.h"
+#include "core/node_internal.h"
+#include "geoetcd/storage.pb.h"
+
+namespace geoetcd {
+
+using etcdserverpb::HashKVRequest;
+using etcdserverpb::HashKVResponse;
+using etcdserverpb::LeaseGrantRequest;
+using etcdserverpb::LeaseGrantResponse;
+using etcdserverpb::LeaseKeepAliveRequest;
+using etcdserverpb::LeaseKeepAliveResponse;
+using etcdserverpb::LeaseLeasesRequest;
+using etcdserverpb::LeaseLeasesResponse;
+using etcdserverpb::LeaseRevokeRequest;
+using etcdserverpb::LeaseRevokeResponse;
+using etcdserverpb::LeaseTimeToLiveRequest;
+using etcdserverpb::LeaseTimeToLiveResponse;
+
+absl::Status Node::RecoverLeases(Account* account) {
+  const std::string prefix = codec::LeasePrefix(account->kv.account());
+  const int64_t now_ms = ports_.clock->MonotonicMs();
+  bool corrupt = false;
+  auto s = ports_.storage->Scan(prefix, codec::PrefixEnd(prefix),
+                                [&](std::string_view, std::string_view v) {
+                                  LeaseRecord rec;
+                                  if (!rec.ParseFromArray(v.data(), static_cast<int>(v.size()))) {
+                                    corrupt = true;
+                                    return false;
+                                  }
+                                  account->lessor.Grant(rec.id(), rec.ttl_s(), now_ms);
+                                  return true;
+                                });
+  if (!s.ok()) return s;
+  return corrupt ? errors::Corrupt() : absl::OkStatus();
+}
+
+void Node::LeaseGrant(const RequestContext& ctx, const LeaseGrantRequest& req,
+                      Reply<LeaseGrantResponse> reply) {
+  Account* account = FindAccount(ctx.account);
+  if (auto s = CheckServing(account); !s.ok()) {
+    return PostReply<LeaseGrantResponse>(ports_.executor, reply, s);
+  }
+  auto ttl = account->lessor.GrantedTtl(req.ttl());
+  if (!ttl.ok()) return PostReply<LeaseGrantResponse>(ports_.executor, reply, ttl.status());
+  int64_t id = req.id();
+  if (id == 0) {
+    // etcd: a positive 63-bit ID the server picks.
+    do {
+      id = static_cast<int64_t>(random_.Next() & INT64_MAX);
+    } while (id == 0 || account->lessor.Exists(id));
+  } else if (account->lessor.Exists(id)) {
+    return PostReply<LeaseGrantResponse>(ports_.executor, reply, errors::LeaseExist());
+  }
+  account->lessor.Grant(id, *ttl, ports_.clock->MonotonicMs());
+  LeaseRecord rec;
+  rec.set_id(id);
+  rec.set_ttl_s(*ttl);
+  staged_.Put(codec::LeaseKey(account->kv.account(), id), rec.SerializeAsString());
+  LeaseGrantResponse resp;
+  resp.set_id(id);
+  resp.set_ttl(*ttl);
+  AfterDurable([this, account, resp, reply = std::move(reply)]() mutable {
+    FillHeader(resp.mutable_header());
+    resp.mutable_header()->set_revision(account->durable_rev);
+    reply(std::move(resp));
+  });
+  MaybeWrite();
+}
+
+int64_t Node::RevokeLease(Account* account, int64_t id) {
+  const std::vector<std::string> keys = account->lessor.KeysOf(id);
+  const int64_t rev = account->kv.DeleteKeys(keys, NextStamp(), &staged_);
+  account->lessor.Remove(id);
+  staged_.Delete(codec::LeaseKey(account->kv.account(), id));
+  return rev;
+}
+
+void Node::LeaseRevoke(const RequestContext& ctx, const LeaseRevokeRequest& req,
+                       Reply<LeaseRevokeResponse> reply) {
+  Account* account = FindAccount(ctx.account);
+  if (auto s = CheckServing(account); !s.ok()) {
+    return PostReply<LeaseRevokeResponse>(ports_.executor, reply, s);
+  }
+  if (!account->lessor.Exists(req.id())) {
+    return PostReply<LeaseRevokeResponse>(ports_.executor, reply, errors::LeaseNotFound());
+  }
+  const int64_t rev = RevokeLease(account, req.id());
+  AfterDurable([this, rev, reply = std::move(reply)]() {
+    LeaseRevokeResponse resp;
+    FillHeader(resp.mutable_header());
+    resp.mutable_header()->set_revision(rev);
+    reply(std::move(resp));
+  });
+  MaybeWrite();
+}
+
+void Node::LeaseKeepAlive(const RequestContext& ctx, const LeaseKeepAliveRequest& req,
+                          Reply<LeaseKeepAliveResponse> reply) {
+  Account* account = FindAccount(ctx.account);
+  if (auto s = CheckServing(account); !s.ok()) {
+    return PostReply<LeaseKeepAliveResponse>(ports_.executor, reply, s);
+  }
+  LeaseKeepAliveResponse resp;
+  FillHeader(resp.mutable_header());
+  // etcd fills the header before renewing.
+  resp.mutable_header()->set_revision(account->durable_rev);
+  resp.set_id(req.id());
+  resp.set_ttl(account->lessor.Renew(req.id(), ports_.clock->MonotonicMs()));
+  PostReply<LeaseKeepAliveResponse>(ports_.executor, std::move(reply), std::move(resp));
+}
+
+void Node::LeaseTimeToLive(const RequestContext& ctx, const LeaseTimeToLiveRequest& req,
+                           Reply<LeaseTimeToLiveResponse> reply) {
+  Account* account = FindAccount(ctx.account);
+  if (auto s = CheckServing(account); !s.ok()) {
+    return PostReply<LeaseTimeToLiveResponse>(ports_.executor, reply, s);
+  }
+  LeaseTimeToLiveResponse resp;
+  FillHeader(resp.mutable_header());
+  resp.mutable_header()->set_revision(account->durable_rev);
+  resp.set_id(req.id());
+  resp.set_ttl(account->lessor.RemainingS(req.id(), ports_.clock->MonotonicMs()));
+  if (resp.ttl() >= 0) {
+    resp.set_grantedttl(account->lessor.GrantedTtlOf(req.id()));
+    if (req.keys()) {
+      for (const auto& key : account->lessor.KeysOf(req.id())) resp.add_keys(key);
+    }
+  }
+  PostReply<LeaseTimeToLiveResponse>(ports_.executor, std::move(reply), std::move(resp));
+}
+
+void Node::LeaseLeases(const RequestContext& ctx, const LeaseLeasesRequest& req,
+                       Reply<LeaseLeasesResponse> reply) {
+  Account* account = FindAccount(ctx.account);
+  if (auto s = CheckServing(account); !s.ok()) {
+    return PostReply<LeaseLeasesResponse>(ports_.executor, reply, s);
+  }
+  LeaseLeasesResponse resp;
+  FillHeader(resp.mutable_header());
+  resp.mutable_header()->set_revision(account->durable_rev);
+  for (int64_t id : account->lessor.Ids()) resp.add_leases()->set_id(id);
+  PostReply<LeaseLeasesResponse>(ports_.executor, std::move(reply), std::move(resp));
+}
+
+void Node::ExpireLeases() {
+  lease_timer_ = ports_.executor->PostAfter(options_.lease_tick_ms, [this] { ExpireLeases(); });
+  if (!fatal_.ok()) return;
+  const int64_t now_ms = ports_.clock->MonotonicMs();
+  bool revoked = false;
+  for (auto& [name, account] : accounts_) {
+    const auto ids = account->lessor.Expired(
+        now_ms, static_cast<size_t>(options_.lease_revokes_per_tick_max));
+    for (int64_t id : ids) RevokeLease(account.get(), id);
+    revoked |= !ids.empty();
+  }
+  if (revoked) MaybeWrite();
+}
+
+void Node::HashKV(const RequestContext& ctx, const HashKVRequest& req,
+                  Reply<HashKVResponse> reply) {
+  Account* account = FindAccount(ctx.account);
+  if (auto s = CheckServing(account); !s.ok()) {
+    return PostReply<HashKVResponse>(ports_.executor, reply, s);
+  }
+  const int64_t rev = req.revision() > 0 ? req.revision() : account->durable_rev;
+  if (rev > account->durable_rev) {
+    return PostReply<HashKVResponse>(ports_.executor, reply, errors::FutureRev());
+  }
+  if (rev < account->kv.compact_revision()) {
+    return PostReply<HashKVResponse>(ports_.executor, reply, errors::Compacted());
+  }
+  HashKVResponse resp;
+  FillHeader(resp.mutable_header());
+  resp.mutable_header()->set_revision(account->durable_rev);
+  const uint64_t h = account->kv.HashAt(rev);
+  resp.set_hash(static_cast<uint32_t>(h ^ (h >> 32)));
+  resp.set_compact_revision(account->kv.compact_revision());
+  PostReply<HashKVResponse>(ports_.executor, std::move(reply), std::move(resp));
+}
+
+}  // namespace geoetcd

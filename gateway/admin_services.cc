@@ -1,0 +1,206 @@
+#include "gateway/admin_services.h"
+
+#include "core/errors.h"
+#include "gateway/grpc_status.h"
+#include "gateway/kv_service.h"
+#include "gateway/server.h"
+
+namespace geoetcd {
+namespace {
+
+grpc::ServerUnaryReactor* FinishNow(grpc::CallbackServerContext* ctx, const absl::Status& s) {
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  reactor->Finish(ToGrpcStatus(s));
+  return reactor;
+}
+
+// Runs `fill` on the Node's thread (where its state may be read) and finishes the call.
+template <typename Fn>
+grpc::ServerUnaryReactor* OnNodeThread(Executor* executor, grpc::CallbackServerContext* ctx,
+                                       Fn fill) {
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  executor->Post([reactor, fill] { reactor->Finish(ToGrpcStatus(fill())); });
+  return reactor;
+}
+
+}  // namespace
+
+grpc::ServerUnaryReactor* MaintenanceService::Alarm(grpc::CallbackServerContext* ctx,
+                                                    const etcdserverpb::AlarmRequest* req,
+                                                    etcdserverpb::AlarmResponse* resp) {
+  // No alarm is ever raised yet (the space quota is not enforced), so GET lists none and
+  // deactivating is a no-op, as in etcd when nothing is raised.
+  if (req->action() == etcdserverpb::AlarmRequest::ACTIVATE) {
+    return FinishNow(ctx, errors::Unimplemented("raising alarms by request"));
+  }
+  return OnNodeThread(executor_, ctx, [this, resp] {
+    node_->FillHeader(resp->mutable_header());
+    resp->mutable_header()->set_revision(node_->durable_revision());
+    return absl::OkStatus();
+  });
+}
+
+grpc::ServerUnaryReactor* MaintenanceService::Status(grpc::CallbackServerContext* ctx,
+                                                     const etcdserverpb::StatusRequest* req,
+                                                     etcdserverpb::StatusResponse* resp) {
+  return OnNodeThread(executor_, ctx, [this, resp] {
+    node_->FillHeader(resp->mutable_header());
+    const int64_t rev = node_->durable_revision();
+    resp->mutable_header()->set_revision(rev);
+    resp->set_version(kEtcdCompatibleVersion);
+    const int64_t size = storage_->ApproximateSizeBytes();
+    resp->set_dbsize(size);
+    resp->set_dbsizeinuse(size);
+    // One region is its own write region: the "leader" is this member. Raft indexes map to
+    // the durable revision and the term to the write region's epoch (docs/operations.md).
+    resp->set_leader(node_->options().member_id);
+    resp->set_raftindex(static_cast<uint64_t>(rev));
+    resp->set_raftappliedindex(static_cast<uint64_t>(rev));
+    resp->set_raftterm(resp->header().raft_term());
+    return absl::OkStatus();
+  });
+}
+
+grpc::ServerUnaryReactor* MaintenanceService::Defragment(
+    grpc::CallbackServerContext* ctx, const etcdserverpb::DefragmentRequest* req,
+    etcdserverpb::DefragmentResponse* resp) {
+  // RocksDB compaction reclaims deleted space; it is thread-safe and runs on this gRPC
+  // thread so the Node keeps serving meanwhile.
+  absl::Status s = storage_->CompactRange("", "");
+  if (!s.ok()) return FinishNow(ctx, s);
+  return OnNodeThread(executor_, ctx, [this, resp] {
+    node_->FillHeader(resp->mutable_header());
+    resp->mutable_header()->set_revision(node_->durable_revision());
+    return absl::OkStatus();
+  });
+}
+
+grpc::ServerUnaryReactor* MaintenanceService::Hash(grpc::CallbackServerContext* ctx,
+                                                   const etcdserverpb::HashRequest* req,
+                                                   etcdserverpb::HashResponse* resp) {
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  executor_->Post([this, reactor, resp, rc = ResolveRequestContext(ctx)] {
+    node_->HashKV(rc, etcdserverpb::HashKVRequest(), [reactor, resp](auto result) {
+      if (result.ok()) {
+        *resp->mutable_header() = result->header();
+        resp->set_hash(result->hash());
+      }
+      reactor->Finish(ToGrpcStatus(result.status()));
+    });
+  });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* MaintenanceService::HashKV(grpc::CallbackServerContext* ctx,
+                                                     const etcdserverpb::HashKVRequest* req,
+                                                     etcdserverpb::HashKVResponse* resp) {
+  return DispatchUnary(node_, executor_, ctx, req, resp, &Node::HashKV);
+}
+
+grpc::ServerWriteReactor<etcdserverpb::SnapshotResponse>* MaintenanceService::Snapshot(
+    grpc::CallbackServerContext* ctx, const etcdserverpb::SnapshotRequest* req) {
+  class Refuse final : public grpc::ServerWriteReactor<etcdserverpb::SnapshotResponse> {
+   public:
+    Refuse() { Finish(ToGrpcStatus(errors::Unimplemented("snapshot"))); }
+    void OnDone() override { delete this; }
+  };
+  return new Refuse();
+}
+
+grpc::ServerUnaryReactor* MaintenanceService::MoveLeader(
+    grpc::CallbackServerContext* ctx, const etcdserverpb::MoveLeaderRequest* req,
+    etcdserverpb::MoveLeaderResponse* resp) {
+  return FinishNow(ctx, errors::Unimplemented("move-leader (the write region is per account)"));
+}
+
+grpc::ServerUnaryReactor* MaintenanceService::Downgrade(grpc::CallbackServerContext* ctx,
+                                                        const etcdserverpb::DowngradeRequest* req,
+                                                        etcdserverpb::DowngradeResponse* resp) {
+  return FinishNow(ctx, errors::Unimplemented("downgrade"));
+}
+
+namespace {
+
+absl::Status MembershipFixed() {
+  return errors::Unimplemented(
+      "membership change (regions are fixed by --initial-cluster in this version)");
+}
+
+}  // namespace
+
+grpc::ServerUnaryReactor* ClusterService::MemberAdd(grpc::CallbackServerContext* ctx,
+                                                    const etcdserverpb::MemberAddRequest* req,
+                                                    etcdserverpb::MemberAddResponse* resp) {
+  return FinishNow(ctx, MembershipFixed());
+}
+
+grpc::ServerUnaryReactor* ClusterService::MemberRemove(
+    grpc::CallbackServerContext* ctx, const etcdserverpb::MemberRemoveRequest* req,
+    etcdserverpb::MemberRemoveResponse* resp) {
+  return FinishNow(ctx, MembershipFixed());
+}
+
+grpc::ServerUnaryReactor* ClusterService::MemberUpdate(
+    grpc::CallbackServerContext* ctx, const etcdserverpb::MemberUpdateRequest* req,
+    etcdserverpb::MemberUpdateResponse* resp) {
+  return FinishNow(ctx, MembershipFixed());
+}
+
+grpc::ServerUnaryReactor* ClusterService::MemberPromote(
+    grpc::CallbackServerContext* ctx, const etcdserverpb::MemberPromoteRequest* req,
+    etcdserverpb::MemberPromoteResponse* resp) {
+  return FinishNow(ctx, MembershipFixed());
+}
+
+grpc::ServerUnaryReactor* ClusterService::MemberList(grpc::CallbackServerContext* ctx,
+                                                     const etcdserverpb::MemberListRequest* req,
+                                                     etcdserverpb::MemberListResponse* resp) {
+  return OnNodeThread(executor_, ctx, [this, resp] {
+    node_->FillHeader(resp->mutable_header());
+    resp->mutable_header()->set_revision(node_->durable_revision());
+    for (const auto& m : members_) *resp->add_members() = m;
+    return absl::OkStatus();
+  });
+}
+
+grpc::ServerUnaryReactor* AuthService::AuthStatus(grpc::CallbackServerContext* ctx,
+                                                  const etcdserverpb::AuthStatusRequest* req,
+                                                  etcdserverpb::AuthStatusResponse* resp) {
+  node_->FillHeader(resp->mutable_header());
+  resp->set_enabled(false);
+  return FinishNow(ctx, absl::OkStatus());
+}
+
+grpc::ServerUnaryReactor* AuthService::Authenticate(grpc::CallbackServerContext* ctx,
+                                                    const etcdserverpb::AuthenticateRequest* req,
+                                                    etcdserverpb::AuthenticateResponse* resp) {
+  return FinishNow(ctx, errors::AuthNotEnabled());
+}
+
+grpc::ServerUnaryReactor* AuthService::AuthEnable(grpc::CallbackServerContext* ctx,
+                                                  const etcdserverpb::AuthEnableRequest* req,
+                                                  etcdserverpb::AuthEnableResponse* resp) {
+  return FinishNow(ctx, errors::Unimplemented("auth"));
+}
+
+std::vector<etcdserverpb::Member> InitialMembers(const ServerConfig& config) {
+  std::vector<etcdserverpb::Member> members;
+  auto parsed = ParseInitialCluster(config.initial_cluster);
+  if (!parsed.ok()) return members;
+  for (const auto& m : *parsed) {
+    ServerConfig as_member = config;
+    as_member.name = m.name;
+    as_member.initial_advertise_peer_urls = m.peer_urls;
+    etcdserverpb::Member member;
+    member.set_id(ComputeMemberId(as_member));
+    member.set_name(m.name);
+    for (const auto& url : m.peer_urls) member.add_peerurls(url);
+    if (m.name == config.name) {
+      for (const auto& url : config.advertise_client_urls) member.add_clienturls(url);
+    }
+    members.push_back(std::move(member));
+  }
+  return members;
+}
+
+}  // namespace geoetcd
