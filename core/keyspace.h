@@ -109,7 +109,8 @@ class Keyspace {
 
   std::map<std::string, History, std::less<>> keys_;
   int64_t revision_ = 1;
-  int64_t compact_revision_ = 0;
+  // etcd starts at -1: compacting at revision 0 or 1 of a fresh store succeeds.
+  int64_t compact_revision_ = -1;
   int64_t commit_rev_ = 0;  // non-zero while a commit is open
   int32_t commit_ops_ = 0;
 };

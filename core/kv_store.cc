@@ -581,7 +581,7 @@ void KvStore::Compact(int64_t rev, WriteBatch* batch) {
 
 absl::StatusOr<int64_t> KvStore::Recover(const Storage& storage,
                                          bool bug_forget_newest_commit) {
-  int64_t compact_rev = 0;
+  int64_t compact_rev = -1;  // never compacted
   std::string meta_bytes;
   if (auto s = storage.Get(codec::MetaKey(account_), &meta_bytes); s.ok()) {
     AccountMeta meta;

@@ -37,7 +37,7 @@ struct InjectedBugs {
   bool ack_before_fsync = false;
   // Serves Range one revision behind the durable revision.
   bool stale_linearizable_read = false;
-  // Drops an event from watch streams (watches have not landed yet: unused).
+  // Synced watchers lose the first event of every revision divisible by 10 (WatchHub).
   bool skip_watch_event = false;
   // Recovery ignores the newest durable commit, so the next write reuses its revision.
   bool reuse_revision_after_crash = false;

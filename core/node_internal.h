@@ -22,7 +22,7 @@ struct Node::Account {
   KvStore kv;
   int64_t durable_rev = 1;  // reads are served here
   int64_t sealed_rev = 1;   // head revision when the in-flight batch was sealed
-  int64_t pending_compact_rev = 0;
+  int64_t pending_compact_rev = -1;
   std::unique_ptr<WatchHub> watches;  // declared after kv: destroyed before it
 };
 

@@ -10,6 +10,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "sim/kv_model.h"
+#include "sim/watch_view.h"
 
 namespace geoetcd::sim {
 
@@ -82,7 +83,25 @@ std::vector<const HistoryOp*> UnknownMutations(const History& h) {
   return unknown;
 }
 
-int64_t MaxObservedRevision(const std::vector<const HistoryOp*>& ok) {
+// The newest revision a watch response shows to exist: its events' and its header's.
+int64_t WatchResponseRevision(const etcdserverpb::WatchResponse& r) {
+  int64_t rev = r.header().revision();
+  for (const auto& ev : r.events()) rev = std::max(rev, ev.kv().mod_revision());
+  return rev;
+}
+
+void ForEachWatchedKv(const History& h, const std::function<void(const mvccpb::KeyValue&)>& f) {
+  for (const WatchSession& w : h.watches) {
+    for (const WatchSession::Received& r : w.responses) {
+      for (const auto& ev : r.response.events()) {
+        if (ev.type() == mvccpb::Event::PUT) f(ev.kv());
+        if (ev.has_prev_kv()) f(ev.prev_kv());
+      }
+    }
+  }
+}
+
+int64_t MaxObservedRevision(const History& h, const std::vector<const HistoryOp*>& ok) {
   int64_t max_rev = 1;
   for (const HistoryOp* op : ok) {
     max_rev = std::max(max_rev, op->header_revision());
@@ -91,16 +110,29 @@ int64_t MaxObservedRevision(const std::vector<const HistoryOp*>& ok) {
       max_rev = std::max(max_rev, kv.mod_revision());
     });
   }
+  for (const WatchSession& w : h.watches) {
+    for (const WatchSession::Received& r : w.responses) {
+      max_rev = std::max(max_rev, WatchResponseRevision(r.response));
+    }
+  }
   return max_rev;
 }
 
 // bound[R]: the latest invocation time an op committed at revision R may have: it must be
-// invoked before every op ordered at or after R returned. Nondecreasing in R.
-std::vector<int64_t> CommitInvokeBounds(const std::vector<const HistoryOp*>& ok, int64_t max_rev) {
+// invoked before every op ordered at or after R returned, and before any watch response
+// showing a revision >= R arrived. Nondecreasing in R.
+std::vector<int64_t> CommitInvokeBounds(const History& h, const std::vector<const HistoryOp*>& ok,
+                                        int64_t max_rev) {
   std::vector<int64_t> bound(static_cast<size_t>(max_rev) + 2, kNeverUs);
   for (const HistoryOp* op : ok) {
     const int64_t rev = std::clamp<int64_t>(op->header_revision(), 0, max_rev);
     bound[rev] = std::min(bound[rev], op->complete_us);
+  }
+  for (const WatchSession& w : h.watches) {
+    for (const WatchSession::Received& r : w.responses) {
+      const int64_t rev = std::clamp<int64_t>(WatchResponseRevision(r.response), 0, max_rev);
+      bound[rev] = std::min(bound[rev], r.time_us);
+    }
   }
   for (int64_t r = max_rev - 1; r >= 0; --r) bound[r] = std::min(bound[r], bound[r + 1]);
   return bound;
@@ -109,12 +141,14 @@ std::vector<int64_t> CommitInvokeBounds(const std::vector<const HistoryOp*>& ok,
 // The revision-ordered replay behind CheckLinearizability.
 class RevisionReplay {
  public:
-  RevisionReplay(const History& h, const CheckOptions& options) : h_(h), options_(options) {}
+  RevisionReplay(const History& h, const CheckOptions& options)
+      : h_(h), options_(options), compactions_(h) {}
 
   CheckResult Run() {
     const std::vector<const HistoryOp*> ok = OkOps(h_);
     if (auto r = CheckRealTime(ok); !r.ok) return r;
-    max_rev_ = MaxObservedRevision(ok);
+    if (auto r = BuildWatchViews(h_, &views_); !r.ok) return r;
+    max_rev_ = MaxObservedRevision(h_, ok);
     commit_at_.assign(max_rev_ + 1, nullptr);
     reads_at_.assign(max_rev_ + 1, {});
     for (const HistoryOp* op : ok) {
@@ -130,7 +164,14 @@ class RevisionReplay {
         reads_at_[rev].push_back(op);
       }
     }
-    bound_ = CommitInvokeBounds(ok, max_rev_);
+    bound_ = CommitInvokeBounds(h_, ok, max_rev_);
+    watching_at_.assign(max_rev_ + 1, {});
+    for (size_t v = 0; v < views_.size(); ++v) {
+      for (int64_t r = std::max<int64_t>(views_[v].first_rev, 1);
+           r <= std::min(views_[v].last_rev, max_rev_); ++r) {
+        watching_at_[r].push_back(v);
+      }
+    }
     unknown_ = UnknownMutations(h_);
     // Latest-invoked first: the write that filled a hole usually ran just before it.
     std::sort(unknown_.begin(), unknown_.end(), [](const HistoryOp* a, const HistoryOp* b) {
@@ -140,14 +181,14 @@ class RevisionReplay {
     if (auto r = PinHoles(ok); !r.ok) return r;
 
     CheckResult result;
-    if (!CheckReadsAt(1) || !Replay(2)) {
+    if (!CheckObservationsAt(1) || !Replay(2)) {
       if (exhausted_) {
         result.notes.push_back(absl::StrCat(
             "linearizability: inconclusive: the search for placements of ", unknown_.size(),
             " writes of unknown outcome exceeded ", options_.replay_steps_max, " steps"));
         return result;
       }
-      return CheckResult::Violation("linearizability", deepest_why_);
+      return CheckResult::Violation(deepest_checker_, deepest_why_);
     }
     return result;
   }
@@ -206,38 +247,39 @@ class RevisionReplay {
     }
     pinned_at_.assign(max_rev_ + 1, -1);
     pinned_rev_.assign(unknown_.size(), 0);
+    std::string bad;
+    auto pin = [&](const mvccpb::KeyValue& kv) {
+      auto it = writer.find(kv.value());
+      const int64_t m = kv.mod_revision();
+      if (!bad.empty() || it == writer.end() || m < 2 || m > max_rev_ ||
+          commit_at_[m] != nullptr) {
+        return;  // acknowledged commits are judged by the replay itself
+      }
+      const int64_t u = it->second;
+      if (pinned_at_[m] >= 0 && pinned_at_[m] != u) {
+        bad = absl::StrCat("revision ", m, " holds writes of both #",
+                           unknown_[pinned_at_[m]]->index, " and #", unknown_[u]->index);
+      } else if (pinned_rev_[u] != 0 && pinned_rev_[u] != m) {
+        bad = absl::StrCat("the write #", unknown_[u]->index, " was observed at revisions ",
+                           pinned_rev_[u], " and ", m, ": ", FormatOp(*unknown_[u]));
+      } else {
+        pinned_at_[m] = u;
+        pinned_rev_[u] = m;
+      }
+    };
     for (const HistoryOp* op : ok) {
-      if (op->call.kind == OpKind::kCompact) continue;
-      CheckResult bad;
-      ForEachObservedKv(op->response, [&](const mvccpb::KeyValue& kv) {
-        auto it = writer.find(kv.value());
-        const int64_t m = kv.mod_revision();
-        if (!bad.ok || it == writer.end() || m < 2 || m > max_rev_ || commit_at_[m] != nullptr) {
-          return;  // acknowledged commits are judged by the replay itself
-        }
-        const int64_t u = it->second;
-        if (pinned_at_[m] >= 0 && pinned_at_[m] != u) {
-          bad = Violation(*op, absl::StrCat("revision ", m, " holds writes of both #",
-                                            unknown_[pinned_at_[m]]->index, " and #",
-                                            unknown_[u]->index));
-        } else if (pinned_rev_[u] != 0 && pinned_rev_[u] != m) {
-          bad = Violation(*op, absl::StrCat("the write #", unknown_[u]->index,
-                                            " was observed at revisions ", pinned_rev_[u],
-                                            " and ", m));
-        } else {
-          pinned_at_[m] = u;
-          pinned_rev_[u] = m;
-        }
-      });
-      if (!bad.ok) return bad;
+      if (op->call.kind != OpKind::kCompact) ForEachObservedKv(op->response, pin);
     }
+    ForEachWatchedKv(h_, pin);
+    if (!bad.empty()) return CheckResult::Violation("linearizability", bad);
     return {};
   }
 
-  void Fail(int64_t rev, std::string why) {
+  void Fail(int64_t rev, std::string why, const char* checker = "linearizability") {
     if (rev >= deepest_rev_) {
       deepest_rev_ = rev;
       deepest_why_ = std::move(why);
+      deepest_checker_ = checker;
     }
   }
 
@@ -261,6 +303,112 @@ class RevisionReplay {
       return true;
     }
     model_.TruncateTo(rev - 1);
+    return false;
+  }
+
+  bool CheckObservationsAt(int64_t rev) { return CheckReadsAt(rev) && CheckWatchesAt(rev); }
+
+  // Every watch session vouching for `rev` received exactly the model's events of the
+  // commit at `rev` in its range, in commit order, with the right prev_kv (reliable,
+  // unique, prev_kv correct; resumable, since a resumed session starts where the last
+  // one's window ended).
+  bool CheckWatchesAt(int64_t rev) {
+    if (watching_at_[rev].empty()) return true;
+    std::vector<std::pair<std::string, const KvModel::Version*>> commit;
+    if (rev > 1) {
+      model_.ForEachVersionOfHead([&](const std::string& key, const KvModel::Version& v) {
+        commit.emplace_back(key, &v);
+      });
+    }
+    for (size_t v : watching_at_[rev]) {
+      const WatchView& view = views_[v];
+      static const std::vector<WatchView::Event> kNone;
+      auto got_it = view.events.find(rev);
+      const std::vector<WatchView::Event>& got = got_it == view.events.end() ? kNone : got_it->second;
+      size_t next = 0;
+      for (const auto& [key, version] : commit) {
+        if (!view.InRange(key)) continue;
+        if (next >= got.size()) {
+          return WatchFail(rev, view, absl::StrCat("reliable: the event of ", key, " is missing"));
+        }
+        const mvccpb::Event& ev = *got[next].event;
+        const int64_t time_us = got[next].time_us;
+        ++next;
+        std::string why;
+        if (!SameEvent(key, *version, ev, &why) ||
+            !RightPrevKv(key, rev, view.prev_kv, ev, time_us, &why)) {
+          return WatchFail(rev, view, why);
+        }
+      }
+      if (next != got.size()) {
+        return WatchFail(rev, view, absl::StrCat("unique: ", got.size() - next,
+                                                 " event(s) no commit explains"));
+      }
+    }
+    return true;
+  }
+
+  bool WatchFail(int64_t rev, const WatchView& view, const std::string& why) {
+    Fail(rev, absl::StrCat("revision ", rev, ": ", why, ": ", FormatWatchSession(*view.session)),
+         "watch");
+    return false;
+  }
+
+  static std::string KvText(const mvccpb::KeyValue& kv) {
+    return absl::StrCat(kv.key(), "=", kv.value(), "@", kv.mod_revision(), "(c",
+                        kv.create_revision(), ",v", kv.version(), ")");
+  }
+
+  static bool SameEvent(const std::string& key, const KvModel::Version& v, const mvccpb::Event& ev,
+                        std::string* why) {
+    mvccpb::KeyValue want;
+    want.set_key(key);
+    want.set_mod_revision(v.mod_revision);
+    if (v.version != 0) {
+      want.set_value(v.value);
+      want.set_create_revision(v.create_revision);
+      want.set_version(v.version);
+    }
+    const auto type = v.version != 0 ? mvccpb::Event::PUT : mvccpb::Event::DELETE;
+    const auto& got = ev.kv();
+    if (ev.type() == type && got.key() == want.key() && got.value() == want.value() &&
+        got.mod_revision() == want.mod_revision() &&
+        got.create_revision() == want.create_revision() && got.version() == want.version() &&
+        got.lease() == 0) {
+      return true;
+    }
+    *why = absl::StrCat("want ", type == mvccpb::Event::PUT ? "PUT " : "DELETE ", KvText(want),
+                        ", got ", ev.type() == mvccpb::Event::PUT ? "PUT " : "DELETE ",
+                        KvText(got));
+    return false;
+  }
+
+  // prev_kv is the key's version before the commit; a watcher that did not ask gets none,
+  // and one replayed from history after compaction removed that version may get none.
+  bool RightPrevKv(const std::string& key, int64_t rev, bool asked, const mvccpb::Event& ev,
+                   int64_t time_us, std::string* why) const {
+    if (!ev.has_prev_kv()) {
+      const KvModel::Version* prev = model_.Get(key, rev - 1);
+      if (!asked || prev == nullptr || compactions_.MaxRequestedBefore(time_us) >= rev) {
+        return true;
+      }
+      *why = absl::StrCat("prev_kv: missing for ", key, " (want version ", prev->version, ")");
+      return false;
+    }
+    if (!asked) {
+      *why = absl::StrCat("prev_kv: sent for ", key, " although the watch did not ask");
+      return false;
+    }
+    const KvModel::Version* prev = model_.Get(key, rev - 1);
+    const auto& p = ev.prev_kv();
+    if (prev != nullptr && p.key() == key && p.value() == prev->value &&
+        p.mod_revision() == prev->mod_revision && p.create_revision() == prev->create_revision &&
+        p.version() == prev->version) {
+      return true;
+    }
+    *why = absl::StrCat("prev_kv: got ", KvText(p), ", want ",
+                        prev == nullptr ? std::string("none")
+                                        : absl::StrCat(prev->value, "@", prev->mod_revision));
     return false;
   }
 
@@ -302,7 +450,7 @@ class RevisionReplay {
       } else {
         return SearchHole(rev);
       }
-      if (!CheckReadsAt(rev)) return false;
+      if (!CheckObservationsAt(rev)) return false;
     }
     return true;
   }
@@ -338,7 +486,7 @@ class RevisionReplay {
       if (pinned_rev_[u] != 0 || used_[u] || unknown_[u]->invoke_us > bound_[rev]) continue;
       if (!Step()) return false;
       if (!PlaceUnknown(static_cast<int64_t>(u), rev, /*pinned=*/false)) continue;
-      if (CheckReadsAt(rev) && Replay(rev + 1)) return true;
+      if (CheckObservationsAt(rev) && Replay(rev + 1)) return true;
       if (exhausted_) return false;
       used_[u] = false;
       model_.TruncateTo(rev - 1);
@@ -351,7 +499,10 @@ class RevisionReplay {
 
   const History& h_;
   const CheckOptions& options_;
+  const CompactionIndex compactions_;
   KvModel model_;
+  std::vector<WatchView> views_;
+  std::vector<std::vector<size_t>> watching_at_;          // by revision: views vouching for it
   int64_t max_rev_ = 1;
   std::vector<const HistoryOp*> commit_at_;               // by revision
   std::vector<std::vector<const HistoryOp*>> reads_at_;  // by header revision
@@ -364,6 +515,7 @@ class RevisionReplay {
   bool exhausted_ = false;
   int64_t deepest_rev_ = -1;
   std::string deepest_why_ = "no linearization";
+  const char* deepest_checker_ = "linearizability";
 };
 
 }  // namespace
@@ -373,7 +525,7 @@ CheckResult CheckRevisions(const History& history) {
   std::map<int64_t, const HistoryOp*> commits;
   int64_t mutations = 0;
   for (const HistoryOp& op : history.ops) mutations += op.is_mutation() ? 1 : 0;
-  const int64_t max_rev = MaxObservedRevision(ok);
+  const int64_t max_rev = MaxObservedRevision(history, ok);
   // Every revision above 1 is made by some mutation.
   if (max_rev > mutations + 1) {
     return CheckResult::Violation(
@@ -396,7 +548,7 @@ CheckResult CheckRevisions(const History& history) {
   }
   // Holes must be matched one to one with unknown ops invoked early enough. The bounds are
   // nondecreasing, so Hall's condition reduces to: the j-th hole has >= j candidates.
-  const std::vector<int64_t> bound = CommitInvokeBounds(ok, max_rev);
+  const std::vector<int64_t> bound = CommitInvokeBounds(history, ok, max_rev);
   std::vector<int64_t> unknown_invokes;
   for (const HistoryOp* op : UnknownMutations(history)) unknown_invokes.push_back(op->invoke_us);
   std::sort(unknown_invokes.begin(), unknown_invokes.end());
@@ -452,6 +604,11 @@ CheckResult CheckDurability(const History& history) {
   return {};
 }
 
+CheckResult CheckWatchStructure(const History& history) {
+  std::vector<WatchView> views;
+  return BuildWatchViews(history, &views);
+}
+
 CheckResult CheckLinearizability(const History& history, const CheckOptions& options) {
   return RevisionReplay(history, options).Run();
 }
@@ -471,6 +628,7 @@ CheckResult CheckHistory(const History& history, const CheckOptions& options) {
   };
   merge(CheckRevisions(history));
   merge(CheckDurability(history));
+  merge(CheckWatchStructure(history));
   merge(CheckLinearizability(history, options));
   merge(CheckPerKeyWgl(history, options));
   return result;

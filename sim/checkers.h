@@ -20,6 +20,10 @@
 //                 values reads observed where possible and searched (with a budget) where
 //                 not. Unknown outcomes count as "maybe applied, at any time after their
 //                 invocation" (return time +infinity).
+// - "watch":      each watch session received, for every revision it vouches for (up to
+//                 its newest event or bookmark), exactly the model's events of that commit
+//                 in its range, in order, with the right prev_kv, one response per revision,
+//                 nothing twice, and nothing at or below a bookmark after it.
 // - "wgl":        an independent check that trusts no revision: porcupine-style WGL search
 //                 per key (P-compositionality), over each operation's projection onto a
 //                 value register (multi-key txns and ranges project onto every key they
@@ -64,6 +68,11 @@ struct CheckResult {
 
 CheckResult CheckRevisions(const History& history);
 CheckResult CheckDurability(const History& history);
+// The watch properties that need no model (ordered, atomic, bookmarkable, created first,
+// compaction cancels justified); see sim/watch_view.h. The rest (reliable, unique, prev_kv
+// correct, resumable) needs the commit at each revision and runs inside
+// CheckLinearizability, which reports those violations as "watch".
+CheckResult CheckWatchStructure(const History& history);
 CheckResult CheckLinearizability(const History& history, const CheckOptions& options);
 CheckResult CheckPerKeyWgl(const History& history, const CheckOptions& options);
 

@@ -292,6 +292,29 @@ std::string FormatOp(const HistoryOp& op) {
   return s;
 }
 
+std::string FormatWatchSession(const WatchSession& w) {
+  const auto& c = w.create;
+  return absl::StrCat("watch#", w.index, " client=", w.client, " ", RangeString(c.key(), c.range_end()),
+                      " start=", c.start_revision(), c.prev_kv() ? " prev_kv" : "",
+                      c.progress_notify() ? " progress_notify" : "", " open=", TimeString(w.open_us),
+                      " close=", TimeString(w.close_us), " end=", w.end_reason,
+                      " responses=", w.responses.size());
+}
+
+std::string FormatWatchResponse(const etcdserverpb::WatchResponse& r) {
+  std::string s = absl::StrCat("rev=", r.header().revision(), " id=", r.watch_id());
+  if (r.created()) absl::StrAppend(&s, " created");
+  if (r.canceled()) absl::StrAppend(&s, " canceled='", r.cancel_reason(), "'");
+  if (r.compact_revision() != 0) absl::StrAppend(&s, " compact_revision=", r.compact_revision());
+  if (r.fragment()) absl::StrAppend(&s, " fragment");
+  if (r.events_size() == 0 && !r.created() && !r.canceled()) absl::StrAppend(&s, " progress");
+  for (const auto& ev : r.events()) {
+    absl::StrAppend(&s, ev.type() == mvccpb::Event::PUT ? " PUT " : " DELETE ", KvString(ev.kv()));
+    if (ev.has_prev_kv()) absl::StrAppend(&s, " prev=", KvString(ev.prev_kv()));
+  }
+  return s;
+}
+
 bool WriteHistory(const History& history, const std::string& path) {
   std::unique_ptr<FILE, int (*)(FILE*)> f(std::fopen(path.c_str(), "w"), &std::fclose);
   if (!f) return false;
@@ -302,6 +325,13 @@ bool WriteHistory(const History& history, const std::string& path) {
                  c.recovered_revision, c.restart_failed ? " restart_failed" : "");
   }
   for (const HistoryOp& op : history.ops) std::fprintf(f.get(), "%s\n", FormatOp(op).c_str());
+  for (const WatchSession& w : history.watches) {
+    std::fprintf(f.get(), "%s\n", FormatWatchSession(w).c_str());
+    for (const WatchSession::Received& r : w.responses) {
+      std::fprintf(f.get(), "  watch#%lld at=%s %s\n", static_cast<long long>(w.index),
+                   TimeString(r.time_us).c_str(), FormatWatchResponse(r.response).c_str());
+    }
+  }
   return std::ferror(f.get()) == 0;
 }
 

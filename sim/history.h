@@ -60,9 +60,27 @@ struct CrashRecord {
   bool restart_failed = false;
 };
 
+// One watch stream session of a watcher client: the watch it asked for and every response
+// it received, in order and without gaps, until the stream broke or was closed. A client
+// resuming after a break opens a new session starting after the last revision it saw.
+struct WatchSession {
+  int64_t index = 0;  // position in History::watches
+  int32_t client = 0;
+  etcdserverpb::WatchCreateRequest create;
+  int64_t open_us = 0;
+  int64_t close_us = kNeverUs;
+  std::string end_reason;  // why the client left the stream
+  struct Received {
+    int64_t time_us;
+    etcdserverpb::WatchResponse response;
+  };
+  std::vector<Received> responses;
+};
+
 struct History {
   std::vector<HistoryOp> ops;
   std::vector<CrashRecord> crashes;
+  std::vector<WatchSession> watches;
 
   // Records an invocation; returns its index.
   int64_t Invoke(int32_t client, KvCall call, int64_t now_us);
@@ -70,6 +88,10 @@ struct History {
 
 // One line describing an operation: client, op, arguments, times and result.
 std::string FormatOp(const HistoryOp& op);
+// One line describing a watch session's request and how it ended.
+std::string FormatWatchSession(const WatchSession& session);
+// One line describing a watch response.
+std::string FormatWatchResponse(const etcdserverpb::WatchResponse& response);
 // Writes every operation and crash, one per line. Returns false if the file can't be written.
 bool WriteHistory(const History& history, const std::string& path);
 // A canonical digest of an operation's outcome and response (fixed encoding, never a

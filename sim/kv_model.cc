@@ -269,6 +269,16 @@ ResponseOp KvModel::Apply(const RequestOp& op, bool* changed) {
   return out;
 }
 
+void KvModel::ForEachVersionOfHead(
+    const std::function<void(const std::string& key, const Version& v)>& visit) const {
+  size_t first = log_.size();
+  while (first > 0 && log_[first - 1].first == revision_) --first;
+  for (size_t i = first; i < log_.size(); ++i) {
+    const std::string& key = log_[i].second;
+    visit(key, keys_.at(key).back());
+  }
+}
+
 void KvModel::TruncateTo(int64_t rev) {
   CHECK(rev >= 1);
   while (!log_.empty() && log_.back().first > rev) {

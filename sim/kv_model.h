@@ -10,6 +10,7 @@
 #define GEOETCD_SIM_KV_MODEL_H_
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
 #include <utility>
@@ -41,6 +42,11 @@ class KvModel {
 
   // The live version of `key` at `rev`, or nullptr.
   const Version* Get(const std::string& key, int64_t rev) const;
+
+  // Visits the versions the newest commit (at revision()) wrote, in the commit's op order:
+  // its watch events (a version with version == 0 is a delete).
+  void ForEachVersionOfHead(
+      const std::function<void(const std::string& key, const Version& v)>& visit) const;
 
   // Undoes every commit after `rev`. REQUIRES: rev >= 1.
   void TruncateTo(int64_t rev);

@@ -1,7 +1,7 @@
 // geoetcd-sim: runs the deterministic simulator for one seed (or a range of seeds) and
 // prints a verdict. See docs/simulation.md.
 //
-//   geoetcd-sim --seed N [--ops N] [--clients N] [--regions N]
+//   geoetcd-sim --seed N [--ops N] [--clients N] [--watchers N] [--regions N]
 //               [--faults none|crash|network|disk|all] [--inject-bug NAME]
 //               [--buggify seed|on|off] [--replay] [--history-dir DIR] [--no-invariants]
 //   geoetcd-sim --seeds A..B [same options]      (a sweep; one summary line at the end)
@@ -49,7 +49,7 @@ void Usage(const char* why) {
   std::fprintf(stderr,
                "geoetcd-sim: %s\n"
                "usage: geoetcd-sim (--seed N | --seeds A..B) [--ops N] [--clients N] "
-               "[--regions N]\n"
+               "[--watchers N] [--regions N]\n"
                "         [--faults none|crash|network|disk|all] [--inject-bug NAME] "
                "[--buggify seed|on|off]\n"
                "         [--replay] [--history-dir DIR] [--no-invariants]\n"
@@ -90,6 +90,8 @@ int Parse(int argc, char** argv, Options* o) {
       ok = value(&v) && ParseNumber(v, &o->config.ops);
     } else if (flag == "--clients") {
       ok = value(&v) && ParseNumber(v, &o->config.clients);
+    } else if (flag == "--watchers") {
+      ok = value(&v) && ParseNumber(v, &o->config.watchers);
     } else if (flag == "--regions") {
       ok = value(&v) && ParseNumber(v, &o->config.regions);
     } else if (flag == "--faults") {
@@ -143,7 +145,8 @@ int Parse(int argc, char** argv, Options* o) {
 
 std::string ReproduceCommand(const Options& o, uint64_t seed) {
   std::string cmd = absl::StrCat("build/geoetcd-sim --seed ", seed, " --ops ", o.config.ops,
-                                 " --clients ", o.config.clients, " --regions ",
+                                 " --clients ", o.config.clients, " --watchers ",
+                                 o.config.watchers, " --regions ",
                                  o.config.regions, " --faults ",
                                  geoetcd::sim::FaultProfileName(o.config.faults));
   if (o.bug != "none") absl::StrAppend(&cmd, " --inject-bug ", o.bug);

@@ -67,6 +67,24 @@ void SimNetwork::Send(int32_t from, int32_t to, bool duplicable, std::function<v
   Deliver(from, to, DelayUs(from, to), std::move(deliver));
 }
 
+void SimNetwork::SendOrdered(int32_t from, int32_t to, uint64_t flow,
+                             std::function<void()> deliver) {
+  ++stats_.sent;
+  if (!Connected(from, to)) {
+    ++stats_.partitioned;
+    return;
+  }
+  if (faults_.loss > 0 && random_.Chance(faults_.loss)) {
+    ++stats_.lost;
+    return;
+  }
+  const int64_t arrival_us = world_->now_us() + DelayUs(from, to);
+  int64_t& last = flow_last_arrival_us_[flow];
+  last = std::max(last, arrival_us);
+  // Equal arrival times keep send order: the world breaks ties by scheduling sequence.
+  Deliver(from, to, last - world_->now_us(), std::move(deliver));
+}
+
 void SimNetwork::Deliver(int32_t from, int32_t to, int64_t delay_us,
                          std::function<void()> deliver) {
   if (in_flight_ >= kInFlightMessagesMax) {

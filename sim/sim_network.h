@@ -14,6 +14,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <set>
 #include <string>
 #include <utility>
@@ -65,6 +66,12 @@ class SimNetwork {
   // Sends one message; `deliver` runs (in its own event) when it arrives. Client RPCs ride
   // one connection and are never duplicated; peer messages may be (`duplicable`).
   void Send(int32_t from, int32_t to, bool duplicable, std::function<void()> deliver);
+  // Sends on an ordered flow (one direction of a stream connection): never duplicated, and
+  // never overtaking an earlier message of the same flow. Loss and partitions still apply;
+  // the receiver detects a lost message by its sequence number, as a broken connection.
+  void SendOrdered(int32_t from, int32_t to, uint64_t flow, std::function<void()> deliver);
+  // Forgets a flow's ordering state (its connection closed).
+  void EndFlow(uint64_t flow) { flow_last_arrival_us_.erase(flow); }
 
   void Partition(int32_t a, int32_t b);
   void Heal(int32_t a, int32_t b);
@@ -91,6 +98,7 @@ class SimNetwork {
   std::vector<std::vector<int64_t>> latency_;  // [zone][zone], one way
   std::vector<int64_t> clogged_until_us_;      // per endpoint
   std::set<std::pair<int32_t, int32_t>> partitions_;
+  std::map<uint64_t, int64_t> flow_last_arrival_us_;  // per open ordered flow
   size_t in_flight_ = 0;
   Stats stats_;
 };

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <map>
 #include <memory>
 #include <utility>
 
@@ -10,7 +11,9 @@
 #include "sim/buggify.h"
 #include "sim/sim_network.h"
 #include "sim/sim_node.h"
+#include "core/watch_buffer.h"
 #include "sim/sim_world.h"
+#include "sim/watch_workload.h"
 #include "sim/workload.h"
 
 namespace geoetcd::sim {
@@ -68,14 +71,44 @@ Reply<Resp> ToKvReply(std::function<void(KvReply)> send, Set set) {
   };
 }
 
-class Simulation : public KvEndpoint {
+class Simulation : public KvEndpoint, public WatchEndpoint {
  public:
   explicit Simulation(const SimConfig& config);
   SimResult Run();
 
+  // KvEndpoint.
   void Call(int32_t client, const KvCall& call, std::function<void(KvReply)> reply) override;
+  // WatchEndpoint.
+  uint64_t OpenWatchConnection(int32_t client, Callbacks callbacks) override;
+  void SendWatchRequest(uint64_t connection, const etcdserverpb::WatchRequest& req) override;
+  void CloseWatchConnection(uint64_t connection) override;
 
  private:
+  // The server side of one watch connection: the Node's stream, its bounded outbound
+  // buffer, and a pump that sends buffered responses to the client at the link's pace.
+  struct WatchConnection {
+    int32_t client_endpoint = 0;
+    SimNode* node = nullptr;
+    uint64_t incarnation = 0;  // of the node process the stream lives in
+    uint64_t stream_id = 0;    // 0 until the node opened the stream
+    bool broken = false;
+    std::unique_ptr<WatchStreamBuffer> buffer;
+    uint64_t next_seq = 1;
+    bool pump_scheduled = false;
+    Callbacks callbacks;
+  };
+  static uint64_t ToNodeFlow(uint64_t connection) { return 2 * connection; }
+  static uint64_t ToClientFlow(uint64_t connection) { return 2 * connection + 1; }
+  WatchConnection* FindConnection(uint64_t id);
+  // True when the connection's stream is open in the node process that is running now.
+  bool StreamLive(const WatchConnection& c) const;
+  void OpenStreamOnNode(uint64_t id);
+  bool OfferWatchResponse(uint64_t id, etcdserverpb::WatchResponse response);
+  void SchedulePump(uint64_t id);
+  void Pump(uint64_t id);
+  // The node died: its streams are gone, and each client hears its connection reset.
+  void BreakConnections(int32_t node_index);
+
   void Setup();
   NodeOptions MakeNodeOptions(int32_t index);
   void Dispatch(SimNode& node, int32_t client_endpoint, const KvCall& call,
@@ -109,6 +142,9 @@ class Simulation : public KvEndpoint {
   std::vector<int32_t> client_endpoints_;
   History history_;
   std::unique_ptr<KvWorkload> workload_;
+  std::unique_ptr<WatchWorkload> watch_;
+  std::map<uint64_t, WatchConnection> watch_connections_;
+  uint64_t next_connection_id_ = 1;
   SimStats stats_;
   std::string recovery_error_;
 
@@ -126,6 +162,8 @@ class Simulation : public KvEndpoint {
   int64_t disk_error_interval_us_ = 700'000;
   int64_t network_fault_interval_us_ = 400'000;
   int64_t clock_jump_interval_us_ = 1'000'000;
+  int64_t watch_pump_us_ = 0;
+  size_t watch_buffer_responses_max_ = kWatchStreamBufferedResponsesMax;
 };
 
 Simulation::Simulation(const SimConfig& config)
@@ -151,6 +189,9 @@ NodeOptions Simulation::MakeNodeOptions(int32_t index) {
   options.pending_requests_max =
       buggify_.Choice("node_pending_requests_max", options.pending_requests_max, {1, 2, 8, 64});
   options.on_fatal = [this, index](const absl::Status& s) { OnFatal(index, s); };
+  // Frequent enough that progress notifications happen within a run.
+  options.watch_progress_notify_interval_ms =
+      buggify_.Choice("watch_progress_notify_interval_ms", 200, {100, 2000});
   return options;
 }
 
@@ -205,6 +246,17 @@ void Simulation::Setup() {
   // Clients (and the auditor) live in region 0 for now: the only region.
   for (int32_t c = 0; c <= config_.clients; ++c) client_endpoints_.push_back(network_.AddEndpoint(0));
   workload_ = std::make_unique<KvWorkload>(&world_, &history_, this, workload,
+                                           world_.random().Fork());
+  // Slow readers with small buffers push watchers off the synced path into catch-up.
+  watch_pump_us_ = buggify_.Choice("watch_pump_us", 0, {300, 3000});
+  watch_buffer_responses_max_ = static_cast<size_t>(buggify_.Choice(
+      "watch_buffer_responses_max", kWatchStreamBufferedResponsesMax, {1, 4}));
+  WatchConfig watch;
+  watch.watchers = config_.watchers;
+  watch.keys = workload.keys;
+  const int32_t first_watcher = config_.clients + 1;  // after the clients and the auditor
+  for (int32_t w = 0; w < watch.watchers; ++w) client_endpoints_.push_back(network_.AddEndpoint(0));
+  watch_ = std::make_unique<WatchWorkload>(&world_, &history_, this, watch, first_watcher,
                                            world_.random().Fork());
 
   for (auto& node : nodes_) CHECK(node->Start().ok());  // empty storage always starts
@@ -289,6 +341,130 @@ void Simulation::Dispatch(SimNode& node, int32_t client_endpoint, const KvCall& 
   }
 }
 
+Simulation::WatchConnection* Simulation::FindConnection(uint64_t id) {
+  auto it = watch_connections_.find(id);
+  return it == watch_connections_.end() ? nullptr : &it->second;
+}
+
+bool Simulation::StreamLive(const WatchConnection& c) const {
+  return !c.broken && c.stream_id != 0 && c.node->up() &&
+         world_.incarnation(c.node->index()) == c.incarnation;
+}
+
+uint64_t Simulation::OpenWatchConnection(int32_t client, Callbacks callbacks) {
+  const uint64_t id = next_connection_id_++;
+  WatchConnection& c = watch_connections_[id];
+  c.client_endpoint = client_endpoints_.at(client);
+  c.node = nodes_[0].get();  // one region: every client's gateway is region 0
+  c.buffer = std::make_unique<WatchStreamBuffer>(watch_buffer_responses_max_);
+  c.callbacks = std::move(callbacks);
+  network_.SendOrdered(c.client_endpoint, c.node->endpoint(), ToNodeFlow(id),
+                       [this, id] { OpenStreamOnNode(id); });
+  return id;
+}
+
+void Simulation::OpenStreamOnNode(uint64_t id) {
+  WatchConnection* c = FindConnection(id);
+  if (c == nullptr || c->broken) return;
+  absl::StatusOr<uint64_t> stream = absl::UnavailableError("sim: connection refused");
+  if (c->node->up()) {
+    stream = c->node->node()->OpenWatchStream(
+        RequestContext(), [this, id](etcdserverpb::WatchResponse r) {
+          return OfferWatchResponse(id, std::move(r));
+        });
+  }
+  if (!stream.ok()) {
+    c->broken = true;
+    network_.SendOrdered(c->node->endpoint(), c->client_endpoint, ToClientFlow(id), [this, id] {
+      if (WatchConnection* conn = FindConnection(id); conn && conn->callbacks.on_broken) {
+        conn->callbacks.on_broken();
+      }
+    });
+    return;
+  }
+  c->incarnation = world_.incarnation(c->node->index());
+  c->stream_id = *stream;
+}
+
+void Simulation::SendWatchRequest(uint64_t connection, const etcdserverpb::WatchRequest& req) {
+  WatchConnection* c = FindConnection(connection);
+  if (c == nullptr) return;
+  network_.SendOrdered(c->client_endpoint, c->node->endpoint(), ToNodeFlow(connection),
+                       [this, connection, req] {
+                         WatchConnection* conn = FindConnection(connection);
+                         if (conn == nullptr || !StreamLive(*conn)) return;
+                         conn->node->node()->WatchRequest(conn->stream_id, req);
+                       });
+}
+
+void Simulation::CloseWatchConnection(uint64_t connection) {
+  WatchConnection* c = FindConnection(connection);
+  if (c == nullptr) return;
+  // The client forgets the connection at once; the server learns of it a moment later.
+  c->callbacks = Callbacks();
+  c->broken = true;
+  network_.SendOrdered(c->client_endpoint, c->node->endpoint(), ToNodeFlow(connection),
+                       [this, connection] {
+                         WatchConnection* conn = FindConnection(connection);
+                         if (conn == nullptr) return;
+                         if (conn->stream_id != 0 && conn->node->up() &&
+                             world_.incarnation(conn->node->index()) == conn->incarnation) {
+                           conn->node->node()->CloseWatchStream(conn->stream_id);
+                         }
+                         network_.EndFlow(ToNodeFlow(connection));
+                         network_.EndFlow(ToClientFlow(connection));
+                         watch_connections_.erase(connection);
+                       });
+}
+
+bool Simulation::OfferWatchResponse(uint64_t id, etcdserverpb::WatchResponse response) {
+  WatchConnection* c = FindConnection(id);
+  if (c == nullptr) return true;  // gone: as if the bytes went into a dead socket
+  if (!c->buffer->Offer(std::move(response))) return false;
+  SchedulePump(id);
+  return true;
+}
+
+void Simulation::SchedulePump(uint64_t id) {
+  WatchConnection* c = FindConnection(id);
+  if (c == nullptr || c->pump_scheduled || c->buffer->empty()) return;
+  c->pump_scheduled = true;
+  // Node-scoped: the sending loop dies with the process.
+  world_.Schedule(watch_pump_us_, EventType::kNodePost, c->node->index(), [this, id] { Pump(id); });
+}
+
+void Simulation::Pump(uint64_t id) {
+  WatchConnection* c = FindConnection(id);
+  if (c == nullptr) return;
+  c->pump_scheduled = false;
+  if (c->buffer->empty()) return;
+  const uint64_t seq = c->next_seq++;
+  network_.SendOrdered(c->node->endpoint(), c->client_endpoint, ToClientFlow(id),
+                       [this, id, seq, r = c->buffer->Pop()] {
+                         WatchConnection* conn = FindConnection(id);
+                         if (conn != nullptr && conn->callbacks.on_response) {
+                           conn->callbacks.on_response(seq, r);
+                         }
+                       });
+  if (c->buffer->TakeResume() && StreamLive(*c)) c->node->node()->ResumeWatchStream(c->stream_id);
+  SchedulePump(id);
+}
+
+void Simulation::BreakConnections(int32_t node_index) {
+  for (auto& [id, c] : watch_connections_) {
+    if (c.broken || c.node->index() != node_index) continue;
+    c.broken = true;
+    while (!c.buffer->empty()) c.buffer->Pop();
+    network_.SendOrdered(c.node->endpoint(), c.client_endpoint, ToClientFlow(id),
+                         [this, id = id] {
+                           WatchConnection* conn = FindConnection(id);
+                           if (conn != nullptr && conn->callbacks.on_broken) {
+                             conn->callbacks.on_broken();
+                           }
+                         });
+  }
+}
+
 int64_t Simulation::FaultDelayUs(int64_t mean_us) {
   return fault_random_.Range(mean_us / 2, mean_us * 3 / 2);
 }
@@ -331,6 +507,7 @@ void Simulation::CrashNode(int32_t index, const char* why) {
   Note(absl::StrCat(why, ": node ", index, " keeps ", kept, " of ", unsynced,
                     " unsynced batches"));
   node.Crash(kept);
+  BreakConnections(index);
   const size_t crash_record = history_.crashes.size() - 1;
   world_.Schedule(fault_random_.Range(1000, std::max<int64_t>(1000, downtime_us_max_)),
                   EventType::kFault, kNoNode,
@@ -457,6 +634,7 @@ SimResult Simulation::Run() {
   Setup();
   StartFaults();
   workload_->Start();
+  watch_->Start();
   SimResult result;
   bool live = RunPhase([this] { return workload_->done(); });
   if (live) {
@@ -473,6 +651,12 @@ SimResult Simulation::Run() {
     workload_->Audit();
     live = RunPhase([this] { return !workload_->auditing(); });
   }
+  if (live) {
+    // Every watcher must account for every revision up to the end (a bookmark at it).
+    watch_->Finish(nodes_[0]->node()->durable_revision());
+    live = RunPhase([this] { return watch_->finished(); });
+  }
+  watch_->Stop();
   result.run_wall_seconds = WallSecondsSince(run_start);
 
   for (const auto& [site, active] : buggify_.sites()) {
@@ -561,11 +745,6 @@ const std::vector<std::string>& InjectedBugNames() {
 
 absl::Status ParseInjectedBug(std::string_view name, InjectedBugs* bugs) {
   if (name == "none") return absl::OkStatus();
-  if (name == "skip-watch-event") {
-    return absl::UnimplementedError(
-        "skip-watch-event: not available until watches land (there is no watch hub in the "
-        "Node to inject it into yet)");
-  }
   for (const BugName& b : kBugNames) {
     if (name == b.name) {
       bugs->*(b.flag) = true;
@@ -585,10 +764,8 @@ absl::Status ValidateConfig(const SimConfig& config) {
   }
   if (config.regions < 1) return absl::InvalidArgumentError("--regions must be >= 1");
   if (config.clients < 1) return absl::InvalidArgumentError("--clients must be >= 1");
+  if (config.watchers < 0) return absl::InvalidArgumentError("--watchers must be >= 0");
   if (config.ops < 0) return absl::InvalidArgumentError("--ops must be >= 0");
-  if (config.bugs.skip_watch_event) {
-    return ParseInjectedBug("skip-watch-event", nullptr);
-  }
   return absl::OkStatus();
 }
 

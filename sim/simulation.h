@@ -57,6 +57,7 @@ struct SimConfig {
   uint64_t seed = 1;
   int64_t ops = 2000;
   int32_t clients = 8;
+  int32_t watchers = 3;  // watch clients, besides the KV clients
   int32_t regions = 1;
   FaultProfile faults = FaultProfile::kNone;
   InjectedBugs bugs;

@@ -356,6 +356,44 @@ def sc_range_sort_ties(s):
 
 
 @scenario
+def sc_range_sort_value_binary(s):
+    # Byte-wise (unsigned) ordering of values, including bytes >= 0x80 and the empty value.
+    vals = [b"\x80", b"", b"\x7f", b"\xff", b"\x00", b"a", b"\xff\x00", b"\x80\x80", b"A"]
+    for i, v in enumerate(vals):
+        s.put("bv%02d" % i, v)
+    s.range("bv", "bw", sort_target=SORT_TARGETS["VALUE"], sort_order=ASCEND)
+    s.range("bv", "bw", sort_target=SORT_TARGETS["VALUE"], sort_order=DESCEND)
+    s.range("bv", "bw", sort_target=SORT_TARGETS["VALUE"], sort_order=DESCEND, limit=3)
+    for v in (b"\x7f", b"\x80", b"\xff\x00"):
+        s.txn([cmp("bv00", "VALUE", "<", v)], [range_op("bv00")], [])
+        s.txn([cmp("bv00", "VALUE", ">", v)], [range_op("bv00")], [])
+
+
+@scenario
+def sc_range_paging_kubernetes_style(s):
+    # Kubernetes List: pages of `limit`, next key = last key + "\0", later pages pinned to the
+    # first page's revision while writes keep happening.
+    for i in range(250):
+        s.put("/registry/pods/ns/p%03d" % i, "v%d" % i, label="put p%03d" % i)
+    prefix = "/registry/pods/"
+    end = prefix_end(prefix)
+    first = s.range(prefix, end, limit=100)
+    pinned = first.header.revision if first is not None else 0
+    last = first.kvs[-1].key if first is not None and first.kvs else b"\x00"
+    s.delete("/registry/pods/ns/p150")
+    s.put("/registry/pods/ns/p199", "changed")
+    s.put("/registry/pods/ns/p300", "new")
+    for _ in range(3):
+        page = s.range(last + b"\x00", end, limit=100, revision=pinned)
+        if page is None or not page.kvs:
+            break
+        last = page.kvs[-1].key
+    s.range(prefix, end, count_only=True)
+    s.range(prefix, end, count_only=True, revision=pinned)
+    s.range(prefix, end, keys_only=True, limit=5)
+
+
+@scenario
 def sc_range_keys_only(s):
     s.puts(("a", "1"), ("b", "22"), ("c", ""))
     s.range("a", keys_only=True)
@@ -460,7 +498,7 @@ def sc_range_compacted_revision(s):
     s.range("k", revision=5)
     s.range("k")
     s.range("k", "\x00", revision=3, count_only=True)
-    s.range("k", revision=100)         # future beats nothing: check which error wins
+    s.range("k", revision=100)         # after a compaction, a future revision is ErrFutureRev
 
 
 @scenario
@@ -891,7 +929,8 @@ def sc_txn_dup_allowed_cases(s):
     s.txn([], [range_op("a"), put_op("a", "2"), range_op("a")])
     s.txn([], [del_op("a", "c"), del_op("b", "d"), del_op("a")])  # overlapping deletes
     s.txn([cmp("a", "VERSION", "=", 0)], [put_op("a", "s")], [put_op("a", "f")])  # branches
-    s.txn([], [put_op("a", "x")], [put_op("a", "y"), del_op("a")])   # conflict only in failure
+    # A conflict in the branch that is NOT taken is still rejected (both are checked).
+    s.txn([], [put_op("a", "x")], [put_op("a", "y"), del_op("a")])
     s.range("\x00", "\x00")
 
 
@@ -1115,6 +1154,23 @@ def dump_transcript(name, session):
         print("  %2d %s\n       -> %s" % (i + 1, label[:300], text[:1500]))
 
 
+# Deliberate differences from the reference etcd 3.4, each pinned to geoetcd's exact answer
+# so a change in either direction fails the suite (README "Compatibility" lists them):
+# - etcd 3.5 rejects unknown sort enums with "invalid sort option" (v3rpc/key.go
+#   checkRangeRequest); 3.4 silently ignores them. geoetcd implements the 3.5 API.
+# - a message over gRPC's receive limit is refused by the gRPC library itself before any
+#   handler runs; C++ gRPC words it differently from Go gRPC (same code, same numbers).
+INVALID_SORT = ("error", "INVALID_ARGUMENT", "etcdserver: invalid sort option")
+KNOWN_DIFFERENCES = {
+    ("bad_sort_order_enum", 4): INVALID_SORT,
+    ("bad_sort_order_enum", 5): INVALID_SORT,
+    ("bad_sort_order_enum", 6): INVALID_SORT,
+    ("put_request_size_limits", 1):
+        ("error", "RESOURCE_EXHAUSTED", "Received message larger than max (2097162 vs. 2097152)"),
+}
+KNOWN_SEEN = []
+
+
 def run_scenario(name, fn, verbose=False, dump=False):
     """Returns a list of diff texts (empty when both servers agree)."""
     t0 = time.monotonic()
@@ -1139,6 +1195,12 @@ def run_scenario(name, fn, verbose=False, dump=False):
             e = e_steps[i] if i < len(e_steps) else ("<missing>", ("missing",))
             g = g_steps[i] if i < len(g_steps) else ("<missing>", ("missing",))
             label = e[0] if e[0] == g[0] else "%s  |geoetcd step: %s" % (e[0], g[0])
+            expected_geo = KNOWN_DIFFERENCES.get((name, i + 1))
+            if expected_geo is not None:
+                KNOWN_SEEN.append((name, i + 1))
+                harness.compare("%s step %d (known difference): %s" % (name, i + 1, label),
+                                expected_geo, g[1])
+                continue
             harness.compare("%s step %d: %s" % (name, i + 1, label), e[1], g[1])
         if not geo.alive():
             harness.DIFFS.append(("%s: geoetcd exited (code %s)" % (name, geo.proc.returncode),

@@ -6,7 +6,8 @@ dir, under a renamed package (gcw.*) so the two descriptor sets do not collide, 
 /etcdserverpb.Watch/Watch with those messages.
 
   pb, mvcc         the generated rpc_pb2 and kv_pb2 modules
-  WatchStream      one bidi stream: send(request), collect(...), next(timeout), close()
+  WatchStream      one bidi stream: send(request), collect(...), next(timeout), pause(),
+                   resume(), close()
   create_req / cancel_req / progress_req / prefix_end
 """
 
@@ -110,14 +111,28 @@ class WatchStream:
 
         self._call = call(requests())
 
+        self._reading = threading.Event()
+        self._reading.set()
+
         def reader():
             try:
-                for resp in self._call:
-                    self._responses.put(resp)
+                while True:
+                    self._reading.wait()
+                    self._responses.put(next(self._call))
+            except StopIteration:
+                pass
             except Exception as exc:  # the stream ended; recorded if a step was waiting
                 self._responses.put(exc)
 
         threading.Thread(target=reader, daemon=True).start()
+
+    def pause(self):
+        """Stop reading from the network (after the response being read, if any): the
+        client looks stalled to the server, as a slow consumer does."""
+        self._reading.clear()
+
+    def resume(self):
+        self._reading.set()
 
     def send(self, req):
         self._requests.put(req)

@@ -26,7 +26,7 @@ void PutAt(Keyspace* ks, const std::string& key, const std::string& value) {
 TEST(KeyspaceTest, StartsAtRevisionOne) {
   Keyspace ks;
   EXPECT_EQ(ks.revision(), 1);
-  EXPECT_EQ(ks.compact_revision(), 0);
+  EXPECT_EQ(ks.compact_revision(), -1);
 }
 
 TEST(KeyspaceTest, VersionsFollowEtcdRules) {
