@@ -525,10 +525,10 @@ void WatchHub::ArmProgress(Stream* stream) {
   if (stream->progress_armed) return;
   stream->progress_armed = true;
   const uint64_t id = stream->id;
-  stream->progress_timer =
-      executor_->PostAfter(stream->progress_interval_ms, [this, id, life = std::weak_ptr<int>(alive_)] {
-        if (!life.expired()) ProgressTick(id);
-      });
+  std::weak_ptr<int> life = alive_;
+  stream->progress_timer = executor_->PostAfter(stream->progress_interval_ms, [this, id, life] {
+    if (!life.expired()) ProgressTick(id);
+  });
 }
 
 // etcd's progress ticker: a watcher that asked for progress_notify and got no event since

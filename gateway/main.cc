@@ -32,6 +32,13 @@ int main(int argc, char** argv) {
   }
   const geoetcd::ServerConfig& config = outcome->config;
   for (const auto& w : config.warnings) std::fprintf(stderr, "geoetcd: warning: %s\n", w.c_str());
+  // Parsed and validated, but not acted on yet (README "Limits"): say so instead of
+  // pretending.
+  if (config.auto_compaction_period_ms != 0 || config.auto_compaction_revisions != 0) {
+    std::fprintf(stderr,
+                 "geoetcd: warning: --auto-compaction-retention is not enforced yet; compact "
+                 "with the Compact RPC (etcdctl compaction)\n");
+  }
 
   auto server = geoetcd::Server::Start(config);
   if (!server.ok()) {

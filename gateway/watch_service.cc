@@ -14,6 +14,11 @@ namespace {
 using etcdserverpb::WatchRequest;
 using etcdserverpb::WatchResponse;
 
+// What etcd returns when a watch stream ends because the client went away.
+grpc::Status WatchCanceled() {
+  return grpc::Status(grpc::StatusCode::CANCELLED, "etcdserver: watch canceled");
+}
+
 class WatchReactor final : public grpc::ServerBidiReactor<WatchRequest, WatchResponse> {
  public:
   WatchReactor(Node* node, Executor* executor, RequestContext rc)
@@ -52,7 +57,7 @@ class WatchReactor final : public grpc::ServerBidiReactor<WatchRequest, WatchRes
   void OnWriteDone(bool ok) override {
     std::lock_guard<std::mutex> lock(out_->mu);
     out_->writing = false;
-    if (!ok) return out_->FinishLocked(grpc::Status(grpc::StatusCode::CANCELLED, "etcdserver: watch canceled"));
+    if (!ok) return out_->FinishLocked(WatchCanceled());
     out_->MaybeWriteLocked();
     if (out_->buffer.TakeResume()) {
       std::shared_ptr<Outbound> out = out_;
@@ -68,7 +73,7 @@ class WatchReactor final : public grpc::ServerBidiReactor<WatchRequest, WatchRes
 
   void OnCancel() override {
     std::lock_guard<std::mutex> lock(out_->mu);
-    out_->FinishLocked(grpc::Status(grpc::StatusCode::CANCELLED, "etcdserver: watch canceled"));
+    out_->FinishLocked(WatchCanceled());
   }
 
   void OnDone() override {

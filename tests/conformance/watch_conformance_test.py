@@ -504,7 +504,8 @@ def main(argv):
             print("ok   %s" % name)
         sys.stdout.flush()
     for step, why, etcd_answer in KNOWN_DIFFS:
-        print("KNOWN DIFF %s: %s\n    etcd 3.4 answered: %s" % (step, why, harness._fmt(etcd_answer)))
+        print("KNOWN DIFF %s: %s\n    etcd 3.4 answered: %s"
+              % (step, why, harness._fmt(etcd_answer)))
     print("watch conformance: %d scenarios in %.1fs, %d comparisons"
           % (len(selected), time.monotonic() - t0, harness._COMPARED[0]))
     print("%d passed, %d failed" % (passed, failed))

@@ -640,8 +640,8 @@ TEST_F(WatchHubTest, SlowWatcherIsDroppedToCatchUpAndMemoryStaysBounded) {
   constexpr size_t kResponsesMax = 8;
   constexpr int64_t kBytesMax = 16 * 1024;
   WatchStreamBuffer buffer(kResponsesMax, kBytesMax);
-  auto id = node_->OpenWatchStream(RequestContext(),
-                                   [&buffer](WatchResponse r) { return buffer.Offer(std::move(r)); });
+  auto id = node_->OpenWatchStream(
+      RequestContext(), [&buffer](WatchResponse r) { return buffer.Offer(std::move(r)); });
   ASSERT_TRUE(id.ok());
   node_->WatchRequest(*id, CreateRequest({"k", PrefixEnd("k")}));
   Settle();
