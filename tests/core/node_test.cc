@@ -447,5 +447,104 @@ TEST_F(NodeTest, StorageFailureStopsTheNode) {
   EXPECT_EQ(Get("k").status().message(), "etcdserver: server stopped");
 }
 
+
+TEST_F(NodeTest, LeaseGrantRules) {
+  etcdserverpb::LeaseGrantRequest g;
+  g.set_ttl(1);  // below etcd's minimum: raised to 2 s
+  auto r = Call(&Node::LeaseGrant, g);
+  ASSERT_TRUE(r.ok());
+  EXPECT_GT(r->id(), 0);
+  EXPECT_EQ(r->ttl(), 2);
+  g.set_id(r->id());
+  EXPECT_EQ(Call(&Node::LeaseGrant, g).status().message(), "etcdserver: lease already exists");
+  g.set_id(0);
+  g.set_ttl(9'000'000'001);
+  auto big = Call(&Node::LeaseGrant, g);
+  EXPECT_EQ(big.status().code(), absl::StatusCode::kOutOfRange);
+  EXPECT_EQ(big.status().message(), "etcdserver: too large lease TTL");
+  g.set_ttl(9'000'000'000);  // exactly the maximum is fine
+  EXPECT_TRUE(Call(&Node::LeaseGrant, g).ok());
+}
+
+TEST_F(NodeTest, UnknownLeaseBehavesAsEtcd) {
+  etcdserverpb::LeaseKeepAliveRequest k;
+  k.set_id(77);
+  EXPECT_EQ(Call(&Node::LeaseKeepAlive, k)->ttl(), 0);
+  etcdserverpb::LeaseTimeToLiveRequest t;
+  t.set_id(77);
+  EXPECT_EQ(Call(&Node::LeaseTimeToLive, t)->ttl(), -1);
+  etcdserverpb::LeaseRevokeRequest v;
+  v.set_id(77);
+  auto r = Call(&Node::LeaseRevoke, v);
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(r.status().message(), "etcdserver: requested lease not found");
+}
+
+TEST_F(NodeTest, RevokeDeletesAttachedKeysInOneRevision) {
+  etcdserverpb::LeaseGrantRequest g;
+  g.set_id(5);
+  g.set_ttl(60);
+  ASSERT_TRUE(Call(&Node::LeaseGrant, g).ok());
+  for (const char* k : {"b", "a", "c"}) {
+    etcdserverpb::PutRequest p;
+    p.set_key(k);
+    p.set_lease(5);
+    ASSERT_TRUE(Call(&Node::Put, p).ok());
+  }
+  etcdserverpb::LeaseTimeToLiveRequest t;
+  t.set_id(5);
+  t.set_keys(true);
+  auto ttl = Call(&Node::LeaseTimeToLive, t);
+  EXPECT_EQ(ttl->grantedttl(), 60);
+  EXPECT_EQ(ttl->keys_size(), 3);
+  etcdserverpb::LeaseRevokeRequest v;
+  v.set_id(5);
+  auto r = Call(&Node::LeaseRevoke, v);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->header().revision(), 5);  // puts at 2,3,4; one revision for all deletes
+  EXPECT_EQ(Get("a", "z")->count(), 0);
+}
+
+TEST_F(NodeTest, LeaseExpiresOnTheClockPortAndKeepAliveExtendsIt) {
+  etcdserverpb::LeaseGrantRequest g;
+  g.set_id(9);
+  g.set_ttl(10);
+  ASSERT_TRUE(Call(&Node::LeaseGrant, g).ok());
+  etcdserverpb::PutRequest p;
+  p.set_key("ephemeral");
+  p.set_lease(9);
+  ASSERT_TRUE(Call(&Node::Put, p).ok());
+  executor_.AdvanceMs(8000);
+  etcdserverpb::LeaseKeepAliveRequest k;
+  k.set_id(9);
+  EXPECT_EQ(Call(&Node::LeaseKeepAlive, k)->ttl(), 10);
+  executor_.AdvanceMs(8000);  // 16 s after grant, 8 s after the keep-alive: still alive
+  EXPECT_EQ(Get("ephemeral")->count(), 1);
+  executor_.AdvanceMs(3000);  // past the renewed expiry
+  EXPECT_EQ(Get("ephemeral")->count(), 0);
+  etcdserverpb::LeaseTimeToLiveRequest t;
+  t.set_id(9);
+  EXPECT_EQ(Call(&Node::LeaseTimeToLive, t)->ttl(), -1);
+}
+
+TEST_F(NodeTest, LeasesSurviveRestartWithAFullTtl) {
+  etcdserverpb::LeaseGrantRequest g;
+  g.set_id(3);
+  g.set_ttl(30);
+  ASSERT_TRUE(Call(&Node::LeaseGrant, g).ok());
+  etcdserverpb::PutRequest p;
+  p.set_key("k");
+  p.set_lease(3);
+  ASSERT_TRUE(Call(&Node::Put, p).ok());
+  executor_.AdvanceMs(20000);
+  Restart();
+  etcdserverpb::LeaseTimeToLiveRequest t;
+  t.set_id(3);
+  t.set_keys(true);
+  auto ttl = Call(&Node::LeaseTimeToLive, t);
+  EXPECT_GE(ttl->ttl(), 29);  // reset, as etcd does without checkpoints
+  EXPECT_EQ(ttl->keys_size(), 1);
+}
+
 }  // namespace
 }  // namespace geoetcd
