@@ -11,9 +11,7 @@ bool Buggify::Active(const std::string& site) {
   return it->second;
 }
 
-bool Buggify::Fires(const std::string& site) {
-  return Active(site) && random_.Chance(kSiteFiresP);
-}
+bool Buggify::Fires(const std::string& site) { return Active(site) && random_.Chance(kSiteFiresP); }
 
 int64_t Buggify::Tunable(const std::string& site, int64_t normal, int64_t lo, int64_t hi) {
   CHECK(lo <= hi);

@@ -3,8 +3,10 @@
 #include "sim/checkers.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <functional>
 #include <map>
+#include <set>
 #include <string_view>
 #include <utility>
 
@@ -179,8 +181,35 @@ class RevisionReplay {
     });
     used_.assign(unknown_.size(), false);
     if (auto r = PinHoles(ok); !r.ok) return r;
+    auto observe = [this](const mvccpb::KeyValue& kv) {
+      if (kv.version() > 0) {
+        observed_[kv.key()].push_back({kv.mod_revision(), kv.create_revision(), kv.version()});
+      }
+    };
+    for (const HistoryOp* op : ok) {
+      if (op->call.kind != OpKind::kCompact) ForEachObservedKv(op->response, observe);
+    }
+    ForEachWatchedKv(h_, observe);
+    for (auto& [key, versions] : observed_) {
+      std::sort(versions.begin(), versions.end(),
+                [](const ObservedVersion& a, const ObservedVersion& b) {
+                  return a.mod_revision < b.mod_revision;
+                });
+    }
+    IndexKnownPuts();
 
     CheckResult result;
+    if (getenv("GEO_DEBUG")) {
+      int holes = 0, pinned = 0;
+      std::string list;
+      for (int64_t r = 2; r <= max_rev_; ++r) {
+        if (commit_at_[r]) continue;
+        ++holes;
+        if (pinned_at_[r] >= 0) { ++pinned; continue; }
+        list += " " + std::to_string(r);
+      }
+      fprintf(stderr, "max_rev=%lld holes=%d pinned=%d unknown=%zu unpinned:%s\n", (long long)max_rev_, holes, pinned, unknown_.size(), list.c_str());
+    }
     if (!CheckObservationsAt(1) || !Replay(2)) {
       if (exhausted_) {
         result.notes.push_back(absl::StrCat(
@@ -202,9 +231,8 @@ class RevisionReplay {
   CheckResult CheckRealTime(const std::vector<const HistoryOp*>& ok) {
     std::vector<const HistoryOp*> by_invoke = ok;
     std::vector<const HistoryOp*> by_complete = ok;
-    std::sort(by_invoke.begin(), by_invoke.end(), [](const HistoryOp* a, const HistoryOp* b) {
-      return a->invoke_us < b->invoke_us;
-    });
+    std::sort(by_invoke.begin(), by_invoke.end(),
+              [](const HistoryOp* a, const HistoryOp* b) { return a->invoke_us < b->invoke_us; });
     std::sort(by_complete.begin(), by_complete.end(), [](const HistoryOp* a, const HistoryOp* b) {
       return a->complete_us < b->complete_us;
     });
@@ -224,8 +252,8 @@ class RevisionReplay {
             "linearizability",
             absl::StrCat("real-time order: #", latest->index, " returned before #", op->index,
                          " was invoked, yet #", op->index, " is ordered at ", PosText(pos),
-                         " and #", latest->index, " at ", PosText(before), ": ",
-                         FormatOp(*latest), " | ", FormatOp(*op)));
+                         " and #", latest->index, " at ", PosText(before), ": ", FormatOp(*latest),
+                         " | ", FormatOp(*op)));
       }
     }
     return {};
@@ -247,12 +275,12 @@ class RevisionReplay {
     }
     pinned_at_.assign(max_rev_ + 1, -1);
     pinned_rev_.assign(unknown_.size(), 0);
+    pinned_value_.assign(unknown_.size(), std::string());
     std::string bad;
     auto pin = [&](const mvccpb::KeyValue& kv) {
       auto it = writer.find(kv.value());
       const int64_t m = kv.mod_revision();
-      if (!bad.empty() || it == writer.end() || m < 2 || m > max_rev_ ||
-          commit_at_[m] != nullptr) {
+      if (!bad.empty() || it == writer.end() || m < 2 || m > max_rev_ || commit_at_[m] != nullptr) {
         return;  // acknowledged commits are judged by the replay itself
       }
       const int64_t u = it->second;
@@ -265,6 +293,7 @@ class RevisionReplay {
       } else {
         pinned_at_[m] = u;
         pinned_rev_[u] = m;
+        pinned_value_[u] = kv.value();
       }
     };
     for (const HistoryOp* op : ok) {
@@ -276,6 +305,7 @@ class RevisionReplay {
   }
 
   void Fail(int64_t rev, std::string why, const char* checker = "linearizability") {
+    if (getenv("GEO_DEBUG") && dbg_++ < 40) fprintf(stderr, "FAIL@%lld steps=%lld: %s\n", (long long)rev, (long long)steps_, why.substr(0, 300).c_str());
     if (rev >= deepest_rev_) {
       deepest_rev_ = rev;
       deepest_why_ = std::move(why);
@@ -295,8 +325,8 @@ class RevisionReplay {
     const ResponseOp want = model_.Apply(op.call.request, &changed);
     std::string diff;
     if (!changed) {
-      Fail(rev, absl::StrCat("revision ", rev, ": the model says this changes nothing: ",
-                             FormatOp(op)));
+      Fail(rev,
+           absl::StrCat("revision ", rev, ": the model says this changes nothing: ", FormatOp(op)));
     } else if (!SameResponse(want, op.response, &diff)) {
       Fail(rev, absl::StrCat("revision ", rev, ": ", diff, ": ", FormatOp(op)));
     } else {
@@ -316,15 +346,15 @@ class RevisionReplay {
     if (watching_at_[rev].empty()) return true;
     std::vector<std::pair<std::string, const KvModel::Version*>> commit;
     if (rev > 1) {
-      model_.ForEachVersionOfHead([&](const std::string& key, const KvModel::Version& v) {
-        commit.emplace_back(key, &v);
-      });
+      model_.ForEachVersionOfHead(
+          [&](const std::string& key, const KvModel::Version& v) { commit.emplace_back(key, &v); });
     }
     for (size_t v : watching_at_[rev]) {
       const WatchView& view = views_[v];
       static const std::vector<WatchView::Event> kNone;
       auto got_it = view.events.find(rev);
-      const std::vector<WatchView::Event>& got = got_it == view.events.end() ? kNone : got_it->second;
+      const std::vector<WatchView::Event>& got =
+          got_it == view.events.end() ? kNone : got_it->second;
       size_t next = 0;
       for (const auto& [key, version] : commit) {
         if (!view.InRange(key)) continue;
@@ -341,8 +371,8 @@ class RevisionReplay {
         }
       }
       if (next != got.size()) {
-        return WatchFail(rev, view, absl::StrCat("unique: ", got.size() - next,
-                                                 " event(s) no commit explains"));
+        return WatchFail(
+            rev, view, absl::StrCat("unique: ", got.size() - next, " event(s) no commit explains"));
       }
     }
     return true;
@@ -377,9 +407,9 @@ class RevisionReplay {
         got.lease() == 0) {
       return true;
     }
-    *why = absl::StrCat("want ", type == mvccpb::Event::PUT ? "PUT " : "DELETE ", KvText(want),
-                        ", got ", ev.type() == mvccpb::Event::PUT ? "PUT " : "DELETE ",
-                        KvText(got));
+    *why =
+        absl::StrCat("want ", type == mvccpb::Event::PUT ? "PUT " : "DELETE ", KvText(want),
+                     ", got ", ev.type() == mvccpb::Event::PUT ? "PUT " : "DELETE ", KvText(got));
     return false;
   }
 
@@ -406,9 +436,9 @@ class RevisionReplay {
         p.version() == prev->version) {
       return true;
     }
-    *why = absl::StrCat("prev_kv: got ", KvText(p), ", want ",
-                        prev == nullptr ? std::string("none")
-                                        : absl::StrCat(prev->value, "@", prev->mod_revision));
+    *why = absl::StrCat(
+        "prev_kv: got ", KvText(p), ", want ",
+        prev == nullptr ? std::string("none") : absl::StrCat(prev->value, "@", prev->mod_revision));
     return false;
   }
 
@@ -417,8 +447,8 @@ class RevisionReplay {
     for (const HistoryOp* op : reads_at_[rev]) {
       if (op->call.request.has_request_range() &&
           op->call.request.request_range().revision() > rev) {
-        Fail(rev, absl::StrCat("read a revision above its header revision ", rev, ": ",
-                               FormatOp(*op)));
+        Fail(rev,
+             absl::StrCat("read a revision above its header revision ", rev, ": ", FormatOp(*op)));
         return false;
       }
       bool changed = false;
@@ -426,9 +456,9 @@ class RevisionReplay {
       std::string diff;
       if (changed) {
         model_.TruncateTo(rev);
-        Fail(rev, absl::StrCat("after revision ", rev,
-                               ": the model says this would have changed the store: ",
-                               FormatOp(*op)));
+        Fail(rev,
+             absl::StrCat("after revision ", rev,
+                          ": the model says this would have changed the store: ", FormatOp(*op)));
         return false;
       }
       if (!SameResponse(want, op->response, &diff)) {
@@ -476,14 +506,110 @@ class RevisionReplay {
       }
       return false;
     }
+    if (!pinned && !AgreesWithLaterObservations(rev)) {
+      model_.TruncateTo(rev - 1);
+      return false;
+    }
     if (!pinned) used_[u] = true;
     return true;
   }
 
+  // Every version a read or watch showed is the model's at its mod_revision. So the versions
+  // the commit at `rev` just wrote must fit the next one observed of the same key: if that
+  // one (version v at m) was created at or before `rev`, the key is live from `rev` to m in
+  // that incarnation, and exactly v - version puts to it happen in (rev, m]: at least those
+  // known (acknowledged or pinned commits), at most those plus the holes still open.
+  // Checking it now, rather than when that read is replayed, keeps a wrong placement from
+  // being carried through many later holes.
+  bool AgreesWithLaterObservations(int64_t rev) const {
+    bool agrees = true;
+    model_.ForEachVersionOfHead([&](const std::string& key, const KvModel::Version& v) {
+      auto it = observed_.find(key);
+      if (!agrees || it == observed_.end()) return;
+      auto next = std::upper_bound(
+          it->second.begin(), it->second.end(), rev,
+          [](int64_t r, const ObservedVersion& o) { return r < o.mod_revision; });
+      if (next == it->second.end() || next->create_revision > rev) return;
+      if (v.version == 0 || v.create_revision != next->create_revision) {
+        agrees = false;
+        return;
+      }
+      const int64_t m = next->mod_revision;
+      int64_t known = 0;
+      if (auto puts = known_puts_.find(key); puts != known_puts_.end()) {
+        known = std::upper_bound(puts->second.begin(), puts->second.end(), m) -
+                std::upper_bound(puts->second.begin(), puts->second.end(), rev);
+      }
+      const int64_t open = open_holes_before_[m + 1] - open_holes_before_[rev + 1];
+      agrees = v.version + known <= next->version && next->version <= v.version + known + open;
+    });
+    return agrees;
+  }
+
+  // Revisions at which an acknowledged or pinned commit puts each key, and how many holes no
+  // such commit explains below each revision.
+  void IndexKnownPuts() {
+    auto add_puts = [this](const RequestOp& req, bool success, int64_t rev) {
+      if (req.has_request_put()) known_puts_[req.request_put().key()].push_back(rev);
+      if (!req.has_request_txn()) return;
+      for (const RequestOp& o : success ? req.request_txn().success() : req.request_txn().failure()) {
+        if (o.has_request_put()) known_puts_[o.request_put().key()].push_back(rev);
+      }
+    };
+    open_holes_before_.assign(max_rev_ + 2, 0);
+    for (int64_t rev = 2; rev <= max_rev_; ++rev) {
+      open_holes_before_[rev + 1] = open_holes_before_[rev];
+      if (const HistoryOp* op = commit_at_[rev]) {
+        add_puts(op->call.request,
+                 op->response.has_response_txn() && op->response.response_txn().succeeded(), rev);
+      } else if (const int64_t u = pinned_at_[rev]; u >= 0) {
+        // The branch holding the value a read saw is the one that ran.
+        const RequestOp& req = unknown_[u]->call.request;
+        bool success = false;
+        if (req.has_request_txn()) {
+          for (const RequestOp& o : req.request_txn().success()) {
+            success = success || (o.has_request_put() && o.request_put().value() == pinned_value_[u]);
+          }
+        }
+        add_puts(req, success, rev);
+      } else {
+        ++open_holes_before_[rev + 1];
+      }
+    }
+  }
+
   // No acknowledged or pinned commit explains `rev`: some unknown op must have made it.
   bool SearchHole(int64_t rev) {
+    // The op that made a hole was sequenced between its neighbours, so it was most likely
+    // invoked close to the commit just below: try candidates nearest to that first.
+    int64_t near_us = 0;
+    for (int64_t r = rev - 1; r >= 2; --r) {
+      if (commit_at_[r] != nullptr) {
+        near_us = commit_at_[r]->invoke_us;
+        break;
+      }
+      if (pinned_at_[r] >= 0) {
+        near_us = unknown_[pinned_at_[r]]->invoke_us;
+        break;
+      }
+    }
+    std::vector<std::pair<int64_t, size_t>> candidates;  // (distance, index in unknown_)
     for (size_t u = 0; u < unknown_.size(); ++u) {
       if (pinned_rev_[u] != 0 || used_[u] || unknown_[u]->invoke_us > bound_[rev]) continue;
+      candidates.emplace_back(std::abs(unknown_[u]->invoke_us - near_us), u);
+    }
+    std::sort(candidates.begin(), candidates.end());
+    // Equal deletes are interchangeable (feasibility only grows with the revision), so a
+    // hole tries each deleted range once.
+    std::set<std::pair<std::string, std::string>> deletes_tried;
+    for (const auto& [distance, u] : candidates) {
+      const RequestOp& req = unknown_[u]->call.request;
+      if (req.has_request_delete_range() &&
+          !deletes_tried
+               .emplace(req.request_delete_range().key(), req.request_delete_range().range_end())
+               .second) {
+        continue;
+      }
       if (!Step()) return false;
       if (!PlaceUnknown(static_cast<int64_t>(u), rev, /*pinned=*/false)) continue;
       if (CheckObservationsAt(rev) && Replay(rev + 1)) return true;
@@ -497,21 +623,32 @@ class RevisionReplay {
     return false;
   }
 
+  struct ObservedVersion {
+    int64_t mod_revision;
+    int64_t create_revision;
+    int64_t version;
+  };
+
   const History& h_;
   const CheckOptions& options_;
   const CompactionIndex compactions_;
+  std::map<std::string, std::vector<ObservedVersion>> observed_;  // by key, ascending mod
+  std::map<std::string, std::vector<int64_t>> known_puts_;          // by key, ascending
+  std::vector<int64_t> open_holes_before_;  // [r]: holes below r no commit is known for
   KvModel model_;
   std::vector<WatchView> views_;
-  std::vector<std::vector<size_t>> watching_at_;          // by revision: views vouching for it
+  std::vector<std::vector<size_t>> watching_at_;  // by revision: views vouching for it
   int64_t max_rev_ = 1;
-  std::vector<const HistoryOp*> commit_at_;               // by revision
+  std::vector<const HistoryOp*> commit_at_;              // by revision
   std::vector<std::vector<const HistoryOp*>> reads_at_;  // by header revision
-  std::vector<int64_t> bound_;                            // by revision
-  std::vector<const HistoryOp*> unknown_;                 // unknown mutations
-  std::vector<int64_t> pinned_at_;                        // revision -> index in unknown_
-  std::vector<int64_t> pinned_rev_;                       // index in unknown_ -> revision
-  std::vector<bool> used_;                                // index in unknown_
+  std::vector<int64_t> bound_;                           // by revision
+  std::vector<const HistoryOp*> unknown_;                // unknown mutations
+  std::vector<int64_t> pinned_at_;                       // revision -> index in unknown_
+  std::vector<int64_t> pinned_rev_;                      // index in unknown_ -> revision
+  std::vector<std::string> pinned_value_;                // index in unknown_ -> value seen
+  std::vector<bool> used_;                               // index in unknown_
   int64_t steps_ = 0;
+  int dbg_ = 0;
   bool exhausted_ = false;
   int64_t deepest_rev_ = -1;
   std::string deepest_why_ = "no linearization";
@@ -556,9 +693,9 @@ CheckResult CheckRevisions(const History& history) {
   for (int64_t rev = 2; rev <= max_rev; ++rev) {
     if (commits.count(rev) != 0) continue;
     ++holes;
-    const int64_t candidates = std::upper_bound(unknown_invokes.begin(), unknown_invokes.end(),
-                                                bound[rev]) -
-                               unknown_invokes.begin();
+    const int64_t candidates =
+        std::upper_bound(unknown_invokes.begin(), unknown_invokes.end(), bound[rev]) -
+        unknown_invokes.begin();
     if (candidates < holes) {
       return CheckResult::Violation(
           "revision", absl::StrCat("revision ", rev, " is a hole: no acknowledged write has it ",
@@ -596,8 +733,8 @@ CheckResult CheckDurability(const History& history) {
         return CheckResult::Violation(
             "durability", absl::StrCat("after the restart a read answered at revision ",
                                        op->header_revision(), ", below revision ", acked,
-                                       " acknowledged before the crash: ", FormatOp(*newest),
-                                       " | ", FormatOp(*op)));
+                                       " acknowledged before the crash: ", FormatOp(*newest), " | ",
+                                       FormatOp(*op)));
       }
     }
   }

@@ -82,8 +82,8 @@ std::string CompareString(const Compare& c) {
     default:
       operand = "0";
   }
-  return absl::StrCat(CompareTargetName(c.target()), "(", RangeString(c.key(), c.range_end()),
-                      ")", CompareResultName(c.result()), operand);
+  return absl::StrCat(CompareTargetName(c.target()), "(", RangeString(c.key(), c.range_end()), ")",
+                      CompareResultName(c.result()), operand);
 }
 
 std::string RequestString(const RequestOp& op) {
@@ -101,7 +101,8 @@ std::string RequestString(const RequestOp& op) {
     }
     case RequestOp::kRequestDeleteRange: {
       const auto& r = op.request_delete_range();
-      return absl::StrCat("del ", RangeString(r.key(), r.range_end()), r.prev_kv() ? " prev_kv" : "");
+      return absl::StrCat("del ", RangeString(r.key(), r.range_end()),
+                          r.prev_kv() ? " prev_kv" : "");
     }
     case RequestOp::kRequestTxn: {
       const auto& t = op.request_txn();
@@ -150,8 +151,8 @@ std::string ResponseString(const ResponseOp& op) {
     }
     case ResponseOp::kResponseTxn: {
       const auto& r = op.response_txn();
-      std::string s = absl::StrCat("rev=", r.header().revision(),
-                                   r.succeeded() ? " succeeded {" : " failed {");
+      std::string s =
+          absl::StrCat("rev=", r.header().revision(), r.succeeded() ? " succeeded {" : " failed {");
       for (const auto& o : r.responses()) absl::StrAppend(&s, " ", ResponseString(o), ";");
       absl::StrAppend(&s, " }");
       return s;
@@ -166,7 +167,8 @@ class Digest {
  public:
   void Int(int64_t x) {
     unsigned char b[8];
-    for (int i = 0; i < 8; ++i) b[i] = static_cast<unsigned char>(static_cast<uint64_t>(x) >> (8 * i));
+    for (int i = 0; i < 8; ++i)
+      b[i] = static_cast<unsigned char>(static_cast<uint64_t>(x) >> (8 * i));
     h_ = XXH64(b, sizeof(b), h_);
   }
   void Bytes(std::string_view s) {
@@ -279,8 +281,8 @@ std::string FormatOp(const HistoryOp& op) {
   } else {
     absl::StrAppend(&s, RequestString(op.call.request));
   }
-  absl::StrAppend(&s, " invoke=", TimeString(op.invoke_us), " complete=", TimeString(op.complete_us),
-                  " ", OpOutcomeName(op.outcome));
+  absl::StrAppend(&s, " invoke=", TimeString(op.invoke_us),
+                  " complete=", TimeString(op.complete_us), " ", OpOutcomeName(op.outcome));
   if (op.outcome == OpOutcome::kFail) absl::StrAppend(&s, " error='", op.error, "'");
   if (op.outcome == OpOutcome::kOk) {
     if (op.call.kind == OpKind::kCompact) {
@@ -294,11 +296,11 @@ std::string FormatOp(const HistoryOp& op) {
 
 std::string FormatWatchSession(const WatchSession& w) {
   const auto& c = w.create;
-  return absl::StrCat("watch#", w.index, " client=", w.client, " ", RangeString(c.key(), c.range_end()),
-                      " start=", c.start_revision(), c.prev_kv() ? " prev_kv" : "",
-                      c.progress_notify() ? " progress_notify" : "", " open=", TimeString(w.open_us),
-                      " close=", TimeString(w.close_us), " end=", w.end_reason,
-                      " responses=", w.responses.size());
+  return absl::StrCat("watch#", w.index, " client=", w.client, " ",
+                      RangeString(c.key(), c.range_end()), " start=", c.start_revision(),
+                      c.prev_kv() ? " prev_kv" : "", c.progress_notify() ? " progress_notify" : "",
+                      " open=", TimeString(w.open_us), " close=", TimeString(w.close_us),
+                      " end=", w.end_reason, " responses=", w.responses.size());
 }
 
 std::string FormatWatchResponse(const etcdserverpb::WatchResponse& r) {

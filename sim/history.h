@@ -37,7 +37,7 @@ struct KvCall {
 };
 
 struct HistoryOp {
-  int64_t index = 0;   // position in History::ops
+  int64_t index = 0;  // position in History::ops
   int32_t client = 0;
   KvCall call;
   int64_t invoke_us = 0;
@@ -55,7 +55,7 @@ struct HistoryOp {
 struct CrashRecord {
   int32_t node = 0;
   int64_t crash_us = 0;
-  int64_t restart_us = kNeverUs;  // when the restarted node began serving
+  int64_t restart_us = kNeverUs;   // when the restarted node began serving
   int64_t recovered_revision = 0;  // the node's durable revision right after restart
   bool restart_failed = false;
 };

@@ -37,8 +37,7 @@ int Sign(int64_t a, int64_t b) { return a < b ? -1 : (a > b ? 1 : 0); }
 bool SupportsRange(const RangeRequest& r) {
   return r.sort_order() == RangeRequest::NONE && r.sort_target() == RangeRequest::KEY &&
          !r.count_only() && !r.keys_only() && r.min_mod_revision() == 0 &&
-         r.max_mod_revision() == 0 && r.min_create_revision() == 0 &&
-         r.max_create_revision() == 0;
+         r.max_mod_revision() == 0 && r.min_create_revision() == 0 && r.max_create_revision() == 0;
 }
 
 bool SameKv(const mvccpb::KeyValue& a, const mvccpb::KeyValue& b) {
@@ -62,8 +61,8 @@ bool SameKvs(const Kvs& want, const Kvs& got, const char* what, std::string* dif
   }
   for (int i = 0; i < want.size(); ++i) {
     if (!SameKv(want.Get(i), got.Get(i))) {
-      *diff = absl::StrCat(what, "[", i, "]: want ", KvText(want.Get(i)), ", got ",
-                           KvText(got.Get(i)));
+      *diff =
+          absl::StrCat(what, "[", i, "]: want ", KvText(want.Get(i)), ", got ", KvText(got.Get(i)));
       return false;
     }
   }
@@ -314,8 +313,8 @@ bool SameResponse(const ResponseOp& want, const ResponseOp& got, std::string* di
       const auto& w = want.response_range();
       const auto& g = got.response_range();
       if (w.count() != g.count() || w.more() != g.more()) {
-        *diff = absl::StrCat("range: want count=", w.count(), " more=", w.more(), ", got count=",
-                             g.count(), " more=", g.more());
+        *diff = absl::StrCat("range: want count=", w.count(), " more=", w.more(),
+                             ", got count=", g.count(), " more=", g.more());
         return false;
       }
       return SameKvs(w.kvs(), g.kvs(), "range", diff);
@@ -345,8 +344,8 @@ bool SameResponse(const ResponseOp& want, const ResponseOp& got, std::string* di
       const auto& g = got.response_txn();
       if (w.succeeded() != g.succeeded() || w.responses_size() != g.responses_size()) {
         *diff = absl::StrCat("txn: want succeeded=", w.succeeded(), " (", w.responses_size(),
-                             " responses), got succeeded=", g.succeeded(), " (",
-                             g.responses_size(), ")");
+                             " responses), got succeeded=", g.succeeded(), " (", g.responses_size(),
+                             ")");
         return false;
       }
       for (int i = 0; i < w.responses_size(); ++i) {

@@ -55,7 +55,8 @@ void Usage(const char* why) {
                "         [--replay] [--history-dir DIR] [--no-invariants]\n"
                "bugs: none",
                why);
-  for (const std::string& b : geoetcd::sim::InjectedBugNames()) std::fprintf(stderr, ", %s", b.c_str());
+  for (const std::string& b : geoetcd::sim::InjectedBugNames())
+    std::fprintf(stderr, ", %s", b.c_str());
   std::fprintf(stderr, "\n");
 }
 
@@ -144,11 +145,10 @@ int Parse(int argc, char** argv, Options* o) {
 }
 
 std::string ReproduceCommand(const Options& o, uint64_t seed) {
-  std::string cmd = absl::StrCat("build/geoetcd-sim --seed ", seed, " --ops ", o.config.ops,
-                                 " --clients ", o.config.clients, " --watchers ",
-                                 o.config.watchers, " --regions ",
-                                 o.config.regions, " --faults ",
-                                 geoetcd::sim::FaultProfileName(o.config.faults));
+  std::string cmd =
+      absl::StrCat("build/geoetcd-sim --seed ", seed, " --ops ", o.config.ops, " --clients ",
+                   o.config.clients, " --watchers ", o.config.watchers, " --regions ",
+                   o.config.regions, " --faults ", geoetcd::sim::FaultProfileName(o.config.faults));
   if (o.bug != "none") absl::StrAppend(&cmd, " --inject-bug ", o.bug);
   if (o.buggify != "seed") absl::StrAppend(&cmd, " --buggify ", o.buggify);
   if (!o.config.check_invariants) absl::StrAppend(&cmd, " --no-invariants");
@@ -247,8 +247,7 @@ SimResult RunOne(Options& o, uint64_t seed, bool verbose) {
         static_cast<long long>(s.fail_stops), static_cast<long long>(s.disk_error_windows),
         static_cast<long long>(s.partitions), static_cast<long long>(s.clogs),
         static_cast<long long>(s.clock_jumps), static_cast<unsigned long long>(s.messages_sent),
-        static_cast<unsigned long long>(s.messages_lost),
-        static_cast<long long>(s.final_revision));
+        static_cast<unsigned long long>(s.messages_lost), static_cast<long long>(s.final_revision));
     for (const std::string& note : r.notes) std::printf("note: %s\n", note.c_str());
     const double wall = r.run_wall_seconds > 0 ? r.run_wall_seconds : 1e-9;
     std::printf(
@@ -280,6 +279,7 @@ int main(int argc, char** argv) {
   const auto start = std::chrono::steady_clock::now();
   int64_t runs = 0;
   int64_t violations = 0;
+  int64_t inconclusive = 0;  // runs where a search gave up (noted, not a violation)
   int64_t ops = 0;
   double sim_seconds = 0;
   for (uint64_t seed = o.seed_first;; ++seed) {
@@ -287,6 +287,10 @@ int main(int argc, char** argv) {
     ++runs;
     ops += r.ops;
     sim_seconds += r.sim_seconds;
+    for (const std::string& note : r.notes) {
+      std::printf("seed=%llu note: %s\n", static_cast<unsigned long long>(seed), note.c_str());
+    }
+    inconclusive += r.notes.empty() ? 0 : 1;
     if (!r.ok) {
       ++violations;
       std::printf("%s\n", FinalLine(seed, r).c_str());
@@ -294,15 +298,17 @@ int main(int argc, char** argv) {
     std::fflush(stdout);
     if (seed == o.seed_last) break;
   }
-  const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  std::printf("sweep: seeds=%llu..%llu faults=%s bug=%s runs=%lld violations=%lld ops=%lld "
-              "sim_seconds=%.1f wall_seconds=%.2f ops_per_wall_second=%.0f compression=%.0fx "
-              "result=%s\n",
-              static_cast<unsigned long long>(o.seed_first),
-              static_cast<unsigned long long>(o.seed_last),
-              geoetcd::sim::FaultProfileName(o.config.faults), o.bug.c_str(),
-              static_cast<long long>(runs), static_cast<long long>(violations),
-              static_cast<long long>(ops), sim_seconds, wall, static_cast<double>(ops) / wall,
-              sim_seconds / wall, violations == 0 ? "ok" : "violation");
+  const double wall =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  std::printf(
+      "sweep: seeds=%llu..%llu faults=%s bug=%s runs=%lld violations=%lld inconclusive=%lld "
+      "ops=%lld "
+      "sim_seconds=%.1f wall_seconds=%.2f ops_per_wall_second=%.0f compression=%.0fx "
+      "result=%s\n",
+      static_cast<unsigned long long>(o.seed_first), static_cast<unsigned long long>(o.seed_last),
+      geoetcd::sim::FaultProfileName(o.config.faults), o.bug.c_str(), static_cast<long long>(runs),
+      static_cast<long long>(violations), static_cast<long long>(inconclusive),
+      static_cast<long long>(ops), sim_seconds, wall, static_cast<double>(ops) / wall,
+      sim_seconds / wall, violations == 0 ? "ok" : "violation");
   return violations == 0 ? 0 : kExitViolation;
 }

@@ -29,7 +29,9 @@ class SimClock : public Clock {
   // `wall_offset_ms`: wall time minus monotonic time at start (the skew).
   SimClock(const SimWorld* world, int64_t wall_offset_ms, int32_t drift_ppm);
 
-  int64_t MonotonicMs() const override { return kMonotonicBaseMs + LocalUs(world_->now_us()) / 1000; }
+  int64_t MonotonicMs() const override {
+    return kMonotonicBaseMs + LocalUs(world_->now_us()) / 1000;
+  }
   int64_t WallMs() const override { return MonotonicMs() + wall_offset_ms_; }
 
   // Steps wall time by delta_ms (either sign); monotonic time is unaffected.
@@ -42,9 +44,7 @@ class SimClock : public Clock {
 
  private:
   // Elapsed local microseconds at world time world_us.
-  int64_t LocalUs(int64_t world_us) const {
-    return world_us + world_us * drift_ppm_ / 1'000'000;
-  }
+  int64_t LocalUs(int64_t world_us) const { return world_us + world_us * drift_ppm_ / 1'000'000; }
 
   const SimWorld* world_;
   int64_t wall_offset_ms_;

@@ -93,8 +93,7 @@ void SimNetwork::Deliver(int32_t from, int32_t to, int64_t delay_us,
   }
   ++in_flight_;
   const bool scheduled = world_->Schedule(
-      delay_us, EventType::kNetDeliver, kNoNode,
-      [this, from, to, deliver = std::move(deliver)] {
+      delay_us, EventType::kNetDeliver, kNoNode, [this, from, to, deliver = std::move(deliver)] {
         --in_flight_;
         if (!Connected(from, to)) {
           ++stats_.partitioned;  // the link was cut while the message was in flight
@@ -130,10 +129,9 @@ SimTransport::SimTransport(SimNetwork* network, int32_t endpoint, uint64_t regio
 void SimTransport::Send(uint64_t to_region, std::string payload) {
   if (to_region >= peers_->size()) return;  // unknown region: as if unroutable
   SimTransport* peer = (*peers_)[to_region];
-  network_->Send(endpoint_, peer->endpoint_, /*duplicable=*/true,
-                 [peer, from = region_, payload = std::move(payload)] {
-                   peer->Arrive(from, payload);
-                 });
+  network_->Send(
+      endpoint_, peer->endpoint_, /*duplicable=*/true,
+      [peer, from = region_, payload = std::move(payload)] { peer->Arrive(from, payload); });
 }
 
 void SimTransport::SetUp(bool up) {

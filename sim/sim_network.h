@@ -27,9 +27,9 @@
 namespace geoetcd::sim {
 
 struct NetworkFaults {
-  double loss = 0;       // probability that a message is lost
-  double duplicate = 0;  // probability that a duplicable message arrives twice
-  double reorder = 0;    // probability that a message is held back to be overtaken
+  double loss = 0;                   // probability that a message is lost
+  double duplicate = 0;              // probability that a duplicable message arrives twice
+  double reorder = 0;                // probability that a message is held back to be overtaken
   int64_t jitter_us_max = 0;         // extra delay drawn uniformly from [0, jitter_us_max]
   int64_t reorder_delay_us_max = 0;  // extra delay of a held-back message
 };

@@ -49,8 +49,7 @@ int32_t SimWorld::AddNode() {
 
 void SimWorld::BumpIncarnation(int32_t node) { ++incarnations_.at(node); }
 
-bool SimWorld::Schedule(int64_t delay_us, EventType type, int32_t node,
-                        std::function<void()> fn) {
+bool SimWorld::Schedule(int64_t delay_us, EventType type, int32_t node, std::function<void()> fn) {
   CHECK(delay_us >= 0);
   if (queue_.size() >= kEventsPendingMax) {
     overflowed_ = true;

@@ -8,10 +8,10 @@
 
 #include "absl/strings/str_cat.h"
 #include "core/check.h"
+#include "core/watch_buffer.h"
 #include "sim/buggify.h"
 #include "sim/sim_network.h"
 #include "sim/sim_node.h"
-#include "core/watch_buffer.h"
 #include "sim/sim_world.h"
 #include "sim/watch_workload.h"
 #include "sim/workload.h"
@@ -173,8 +173,7 @@ Simulation::Simulation(const SimConfig& config)
       buggify_(MakeBuggify(config.buggify, world_.random())),
       network_(&world_, world_.random().Fork()) {
   crash_faults_ = config.faults == FaultProfile::kCrash || config.faults == FaultProfile::kAll;
-  network_faults_ =
-      config.faults == FaultProfile::kNetwork || config.faults == FaultProfile::kAll;
+  network_faults_ = config.faults == FaultProfile::kNetwork || config.faults == FaultProfile::kAll;
   disk_faults_ = config.faults == FaultProfile::kDisk || config.faults == FaultProfile::kAll;
   if (config_.trace) world_.SetTraceSink(config_.trace);
 }
@@ -202,8 +201,7 @@ void Simulation::Setup() {
   crash_interval_us_ = buggify_.Choice("crash_interval_ms", 500, {50, 150, 2000}) * 1000;
   downtime_us_max_ = buggify_.Choice("crash_downtime_ms_max", 100, {2, 1000}) * 1000;
   disk_error_interval_us_ = buggify_.Choice("disk_error_interval_ms", 700, {100, 3000}) * 1000;
-  network_fault_interval_us_ =
-      buggify_.Choice("network_fault_interval_ms", 400, {50, 2000}) * 1000;
+  network_fault_interval_us_ = buggify_.Choice("network_fault_interval_ms", 400, {50, 2000}) * 1000;
   const int64_t drift_ppm_max = buggify_.Choice("clock_drift_ppm_max", 200, {0, 20'000});
 
   const int32_t regions = config_.regions;
@@ -213,7 +211,8 @@ void Simulation::Setup() {
     node_config.options = MakeNodeOptions(r);
     node_config.wall_offset_ms =
         kWallEpochMs + fault_random_.Range(-kWallSkewMsMax, kWallSkewMsMax);
-    node_config.drift_ppm = static_cast<int32_t>(fault_random_.Range(-drift_ppm_max, drift_ppm_max));
+    node_config.drift_ppm =
+        static_cast<int32_t>(fault_random_.Range(-drift_ppm_max, drift_ppm_max));
     nodes_.push_back(std::make_unique<SimNode>(&world_, &network_, r, &transports_,
                                                std::move(node_config), world_.random().Fork()));
     transports_[r] = &nodes_.back()->transport();
@@ -244,13 +243,14 @@ void Simulation::Setup() {
       buggify_.Choice("client_timeout_us", 1'000'000, {20'000, 100'000, 5'000'000});
   workload.txn_keys_max = static_cast<int32_t>(buggify_.Choice("txn_keys_max", 3, {2, 6}));
   // Clients (and the auditor) live in region 0 for now: the only region.
-  for (int32_t c = 0; c <= config_.clients; ++c) client_endpoints_.push_back(network_.AddEndpoint(0));
-  workload_ = std::make_unique<KvWorkload>(&world_, &history_, this, workload,
-                                           world_.random().Fork());
+  for (int32_t c = 0; c <= config_.clients; ++c)
+    client_endpoints_.push_back(network_.AddEndpoint(0));
+  workload_ =
+      std::make_unique<KvWorkload>(&world_, &history_, this, workload, world_.random().Fork());
   // Slow readers with small buffers push watchers off the synced path into catch-up.
   watch_pump_us_ = buggify_.Choice("watch_pump_us", 0, {300, 3000});
-  watch_buffer_responses_max_ = static_cast<size_t>(buggify_.Choice(
-      "watch_buffer_responses_max", kWatchStreamBufferedResponsesMax, {1, 4}));
+  watch_buffer_responses_max_ = static_cast<size_t>(
+      buggify_.Choice("watch_buffer_responses_max", kWatchStreamBufferedResponsesMax, {1, 4}));
   WatchConfig watch;
   watch.watchers = config_.watchers;
   watch.keys = workload.keys;
@@ -334,9 +334,8 @@ void Simulation::Dispatch(SimNode& node, int32_t client_endpoint, const KvCall& 
       break;
     case OpKind::kCompact:
       n->Compact(ctx, call.compact,
-                 ToKvReply<CompactionResponse>(send, [](KvReply* k, CompactionResponse r) {
-                   k->compact = std::move(r);
-                 }));
+                 ToKvReply<CompactionResponse>(
+                     send, [](KvReply* k, CompactionResponse r) { k->compact = std::move(r); }));
       break;
   }
 }
@@ -369,9 +368,8 @@ void Simulation::OpenStreamOnNode(uint64_t id) {
   absl::StatusOr<uint64_t> stream = absl::UnavailableError("sim: connection refused");
   if (c->node->up()) {
     stream = c->node->node()->OpenWatchStream(
-        RequestContext(), [this, id](etcdserverpb::WatchResponse r) {
-          return OfferWatchResponse(id, std::move(r));
-        });
+        RequestContext(),
+        [this, id](etcdserverpb::WatchResponse r) { return OfferWatchResponse(id, std::move(r)); });
   }
   if (!stream.ok()) {
     c->broken = true;
@@ -455,13 +453,12 @@ void Simulation::BreakConnections(int32_t node_index) {
     if (c.broken || c.node->index() != node_index) continue;
     c.broken = true;
     while (!c.buffer->empty()) c.buffer->Pop();
-    network_.SendOrdered(c.node->endpoint(), c.client_endpoint, ToClientFlow(id),
-                         [this, id = id] {
-                           WatchConnection* conn = FindConnection(id);
-                           if (conn != nullptr && conn->callbacks.on_broken) {
-                             conn->callbacks.on_broken();
-                           }
-                         });
+    network_.SendOrdered(c.node->endpoint(), c.client_endpoint, ToClientFlow(id), [this, id = id] {
+      WatchConnection* conn = FindConnection(id);
+      if (conn != nullptr && conn->callbacks.on_broken) {
+        conn->callbacks.on_broken();
+      }
+    });
   }
 }
 
@@ -504,8 +501,7 @@ void Simulation::CrashNode(int32_t index, const char* why) {
   ++stats_.crashes;
   world_.Fold(0xc4a5'0000ULL + static_cast<uint64_t>(index));
   world_.Fold(kept);
-  Note(absl::StrCat(why, ": node ", index, " keeps ", kept, " of ", unsynced,
-                    " unsynced batches"));
+  Note(absl::StrCat(why, ": node ", index, " keeps ", kept, " of ", unsynced, " unsynced batches"));
   node.Crash(kept);
   BreakConnections(index);
   const size_t crash_record = history_.crashes.size() - 1;
@@ -542,7 +538,8 @@ void Simulation::OnFatal(int32_t index, const absl::Status& status) {
 
 int64_t Simulation::DiskLatencyMs() {
   // A synced write on a cloud SSD takes a millisecond or a few; 0 only when BUGGIFY says so.
-  int64_t ms = fault_random_.Range(std::min<int64_t>(1, disk_latency_ms_max_), disk_latency_ms_max_);
+  int64_t ms =
+      fault_random_.Range(std::min<int64_t>(1, disk_latency_ms_max_), disk_latency_ms_max_);
   if (faults_active_ && disk_faults_ && fault_random_.Chance(disk_spike_p_)) {
     ms += fault_random_.Range(20, disk_spike_ms_max_);
   }
@@ -556,9 +553,8 @@ void Simulation::ScheduleDiskError() {
     ++stats_.disk_error_windows;
     Note(absl::StrCat("disk: node ", i, " writes fail"));
     nodes_[i]->storage().SetWriteError(absl::DataLossError("sim: injected disk write error"));
-    world_.Schedule(fault_random_.Range(1000, 20'000), EventType::kFault, kNoNode, [this, i] {
-      nodes_[i]->storage().SetWriteError(absl::OkStatus());
-    });
+    world_.Schedule(fault_random_.Range(1000, 20'000), EventType::kFault, kNoNode,
+                    [this, i] { nodes_[i]->storage().SetWriteError(absl::OkStatus()); });
     ScheduleDiskError();
   });
 }

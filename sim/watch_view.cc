@@ -35,13 +35,12 @@ namespace {
 
 CheckResult Bad(const WatchSession& s, const WatchSession::Received& r, const std::string& why) {
   return CheckResult::Violation(
-      "watch", absl::StrCat(why, ": ", FormatWatchSession(s), " | response at ",
-                            r.time_us, "us: ", FormatWatchResponse(r.response)));
+      "watch", absl::StrCat(why, ": ", FormatWatchSession(s), " | response at ", r.time_us,
+                            "us: ", FormatWatchResponse(r.response)));
 }
 
 // Checks one session and fills its view.
-CheckResult BuildView(const WatchSession& s, const CompactionIndex& compactions,
-                      WatchView* view) {
+CheckResult BuildView(const WatchSession& s, const CompactionIndex& compactions, WatchView* view) {
   view->session = &s;
   view->prev_kv = s.create.prev_kv();
   if (s.responses.empty()) return {};
@@ -61,20 +60,22 @@ CheckResult BuildView(const WatchSession& s, const CompactionIndex& compactions,
       if (c == 0) continue;
       const int64_t needed = std::max({view->first_rev, last_event + 1, bookmark + 1});
       if (needed >= c) {
-        return Bad(s, r, absl::StrCat("canceled as compacted at ", c, ", but revision ", needed,
-                                      " (the next it needed) was not compacted"));
+        return Bad(s, r,
+                   absl::StrCat("canceled as compacted at ", c, ", but revision ", needed,
+                                " (the next it needed) was not compacted"));
       }
       if (compactions.MaxRequestedBefore(r.time_us) < c) {
-        return Bad(s, r, absl::StrCat("canceled as compacted at ", c,
-                                      ", but no client had asked for that compaction"));
+        return Bad(s, r,
+                   absl::StrCat("canceled as compacted at ", c,
+                                ", but no client had asked for that compaction"));
       }
       continue;
     }
     if (resp.events_size() == 0) {  // progress: a bookmark
       const int64_t p = resp.header().revision();
       if (p < last_event) {
-        return Bad(s, r, absl::StrCat("bookmark ", p, " is below the delivered event at ",
-                                      last_event));
+        return Bad(s, r,
+                   absl::StrCat("bookmark ", p, " is below the delivered event at ", last_event));
       }
       bookmark = std::max(bookmark, p);
       continue;
@@ -83,17 +84,19 @@ CheckResult BuildView(const WatchSession& s, const CompactionIndex& compactions,
     for (const auto& ev : resp.events()) {
       const int64_t rev = ev.kv().mod_revision();
       if (rev <= last_event && rev != prev_rev) {
-        return Bad(s, r, absl::StrCat("ordered/atomic: revision ", rev,
-                                      " arrived after revision ", last_event));
+        return Bad(
+            s, r,
+            absl::StrCat("ordered/atomic: revision ", rev, " arrived after revision ", last_event));
       }
       if (rev < prev_rev) return Bad(s, r, "ordered: events out of revision order");
       if (rev <= bookmark) {
-        return Bad(s, r, absl::StrCat("bookmarkable: revision ", rev,
-                                      " arrived after a bookmark at ", bookmark));
+        return Bad(s, r,
+                   absl::StrCat("bookmarkable: revision ", rev, " arrived after a bookmark at ",
+                                bookmark));
       }
       if (rev < view->first_rev) {
-        return Bad(s, r, absl::StrCat("revision ", rev, " precedes the watch's start ",
-                                      view->first_rev));
+        return Bad(s, r,
+                   absl::StrCat("revision ", rev, " precedes the watch's start ", view->first_rev));
       }
       if (rev > resp.header().revision()) {
         return Bad(s, r, absl::StrCat("revision ", rev, " is above the response's header"));

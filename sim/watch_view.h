@@ -30,7 +30,7 @@ struct WatchView {
   const WatchSession* session = nullptr;
   bool prev_kv = false;
   int64_t first_rev = 0;
-  int64_t last_rev = -1;  // < first_rev: the session vouches for nothing
+  int64_t last_rev = -1;                         // < first_rev: the session vouches for nothing
   std::map<int64_t, std::vector<Event>> events;  // by revision, in arrival order
 
   bool InRange(const std::string& key) const;

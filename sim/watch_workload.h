@@ -69,13 +69,13 @@ class WatchWorkload {
     int32_t client = 0;
     Random random{0};
     etcdserverpb::WatchCreateRequest create;  // the range and options; start set per session
-    int64_t next_start = 0;     // where the next session starts (0: from now)
-    int64_t session = -1;       // index in History::watches of the open session
+    int64_t next_start = 0;                   // where the next session starts (0: from now)
+    int64_t session = -1;                     // index in History::watches of the open session
     uint64_t connection = 0;
-    uint64_t epoch = 0;         // bumped per session: stale callbacks and timers do nothing
+    uint64_t epoch = 0;  // bumped per session: stale callbacks and timers do nothing
     uint64_t expected_seq = 1;
     int64_t last_response_us = 0;
-    int64_t bookmark = 0;       // the highest progress revision seen
+    int64_t bookmark = 0;  // the highest progress revision seen
     bool connected = false;
   };
 

@@ -36,9 +36,9 @@ struct Weighted {
 // The mix leans on writes and conditional writes: they are where revisions, durability and
 // atomicity can go wrong; reads are there to observe them.
 constexpr Weighted kMix[] = {
-    {Pick::kGet, 18},   {Pick::kRangeAll, 8},     {Pick::kRangeHistorical, 4},
-    {Pick::kPut, 22},   {Pick::kDelete, 5},       {Pick::kDeleteRange, 2},
-    {Pick::kCas, 20},   {Pick::kMultiKeyTxn, 12}, {Pick::kCompact, 1},
+    {Pick::kGet, 18}, {Pick::kRangeAll, 8},     {Pick::kRangeHistorical, 4},
+    {Pick::kPut, 22}, {Pick::kDelete, 5},       {Pick::kDeleteRange, 2},
+    {Pick::kCas, 20}, {Pick::kMultiKeyTxn, 12}, {Pick::kCompact, 1},
 };
 
 Pick Choose(Random& random) {
@@ -121,8 +121,9 @@ void KvWorkload::Issue(Client& c, KvCall call) {
   c.outstanding = index;
   if (c.id != auditor()) ++issued_;
   if (world_->tracing()) world_->TraceNote("invoke " + FormatOp(history_->ops[index]));
-  endpoint_->Call(c.id, history_->ops[index].call,
-                  [this, id = c.id, index](KvReply reply) { OnReply(id, index, std::move(reply)); });
+  endpoint_->Call(c.id, history_->ops[index].call, [this, id = c.id, index](KvReply reply) {
+    OnReply(id, index, std::move(reply));
+  });
   world_->Schedule(config_.timeout_us, EventType::kClientTimeout, kNoNode,
                    [this, id = c.id, index] { OnTimeout(id, index); });
 }
@@ -189,8 +190,8 @@ void KvWorkload::Learn(Client& c, const HistoryOp& op) {
     c.mods[req.request_delete_range().key()] = 0;
   } else if (req.has_request_txn()) {
     const auto& resp = op.response.response_txn();
-    const auto& branch = resp.succeeded() ? req.request_txn().success()
-                                          : req.request_txn().failure();
+    const auto& branch =
+        resp.succeeded() ? req.request_txn().success() : req.request_txn().failure();
     for (int i = 0; i < branch.size() && i < resp.responses_size(); ++i) {
       if (branch.Get(i).has_request_put()) c.mods[branch.Get(i).request_put().key()] = rev;
       if (branch.Get(i).has_request_range()) {
@@ -226,8 +227,7 @@ KvCall KvWorkload::Generate(Client& c) {
     case Pick::kRangeHistorical:
       *op.mutable_request_range() = WholeKeyspace();
       if (!c.revisions.empty()) {
-        op.mutable_request_range()->set_revision(
-            c.revisions[rnd.Uniform(c.revisions.size())]);
+        op.mutable_request_range()->set_revision(c.revisions[rnd.Uniform(c.revisions.size())]);
       }
       break;
     case Pick::kPut: {
@@ -281,8 +281,8 @@ KvCall KvWorkload::Generate(Client& c) {
         exists->set_result(Compare::GREATER);
         exists->set_version(0);
       }
-      const int32_t writes = std::min<int32_t>(
-          config_.keys, static_cast<int32_t>(rnd.Range(2, config_.txn_keys_max)));
+      const int32_t writes =
+          std::min<int32_t>(config_.keys, static_cast<int32_t>(rnd.Range(2, config_.txn_keys_max)));
       std::vector<int32_t> order(config_.keys);
       for (int32_t i = 0; i < config_.keys; ++i) order[i] = i;
       for (int32_t i = 0; i < writes && i < config_.keys; ++i) {  // partial Fisher-Yates

@@ -44,9 +44,9 @@ struct WorkloadConfig {
   int32_t clients = 8;
   int64_t ops = 2000;  // requests issued by the regular clients, in total
   int32_t keys = 16;
-  int64_t think_us_max = 10'000;  // pause before each request: uniform in [0, max]
+  int64_t think_us_max = 10'000;   // pause before each request: uniform in [0, max]
   int64_t timeout_us = 1'000'000;  // a client gives up waiting after this
-  int32_t txn_keys_max = 3;      // keys written by one multi-key txn
+  int32_t txn_keys_max = 3;        // keys written by one multi-key txn
   // Historical reads pick one of the client's last this-many observed revisions.
   size_t revisions_remembered_max = 32;
 };
@@ -78,8 +78,8 @@ class KvWorkload {
   struct Client {
     int32_t id = 0;
     Random random{0};
-    int64_t outstanding = -1;  // history index of the request awaiting a reply
-    int64_t seq = 0;           // numbers this client's values
+    int64_t outstanding = -1;             // history index of the request awaiting a reply
+    int64_t seq = 0;                      // numbers this client's values
     std::map<std::string, int64_t> mods;  // last mod_revision seen per key (0: absent)
     std::vector<int64_t> revisions;       // recently observed header revisions
   };

@@ -143,7 +143,7 @@ TEST(CheckersTest, LinearizabilityRejectsAReadThatMissesACompletedWrite) {
 TEST(CheckersTest, LinearizabilityAcceptsAConcurrentReadOfEitherState) {
   Builder b;
   b.Put(0, "a", "v1", 0, 100, 2);
-  b.Get(1, "a", "", 10, 20, 1, {});                         // before the put took effect
+  b.Get(1, "a", "", 10, 20, 1, {});                        // before the put took effect
   b.Get(2, "a", "", 30, 40, 2, {Kv("a", "v1", 2, 2, 1)});  // after
   EXPECT_TRUE(CheckLinearizability(b.h, CheckOptions()).ok);
   EXPECT_TRUE(CheckPerKeyWgl(b.h, CheckOptions()).ok);
@@ -236,7 +236,8 @@ TEST(CheckersTest, WglProjectsCompareAndSwapChains) {
   EXPECT_EQ(CheckPerKeyWgl(b.h, CheckOptions()).checker, "wgl");
   b.h.ops.back().response.mutable_response_txn()->set_succeeded(false);
   b.h.ops.back().response.mutable_response_txn()->clear_responses();
-  auto* get = b.h.ops.back().response.mutable_response_txn()->add_responses()->mutable_response_range();
+  auto* get =
+      b.h.ops.back().response.mutable_response_txn()->add_responses()->mutable_response_range();
   *get->add_kvs() = Kv("a", "c1", 2, 3, 2);
   get->set_count(1);
   EXPECT_TRUE(CheckPerKeyWgl(b.h, CheckOptions()).ok);
@@ -325,8 +326,7 @@ TEST_F(WatchCheckersTest, AnEventAtOrBelowABookmarkAfterItIsCaught) {
 TEST_F(WatchCheckersTest, PrevKvMustBeTheVersionBefore) {
   etcdserverpb::WatchResponse third = Events(4, {a2_});
   *third.mutable_events(0)->mutable_prev_kv() = a1_;
-  EXPECT_TRUE(
-      Check(Session(true, {Events(2, {a1_}), Events(3, {b1_}), third, Progress(4)})).ok);
+  EXPECT_TRUE(Check(Session(true, {Events(2, {a1_}), Events(3, {b1_}), third, Progress(4)})).ok);
   *third.mutable_events(0)->mutable_prev_kv() = b1_;  // someone else's version
   EXPECT_EQ(Check(Session(true, {Events(2, {a1_}), Events(3, {b1_}), third})).checker, "watch");
   third.mutable_events(0)->clear_prev_kv();  // missing, and nothing was compacted

@@ -111,7 +111,8 @@ TEST_F(SimNetworkTest, ReorderingLetsLaterMessagesOvertake) {
   SendMany(100, 100, false);
   ASSERT_EQ(arrived_.size(), 100u);
   bool overtaken = false;
-  for (size_t i = 1; i < arrived_.size(); ++i) overtaken = overtaken || arrived_[i] < arrived_[i - 1];
+  for (size_t i = 1; i < arrived_.size(); ++i)
+    overtaken = overtaken || arrived_[i] < arrived_[i - 1];
   EXPECT_TRUE(overtaken);
   EXPECT_GT(net_.stats().reordered, 0u);
 }
@@ -134,7 +135,7 @@ TEST_F(SimNetworkTest, PartitionDropsAtSendAndInFlightUntilHealed) {
   net_.Partition(b_, a_);
   EXPECT_FALSE(net_.Connected(a_, b_));
   EXPECT_TRUE(net_.Connected(b_, c_));
-  net_.Send(a_, b_, false, [&] { ++delivered; });  // cut at send
+  net_.Send(a_, b_, false, [&] { ++delivered; });       // cut at send
   net_.Send(b_, c_, false, [&] { delivered += 100; });  // other links unaffected
   while (world_.RunOne()) {
   }
@@ -168,7 +169,8 @@ TEST_F(SimNetworkTest, ClogHoldsMessagesUntilItEndsThenReleasesThemInOrder) {
 }
 
 TEST_F(SimNetworkTest, InFlightMessagesAreBounded) {
-  for (size_t i = 0; i < SimNetwork::kInFlightMessagesMax + 10; ++i) net_.Send(a_, b_, false, [] {});
+  for (size_t i = 0; i < SimNetwork::kInFlightMessagesMax + 10; ++i)
+    net_.Send(a_, b_, false, [] {});
   EXPECT_EQ(net_.in_flight(), SimNetwork::kInFlightMessagesMax);
   EXPECT_EQ(net_.stats().overflowed, 10u);
 }
@@ -209,7 +211,7 @@ TEST(SimTransportTest, DeliversToTheReceiverOnlyWhileTheNodeIsUp) {
     got.push_back(std::to_string(from) + ":" + payload);
   });
   t0.Send(1, "hello");
-  t0.Send(7, "nowhere");  // no such region: dropped
+  t0.Send(7, "nowhere");     // no such region: dropped
   EXPECT_TRUE(got.empty());  // never inline
   while (world.RunOne()) {
   }

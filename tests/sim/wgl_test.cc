@@ -30,16 +30,14 @@ WglResult Check(const std::vector<WglOp>& ops, const std::vector<RegisterOp>& wh
 
 TEST(WglTest, SequentialHistories) {
   EXPECT_EQ(Check({{0, 1}, {2, 3}}, {{true, 5}, {false, 5}}).verdict, WglVerdict::kLinearizable);
-  EXPECT_EQ(Check({{0, 1}, {2, 3}}, {{true, 5}, {false, 0}}).verdict,
-            WglVerdict::kNotLinearizable);
+  EXPECT_EQ(Check({{0, 1}, {2, 3}}, {{true, 5}, {false, 0}}).verdict, WglVerdict::kNotLinearizable);
 }
 
 TEST(WglTest, ConcurrentOperationsMayTakeEffectInEitherOrder) {
   // The read overlaps both writes and may see either of them (or neither).
   const std::vector<WglOp> ops = {{0, 10}, {0, 10}, {5, 20}};
   for (uint64_t seen : {0, 1, 2}) {
-    EXPECT_EQ(Check(ops, {{true, 1}, {true, 2}, {false, seen}}).verdict,
-              WglVerdict::kLinearizable)
+    EXPECT_EQ(Check(ops, {{true, 1}, {true, 2}, {false, seen}}).verdict, WglVerdict::kLinearizable)
         << seen;
   }
   EXPECT_EQ(Check(ops, {{true, 1}, {true, 2}, {false, 3}}).verdict, WglVerdict::kNotLinearizable);
@@ -64,8 +62,7 @@ TEST(WglTest, AnOperationWithoutAReturnMayHappenLateOrNever) {
             WglVerdict::kLinearizable);
   // ...but not before it was invoked.
   const std::vector<WglOp> early = {{0, 1}, {10, kNeverUs}, {3, 4}};
-  EXPECT_EQ(Check(early, {{true, 1}, {true, 9}, {false, 9}}).verdict,
-            WglVerdict::kNotLinearizable);
+  EXPECT_EQ(Check(early, {{true, 1}, {true, 9}, {false, 9}}).verdict, WglVerdict::kNotLinearizable);
 }
 
 TEST(WglTest, NondeterministicStepsAreExplored) {
