@@ -85,6 +85,46 @@ std::vector<const HistoryOp*> UnknownMutations(const History& h) {
   return unknown;
 }
 
+// What a request does, with the values it writes left out (they are unobserved for the ops
+// this is used on), unless some compare names them: the keys and ranges it writes, its
+// compares, and any value a compare could tell apart.
+std::string EffectSignature(const RequestOp& op, const std::set<std::string>& compared_values) {
+  std::string sig;
+  auto field = [&sig](const std::string& s) {
+    sig += std::to_string(s.size());
+    sig += ':';
+    sig += s;
+  };
+  if (op.has_request_put()) {
+    sig += 'P';
+    field(op.request_put().key());
+    if (compared_values.count(op.request_put().value()) != 0) field(op.request_put().value());
+  } else if (op.has_request_delete_range()) {
+    sig += 'D';
+    field(op.request_delete_range().key());
+    field(op.request_delete_range().range_end());
+  } else if (op.has_request_txn()) {
+    const auto& t = op.request_txn();
+    sig += 'T';
+    for (const etcdserverpb::Compare& c : t.compare()) {
+      field(c.key());
+      field(c.range_end());
+      sig += std::to_string(c.target()) + "," + std::to_string(c.result()) + ",";
+      sig += std::to_string(c.version()) + "," + std::to_string(c.create_revision()) + ",";
+      sig += std::to_string(c.mod_revision()) + "," + std::to_string(c.lease()) + ",";
+      sig += std::to_string(c.target_union_case()) + ",";
+      field(c.value());
+    }
+    sig += 'S';
+    for (const RequestOp& o : t.success()) sig += EffectSignature(o, compared_values);
+    sig += 'F';
+    for (const RequestOp& o : t.failure()) sig += EffectSignature(o, compared_values);
+  } else {
+    sig += 'R';  // a read: writes nothing
+  }
+  return sig;
+}
+
 // The newest revision a watch response shows to exist: its events' and its header's.
 int64_t WatchResponseRevision(const etcdserverpb::WatchResponse& r) {
   int64_t rev = r.header().revision();
@@ -180,10 +220,18 @@ class RevisionReplay {
       return a->invoke_us != b->invoke_us ? a->invoke_us > b->invoke_us : a->index > b->index;
     });
     used_.assign(unknown_.size(), false);
+    for (const HistoryOp& op : h_.ops) {
+      if (!op.call.request.has_request_txn()) continue;
+      for (const auto& c : op.call.request.request_txn().compare()) {
+        if (c.target() == etcdserverpb::Compare::VALUE) compared_values_.insert(c.value());
+      }
+    }
+    placed_invoke_us_.assign(max_rev_ + 1, 0);
     if (auto r = PinHoles(ok); !r.ok) return r;
     auto observe = [this](const mvccpb::KeyValue& kv) {
       if (kv.version() > 0) {
         observed_[kv.key()].push_back({kv.mod_revision(), kv.create_revision(), kv.version()});
+        created_at_[kv.create_revision()].insert(kv.key());
       }
     };
     for (const HistoryOp* op : ok) {
@@ -197,19 +245,10 @@ class RevisionReplay {
                 });
     }
     IndexKnownPuts();
+    IndexUnchangedWindows(ok);
+    IndexAbsences(ok);
 
     CheckResult result;
-    if (getenv("GEO_DEBUG")) {
-      int holes = 0, pinned = 0;
-      std::string list;
-      for (int64_t r = 2; r <= max_rev_; ++r) {
-        if (commit_at_[r]) continue;
-        ++holes;
-        if (pinned_at_[r] >= 0) { ++pinned; continue; }
-        list += " " + std::to_string(r);
-      }
-      fprintf(stderr, "max_rev=%lld holes=%d pinned=%d unknown=%zu unpinned:%s\n", (long long)max_rev_, holes, pinned, unknown_.size(), list.c_str());
-    }
     if (!CheckObservationsAt(1) || !Replay(2)) {
       if (exhausted_) {
         result.notes.push_back(absl::StrCat(
@@ -305,7 +344,6 @@ class RevisionReplay {
   }
 
   void Fail(int64_t rev, std::string why, const char* checker = "linearizability") {
-    if (getenv("GEO_DEBUG") && dbg_++ < 40) fprintf(stderr, "FAIL@%lld steps=%lld: %s\n", (long long)rev, (long long)steps_, why.substr(0, 300).c_str());
     if (rev >= deepest_rev_) {
       deepest_rev_ = rev;
       deepest_why_ = std::move(why);
@@ -321,6 +359,7 @@ class RevisionReplay {
 
   // The model is at revision rev - 1; applies `op` as commit rev and checks what it said.
   bool ApplyAcknowledged(const HistoryOp& op, int64_t rev) {
+    placed_invoke_us_[rev] = op.invoke_us;
     bool changed = false;
     const ResponseOp want = model_.Apply(op.call.request, &changed);
     std::string diff;
@@ -511,6 +550,7 @@ class RevisionReplay {
       return false;
     }
     if (!pinned) used_[u] = true;
+    placed_invoke_us_[rev] = op.invoke_us;
     return true;
   }
 
@@ -522,28 +562,187 @@ class RevisionReplay {
   // Checking it now, rather than when that read is replayed, keeps a wrong placement from
   // being carried through many later holes.
   bool AgreesWithLaterObservations(int64_t rev) const {
+    // A key seen created at `rev` was created by this commit.
+    if (auto created = created_at_.find(rev); created != created_at_.end()) {
+      for (const std::string& key : created->second) {
+        const KvModel::Version* v = model_.Get(key, rev);
+        if (v == nullptr || v->create_revision != rev) return false;
+      }
+    }
     bool agrees = true;
     model_.ForEachVersionOfHead([&](const std::string& key, const KvModel::Version& v) {
-      auto it = observed_.find(key);
-      if (!agrees || it == observed_.end()) return;
-      auto next = std::upper_bound(
-          it->second.begin(), it->second.end(), rev,
-          [](int64_t r, const ObservedVersion& o) { return r < o.mod_revision; });
-      if (next == it->second.end() || next->create_revision > rev) return;
-      if (v.version == 0 || v.create_revision != next->create_revision) {
-        agrees = false;
-        return;
-      }
-      const int64_t m = next->mod_revision;
-      int64_t known = 0;
-      if (auto puts = known_puts_.find(key); puts != known_puts_.end()) {
-        known = std::upper_bound(puts->second.begin(), puts->second.end(), m) -
-                std::upper_bound(puts->second.begin(), puts->second.end(), rev);
-      }
-      const int64_t open = open_holes_before_[m + 1] - open_holes_before_[rev + 1];
-      agrees = v.version + known <= next->version && next->version <= v.version + known + open;
+      // A read at H that saw the key last modified at m proves nothing wrote it in (m, H].
+      auto s = unchanged_.find(key);
+      if (!agrees || s == unchanged_.end()) return;
+      auto after = std::upper_bound(
+          s->second.begin(), s->second.end(), rev,
+          [](int64_t r, const std::pair<int64_t, int64_t>& w) { return r < w.first; });
+      if (after != s->second.begin() && std::prev(after)->second >= rev) agrees = false;
     });
-    return agrees;
+    if (!agrees) return false;
+    for (const std::string& key : observed_keys_) {
+      if (!KeyAgrees(key, rev)) return false;
+    }
+    return true;
+  }
+
+  // The key's state at `rev` (the model's head) against what was observed of it later.
+  bool KeyAgrees(const std::string& key, int64_t rev) const {
+    const KvModel::Version* v = model_.Get(key, rev);
+    // The next version seen: if created at or before `rev`, the key is live at `rev` in that
+    // incarnation, and exactly (seen version - version now) puts to it happen in (rev, m]:
+    // at least those known (acknowledged or pinned commits), at most those plus the holes
+    // still open.
+    if (auto it = observed_.find(key); it != observed_.end()) {
+      auto next =
+          std::upper_bound(it->second.begin(), it->second.end(), rev,
+                           [](int64_t r, const ObservedVersion& o) { return r < o.mod_revision; });
+      if (next != it->second.end() && next->create_revision <= rev) {
+        if (v == nullptr || v->create_revision != next->create_revision) return false;
+        const int64_t m = next->mod_revision;
+        int64_t known = 0;
+        if (auto puts = known_puts_.find(key); puts != known_puts_.end()) {
+          known = std::upper_bound(puts->second.begin(), puts->second.end(), m) -
+                  std::upper_bound(puts->second.begin(), puts->second.end(), rev);
+        }
+        const int64_t open = open_holes_before_[m + 1] - open_holes_before_[rev + 1];
+        if (v->version + known > next->version || next->version > v->version + known + open) {
+          return false;
+        }
+      }
+    }
+    // Seen absent at H >= rev while live now: something must delete it in (rev, H].
+    if (auto a = absent_at_.find(key); v != nullptr && a != absent_at_.end()) {
+      auto h = std::lower_bound(a->second.begin(), a->second.end(), rev);
+      if (h != a->second.end() && !MayDeleteBetween(key, rev, *h)) return false;
+    }
+    return true;
+  }
+
+  // Whether some commit in (from, to] may delete `key`: a hole still open, or a known
+  // commit with a delete whose range holds the key (in either branch: an overestimate).
+  bool MayDeleteBetween(const std::string& key, int64_t from, int64_t to) const {
+    if (open_holes_before_[to + 1] - open_holes_before_[from + 1] > 0) return true;
+    for (auto it = deletes_.upper_bound(from); it != deletes_.end() && it->first <= to; ++it) {
+      for (const auto& [begin, end] : it->second) {
+        if (end.empty() ? key == begin
+                        : (key >= begin && (key < end || (end.size() == 1 && end[0] == '\0')))) {
+          return true;
+        }
+      }
+    }
+    return false;
+  }
+
+  // absent_at_[key]: header revisions of current reads that found the key absent; and the
+  // delete ranges of the known commits, by revision.
+  void IndexAbsences(const std::vector<const HistoryOp*>& ok) {
+    std::vector<std::string> universe;
+    for (const auto& [key, versions] : observed_) universe.push_back(key);
+    for (const auto& [key, revs] : known_puts_) universe.push_back(key);
+    std::sort(universe.begin(), universe.end());
+    universe.erase(std::unique(universe.begin(), universe.end()), universe.end());
+    auto add = [&](const etcdserverpb::RangeRequest& req, const etcdserverpb::RangeResponse& r,
+                   int64_t header) {
+      if (req.revision() != 0) return;
+      std::set<std::string> present;
+      for (const auto& kv : r.kvs()) present.insert(kv.key());
+      const std::string& end = req.range_end();
+      for (auto it = std::lower_bound(universe.begin(), universe.end(), req.key());
+           it != universe.end(); ++it) {
+        if (end.empty() ? *it != req.key() : (!(end.size() == 1 && end[0] == '\0') && *it >= end)) {
+          break;
+        }
+        if (r.more() && (r.kvs().empty() || *it > r.kvs().rbegin()->key())) break;
+        if (present.count(*it) == 0) absent_at_[*it].push_back(header);
+      }
+    };
+    for (const HistoryOp* op : ok) {
+      const RequestOp& req = op->call.request;
+      if (req.has_request_range()) {
+        add(req.request_range(), op->response.response_range(), op->header_revision());
+      } else if (req.has_request_txn() && !ResponseChangedState(op->response)) {
+        const auto& t = req.request_txn();
+        const auto& branch = op->response.response_txn().succeeded() ? t.success() : t.failure();
+        const auto& resps = op->response.response_txn().responses();
+        for (int i = 0; i < branch.size() && i < resps.size(); ++i) {
+          if (branch.Get(i).has_request_range()) {
+            add(branch.Get(i).request_range(), resps.Get(i).response_range(),
+                op->header_revision());
+          }
+        }
+      }
+    }
+    // A key created at c was absent at c - 1.
+    for (const auto& [key, versions] : observed_) {
+      for (const ObservedVersion& o : versions) {
+        if (o.create_revision >= 2) absent_at_[key].push_back(o.create_revision - 1);
+      }
+    }
+    for (auto& [key, revs] : absent_at_) {
+      std::sort(revs.begin(), revs.end());
+      revs.erase(std::unique(revs.begin(), revs.end()), revs.end());
+    }
+    for (const auto& [key, versions] : observed_) observed_keys_.push_back(key);
+    for (const auto& [key, revs] : absent_at_) observed_keys_.push_back(key);
+    std::sort(observed_keys_.begin(), observed_keys_.end());
+    observed_keys_.erase(std::unique(observed_keys_.begin(), observed_keys_.end()),
+                         observed_keys_.end());
+    auto add_deletes = [this](const RequestOp& req, int64_t rev) {
+      if (req.has_request_delete_range()) {
+        deletes_[rev].emplace_back(req.request_delete_range().key(),
+                                   req.request_delete_range().range_end());
+      }
+      if (!req.has_request_txn()) return;
+      for (const auto* ops : {&req.request_txn().success(), &req.request_txn().failure()}) {
+        for (const RequestOp& o : *ops) {
+          if (o.has_request_delete_range()) {
+            deletes_[rev].emplace_back(o.request_delete_range().key(),
+                                       o.request_delete_range().range_end());
+          }
+        }
+      }
+    };
+    for (int64_t rev = 2; rev <= max_rev_; ++rev) {
+      if (commit_at_[rev] != nullptr) add_deletes(commit_at_[rev]->call.request, rev);
+      if (pinned_at_[rev] >= 0) add_deletes(unknown_[pinned_at_[rev]]->call.request, rev);
+    }
+  }
+
+  // unchanged_[key]: windows [m + 1, H] in which no commit wrote the key (a current read at
+  // H saw it with mod_revision m), sorted by start, each end raised to the running maximum.
+  void IndexUnchangedWindows(const std::vector<const HistoryOp*>& ok) {
+    auto add = [this](const etcdserverpb::RangeRequest& req, const etcdserverpb::RangeResponse& r,
+                      int64_t header) {
+      if (req.revision() != 0) return;
+      for (const auto& kv : r.kvs()) {
+        if (kv.mod_revision() < header)
+          unchanged_[kv.key()].emplace_back(kv.mod_revision() + 1, header);
+      }
+    };
+    for (const HistoryOp* op : ok) {
+      const RequestOp& req = op->call.request;
+      if (req.has_request_range()) {
+        add(req.request_range(), op->response.response_range(), op->header_revision());
+      } else if (req.has_request_txn() && !ResponseChangedState(op->response)) {
+        // A txn that changed nothing read at its header revision.
+        const auto& t = req.request_txn();
+        const auto& branch = op->response.response_txn().succeeded() ? t.success() : t.failure();
+        const auto& resps = op->response.response_txn().responses();
+        for (int i = 0; i < branch.size() && i < resps.size(); ++i) {
+          if (branch.Get(i).has_request_range()) {
+            add(branch.Get(i).request_range(), resps.Get(i).response_range(),
+                op->header_revision());
+          }
+        }
+      }
+    }
+    for (auto& [key, windows] : unchanged_) {
+      std::sort(windows.begin(), windows.end());
+      for (size_t i = 1; i < windows.size(); ++i) {
+        windows[i].second = std::max(windows[i].second, windows[i - 1].second);
+      }
+    }
   }
 
   // Revisions at which an acknowledged or pinned commit puts each key, and how many holes no
@@ -552,7 +751,8 @@ class RevisionReplay {
     auto add_puts = [this](const RequestOp& req, bool success, int64_t rev) {
       if (req.has_request_put()) known_puts_[req.request_put().key()].push_back(rev);
       if (!req.has_request_txn()) return;
-      for (const RequestOp& o : success ? req.request_txn().success() : req.request_txn().failure()) {
+      for (const RequestOp& o :
+           success ? req.request_txn().success() : req.request_txn().failure()) {
         if (o.has_request_put()) known_puts_[o.request_put().key()].push_back(rev);
       }
     };
@@ -568,7 +768,8 @@ class RevisionReplay {
         bool success = false;
         if (req.has_request_txn()) {
           for (const RequestOp& o : req.request_txn().success()) {
-            success = success || (o.has_request_put() && o.request_put().value() == pinned_value_[u]);
+            success =
+                success || (o.has_request_put() && o.request_put().value() == pinned_value_[u]);
           }
         }
         add_puts(req, success, rev);
@@ -580,33 +781,33 @@ class RevisionReplay {
 
   // No acknowledged or pinned commit explains `rev`: some unknown op must have made it.
   bool SearchHole(int64_t rev) {
-    // The op that made a hole was sequenced between its neighbours, so it was most likely
-    // invoked close to the commit just below: try candidates nearest to that first.
-    int64_t near_us = 0;
-    for (int64_t r = rev - 1; r >= 2; --r) {
-      if (commit_at_[r] != nullptr) {
-        near_us = commit_at_[r]->invoke_us;
-        break;
-      }
-      if (pinned_at_[r] >= 0) {
-        near_us = unknown_[pinned_at_[r]]->invoke_us;
-        break;
-      }
-    }
-    std::vector<std::pair<int64_t, size_t>> candidates;  // (distance, index in unknown_)
+    // Requests are mostly sequenced in the order they were sent, so the op that made this
+    // hole was most likely invoked just after the one placed below it: try those first, in
+    // invocation order, then the earlier ones, latest first.
+    const int64_t below_us = rev > 2 ? placed_invoke_us_[rev - 1] : 0;
+    std::vector<std::pair<int64_t, size_t>> candidates;  // (rank key, index in unknown_)
     for (size_t u = 0; u < unknown_.size(); ++u) {
       if (pinned_rev_[u] != 0 || used_[u] || unknown_[u]->invoke_us > bound_[rev]) continue;
-      candidates.emplace_back(std::abs(unknown_[u]->invoke_us - near_us), u);
+      const int64_t t = unknown_[u]->invoke_us;
+      candidates.emplace_back(t >= below_us ? t - below_us : kNeverUs / 2 + (below_us - t), u);
     }
     std::sort(candidates.begin(), candidates.end());
-    // Equal deletes are interchangeable (feasibility only grows with the revision), so a
-    // hole tries each deleted range once.
-    std::set<std::pair<std::string, std::string>> deletes_tried;
+    // Candidates are unpinned: nobody saw the values they write. Two that differ only in
+    // those values are interchangeable here and in every later hole (a candidate feasible now
+    // stays feasible), so each effect is tried once.
+    std::set<std::string> effects_tried;
+    if (options_.oracle_only) {
+      // Testing the checker itself: only what the server really committed here, when it
+      // answered at all (a batch that survived a crash unanswered has no oracle).
+      std::vector<std::pair<int64_t, size_t>> oracle;
+      for (const auto& c : candidates) {
+        const HistoryOp& op = *unknown_[c.second];
+        if (op.server_changed && op.server_revision == rev) oracle.push_back(c);
+      }
+      if (!oracle.empty()) candidates = std::move(oracle);
+    }
     for (const auto& [distance, u] : candidates) {
-      const RequestOp& req = unknown_[u]->call.request;
-      if (req.has_request_delete_range() &&
-          !deletes_tried
-               .emplace(req.request_delete_range().key(), req.request_delete_range().range_end())
+      if (!effects_tried.insert(EffectSignature(unknown_[u]->call.request, compared_values_))
                .second) {
         continue;
       }
@@ -633,7 +834,12 @@ class RevisionReplay {
   const CheckOptions& options_;
   const CompactionIndex compactions_;
   std::map<std::string, std::vector<ObservedVersion>> observed_;  // by key, ascending mod
-  std::map<std::string, std::vector<int64_t>> known_puts_;          // by key, ascending
+  std::map<std::string, std::vector<int64_t>> known_puts_;        // by key, ascending
+  std::map<int64_t, std::set<std::string>> created_at_;  // revision -> keys seen created there
+  std::map<std::string, std::vector<std::pair<int64_t, int64_t>>> unchanged_;
+  std::map<std::string, std::vector<int64_t>> absent_at_;
+  std::vector<std::string> observed_keys_;  // keys of observed_ and absent_at_
+  std::map<int64_t, std::vector<std::pair<std::string, std::string>>> deletes_;  // by revision
   std::vector<int64_t> open_holes_before_;  // [r]: holes below r no commit is known for
   KvModel model_;
   std::vector<WatchView> views_;
@@ -646,9 +852,10 @@ class RevisionReplay {
   std::vector<int64_t> pinned_at_;                       // revision -> index in unknown_
   std::vector<int64_t> pinned_rev_;                      // index in unknown_ -> revision
   std::vector<std::string> pinned_value_;                // index in unknown_ -> value seen
-  std::vector<bool> used_;                               // index in unknown_
+  std::vector<int64_t> placed_invoke_us_;  // by revision: invocation of the op placed there
+  std::set<std::string> compared_values_;  // values some VALUE compare names
+  std::vector<bool> used_;                 // index in unknown_
   int64_t steps_ = 0;
-  int dbg_ = 0;
   bool exhausted_ = false;
   int64_t deepest_rev_ = -1;
   std::string deepest_why_ = "no linearization";

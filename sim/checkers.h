@@ -49,6 +49,10 @@ struct CheckOptions {
   int64_t replay_steps_max = 2'000'000;
   // WGL search steps per key; beyond it that key is inconclusive.
   int64_t wgl_steps_max = 1'000'000;
+  // Tests of the checker itself: fill each hole with the op the server really committed
+  // there when it is known (HistoryOp::server_revision, ground truth no real client has).
+  // If the replay then fails on a correct run, one of the search's pruning rules is unsound.
+  bool oracle_only = false;
 };
 
 struct CheckResult {

@@ -34,6 +34,7 @@ struct KvCall {
   OpKind kind = OpKind::kRange;
   etcdserverpb::RequestOp request;  // kRange, kPut, kDelete, kTxn
   etcdserverpb::CompactionRequest compact;
+  int64_t history_index = -1;  // the HistoryOp recording this call
 };
 
 struct HistoryOp {
@@ -46,6 +47,11 @@ struct HistoryOp {
   etcdserverpb::ResponseOp response;  // kOk, except kCompact
   etcdserverpb::CompactionResponse compact_response;
   std::string error;  // kFail
+  // What the server answered, whether or not the client got it: the revision and whether
+  // the op changed the store. Ground truth for testing the checkers themselves (the
+  // oracle); the checkers never read it.
+  int64_t server_revision = 0;
+  bool server_changed = false;
 
   bool is_mutation() const { return call.kind != OpKind::kRange && call.kind != OpKind::kCompact; }
   // header.revision of an OK response.

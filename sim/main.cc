@@ -252,9 +252,10 @@ SimResult RunOne(Options& o, uint64_t seed, bool verbose) {
     const double wall = r.run_wall_seconds > 0 ? r.run_wall_seconds : 1e-9;
     std::printf(
         "speed: ops_per_wall_second=%.0f events_per_wall_second=%.0f compression=%.0fx "
-        "run_wall_ms=%.1f check_wall_ms=%.1f\n",
+        "compression_with_checks=%.0fx run_wall_ms=%.1f check_wall_ms=%.1f\n",
         static_cast<double>(r.ops) / wall, static_cast<double>(r.events) / wall,
-        r.sim_seconds / wall, r.run_wall_seconds * 1e3, r.check_wall_seconds * 1e3);
+        r.sim_seconds / wall, r.sim_seconds / (wall + r.check_wall_seconds),
+        r.run_wall_seconds * 1e3, r.check_wall_seconds * 1e3);
   }
   if (!r.ok) {
     const std::string path = absl::StrCat(o.history_dir, "/geoetcd-sim-", seed, ".history");

@@ -10,6 +10,7 @@
 #include "core/check.h"
 #include "core/watch_buffer.h"
 #include "sim/buggify.h"
+#include "sim/kv_model.h"
 #include "sim/sim_network.h"
 #include "sim/sim_node.h"
 #include "sim/sim_world.h"
@@ -302,7 +303,17 @@ void Simulation::Respond(int32_t from, int32_t to, KvReply reply,
 
 void Simulation::Dispatch(SimNode& node, int32_t client_endpoint, const KvCall& call,
                           std::function<void(KvReply)> reply) {
-  auto send = [this, from = node.endpoint(), client_endpoint, reply](KvReply r) {
+  auto send = [this, from = node.endpoint(), client_endpoint, reply,
+               index = call.history_index](KvReply r) {
+    if (index >= 0 && r.status.ok()) {
+      HistoryOp& op = history_.ops[index];
+      op.server_changed = ResponseChangedState(r.response);
+      op.server_revision = op.call.kind == OpKind::kCompact ? r.compact.header().revision() : [&] {
+        HistoryOp tmp;
+        tmp.response = r.response;
+        return tmp.header_revision();
+      }();
+    }
     Respond(from, client_endpoint, std::move(r), reply);
   };
   const RequestContext ctx;

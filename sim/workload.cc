@@ -118,6 +118,7 @@ void KvWorkload::ScheduleNext(Client& c) {
 void KvWorkload::Issue(Client& c, KvCall call) {
   CHECK(c.outstanding < 0);
   const int64_t index = history_->Invoke(c.id, std::move(call), world_->now_us());
+  history_->ops[index].call.history_index = index;
   c.outstanding = index;
   if (c.id != auditor()) ++issued_;
   if (world_->tracing()) world_->TraceNote("invoke " + FormatOp(history_->ops[index]));

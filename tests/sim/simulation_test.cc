@@ -100,6 +100,24 @@ TEST(SimulationTest, CheckersJudgeTenThousandOpsWellUnderASecond) {
               r->history.watches.size(), seconds);
 }
 
+// The replay's pruning rules only ever reject placements no linearization can have: with
+// each hole filled by the op the server really committed there, no rule objects.
+TEST(SimulationTest, TheSearchNeverPrunesWhatTheServerReallyDid) {
+  for (FaultProfile f : {FaultProfile::kCrash, FaultProfile::kNetwork, FaultProfile::kAll}) {
+    for (uint64_t seed = 1; seed <= 6; ++seed) {
+      SimConfig c = Config(seed, f, 2000);
+      c.buggify = BuggifyMode::kOn;
+      auto r = RunSimulation(c);
+      ASSERT_TRUE(r.ok());
+      CheckOptions oracle;
+      oracle.oracle_only = true;
+      const CheckResult check = CheckLinearizability(r->history, oracle);
+      EXPECT_TRUE(check.ok && check.notes.empty()) << FaultProfileName(f) << " seed " << seed
+                                                   << ": " << check.checker << ": " << check.detail;
+    }
+  }
+}
+
 TEST(SimulationTest, MoreThanOneRegionIsNotYetSupported) {
   SimConfig c = Config(1, FaultProfile::kNone);
   c.regions = 3;
