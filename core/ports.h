@@ -66,7 +66,9 @@ class WriteBatch {
     ops_.push_back({OpType::kDelete, std::string(key), {}});
     bytes_ += key.size();
   }
-  // Deletes every key in [begin, end).
+  // Deletes every key in [begin, end). An end that is not after begin (an empty end
+  // included) deletes nothing: RocksDB would reject such a range and could then apply only
+  // part of the batch.
   void DeleteRange(std::string_view begin, std::string_view end) {
     ops_.push_back({OpType::kDeleteRange, std::string(begin), std::string(end)});
     bytes_ += begin.size() + end.size();
@@ -89,7 +91,7 @@ class WriteBatch {
 
 // An ordered byte-string key/value store.
 //
-// Contract, shared by every implementation and checked by tests/core/storage_contract_test:
+// Contract, shared by every implementation and checked by tests/gateway/storage_contract_test:
 // - Write() applies a batch atomically: after a crash either all of it or none of it is
 //   visible.
 // - Writes are applied in the order Write() was called.

@@ -214,11 +214,7 @@ class RevisionReplay {
         watching_at_[r].push_back(v);
       }
     }
-    unknown_ = UnknownMutations(h_);
-    // Latest-invoked first: the write that filled a hole usually ran just before it.
-    std::sort(unknown_.begin(), unknown_.end(), [](const HistoryOp* a, const HistoryOp* b) {
-      return a->invoke_us != b->invoke_us ? a->invoke_us > b->invoke_us : a->index > b->index;
-    });
+    unknown_ = UnknownMutations(h_);  // in history order; SearchHole ranks them per hole
     used_.assign(unknown_.size(), false);
     for (const HistoryOp& op : h_.ops) {
       if (!op.call.request.has_request_txn()) continue;
