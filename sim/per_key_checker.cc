@@ -392,13 +392,16 @@ WglResult SearchKey(const History& history, const std::vector<const KeyOp*>& kop
       steps_max);
 }
 
-// An operation of unknown outcome that wrote only values nobody read and deleted nothing
-// can matter to no read. Leaving such operations out can only make a history harder to
-// linearize (each could be put back last, where it changes nothing anyone saw), so a
-// linearization without them proves the full history linearizable: a cheap first try
-// when many replies were lost.
+// Leaving out operations of unknown outcome can only make a history harder to linearize
+// (each could be put back last, where whatever it does is seen by nobody), so a
+// linearization without some of them proves the whole history linearizable. Most unknown
+// operations wrote values nobody read: all of those are left out first; then the deletes
+// among them are kept (a read may have seen an absence only they explain), then also the
+// guarded ones; only if all that fails does the search face every operation.
+enum class Keep { kObserved, kDeletes, kDeletesAndGuarded };
+
 std::vector<const KeyOp*> WithoutUnobservedUnknowns(const History& history,
-                                                    const std::vector<KeyOp>& kops) {
+                                                    const std::vector<KeyOp>& kops, Keep keep) {
   std::vector<bool> read_values;
   for (const KeyOp& k : kops) {
     for (const auto& micros : k.ops) {
@@ -411,10 +414,11 @@ std::vector<const KeyOp*> WithoutUnobservedUnknowns(const History& history,
   }
   std::vector<const KeyOp*> kept;
   for (const KeyOp& k : kops) {
-    bool matters = history.ops[k.history_index].outcome != OpOutcome::kUnknown;
+    bool matters = history.ops[k.history_index].outcome != OpOutcome::kUnknown ||
+                   (keep == Keep::kDeletesAndGuarded && !k.conds.empty());
     for (const auto& micros : k.ops) {
       for (const Micro& m : micros) {
-        if (m.kind == Micro::kDelete || !k.conds.empty()) matters = true;
+        if (keep != Keep::kObserved && m.kind == Micro::kDelete) matters = true;
         if (m.kind == Micro::kPut && m.arg > 0 && static_cast<size_t>(m.arg) < read_values.size() &&
             read_values[m.arg]) {
           matters = true;
@@ -434,11 +438,21 @@ CheckResult CheckPerKeyWgl(const History& history, const CheckOptions& options) 
   const std::vector<std::vector<KeyOp>> per_key = projector.Project();
   for (size_t key_id = 0; key_id < per_key.size(); ++key_id) {
     const std::string& key = projector.key(key_id);
-    const std::vector<const KeyOp*> reduced = WithoutUnobservedUnknowns(history, per_key[key_id]);
-    if (reduced.size() < per_key[key_id].size() &&
-        SearchKey(history, reduced, options.wgl_steps_max).verdict == WglVerdict::kLinearizable) {
-      continue;
+    bool linearizable = false;
+    size_t tried = 0;  // operations in the last reduced try
+    for (Keep keep : {Keep::kObserved, Keep::kDeletesAndGuarded}) {
+      const std::vector<const KeyOp*> reduced =
+          WithoutUnobservedUnknowns(history, per_key[key_id], keep);
+      // Nothing left out, or nothing more kept than in the last try: nothing new to learn.
+      if (linearizable || reduced.size() == per_key[key_id].size() || reduced.size() == tried) {
+        continue;
+      }
+      tried = reduced.size();
+      const int64_t budget =
+          keep == Keep::kObserved ? options.wgl_steps_max / 8 : options.wgl_steps_max;
+      linearizable = SearchKey(history, reduced, budget).verdict == WglVerdict::kLinearizable;
     }
+    if (linearizable) continue;
     std::vector<const KeyOp*> kops;
     for (const KeyOp& k : per_key[key_id]) kops.push_back(&k);
     const WglResult r = SearchKey(history, kops, options.wgl_steps_max);
