@@ -325,6 +325,33 @@ TEST_F(WatchHubTest, GroupCommittedRevisionsStillGoOutOnePerResponse) {
   }
 }
 
+TEST_F(WatchHubTest, LeaseRevokeDeletesItsKeysInOneRevision) {
+  etcdserverpb::LeaseGrantRequest grant;
+  grant.set_id(7);
+  grant.set_ttl(60);
+  Call(&Node::LeaseGrant, grant);
+  for (const char* k : {"l/b", "l/a"}) {
+    etcdserverpb::PutRequest put;
+    put.set_key(k);
+    put.set_value("v");
+    put.set_lease(7);
+    Call(&Node::Put, put);
+  }
+  auto c = Open();
+  Watch(c.get(), {"l/", PrefixEnd("l/"), 0, 0, /*prev_kv=*/true});
+  etcdserverpb::LeaseRevokeRequest revoke;
+  revoke.set_id(7);
+  const int64_t rev = Call(&Node::LeaseRevoke, revoke);
+  auto got = c->Take();
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].header().revision(), rev);
+  ASSERT_EQ(got[0].events_size(), 2);  // keys in sorted order, as etcd
+  EXPECT_EQ(got[0].events(0).type(), mvccpb::Event::DELETE);
+  EXPECT_EQ(got[0].events(0).kv().key(), "l/a");
+  EXPECT_EQ(got[0].events(1).kv().key(), "l/b");
+  EXPECT_EQ(got[0].events(0).prev_kv().lease(), 7);
+}
+
 TEST_F(WatchHubTest, NothingIsSentBeforeItIsDurable) {
   auto c = Open();
   Watch(c.get(), {"k"});
