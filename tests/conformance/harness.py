@@ -595,3 +595,36 @@ def wait_until(pred, timeout, interval=0.05):
             return True
         time.sleep(interval)
     return pred()
+
+
+def run_tests(tests, failure_cls, announce=False):
+    """The integration suites' runner: runs each test function, prints `ok`/`FAIL` per test
+    and the closing `N passed, M failed` line ctest users read. `failure_cls` is the suite's
+    assertion exception (its message is printed without a traceback). Returns the exit code;
+    a missing GEOETCD_BIN fails loudly instead of skipping."""
+    import traceback
+    try:
+        geoetcd_bin()
+    except HarnessError as exc:
+        print("FATAL: %s" % exc)
+        print("0 passed, 1 failed")
+        return 1
+    passed = failed = 0
+    for t in tests:
+        if announce:
+            print("RUN  %s" % t.__name__)
+            sys.stdout.flush()
+        t0 = time.monotonic()
+        try:
+            t()
+            passed += 1
+            print("ok   %s (%.1fs)" % (t.__name__, time.monotonic() - t0))
+        except failure_cls as exc:
+            failed += 1
+            print("FAIL %s: %s" % (t.__name__, exc))
+        except Exception:
+            failed += 1
+            print("FAIL %s: unexpected exception\n%s" % (t.__name__, traceback.format_exc()))
+        sys.stdout.flush()
+    print("%d passed, %d failed" % (passed, failed))
+    return 0 if failed == 0 else 1

@@ -16,8 +16,6 @@ Run:  GEOETCD_BIN=build/geoetcd /usr/bin/python3 tests/integration/cli_test.py
 import os
 import subprocess
 import sys
-import time
-import traceback
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "conformance"))
@@ -207,28 +205,7 @@ TESTS = [test_help, test_version, test_ignored_etcd_flags_warn, test_env_vars, t
 
 
 def main():
-    try:
-        harness.geoetcd_bin()
-    except harness.HarnessError as exc:
-        print("FATAL: %s" % exc)
-        print("0 passed, 1 failed")
-        return 1
-    passed = failed = 0
-    for t in TESTS:
-        t0 = time.monotonic()
-        try:
-            t()
-            passed += 1
-            print("ok   %s (%.1fs)" % (t.__name__, time.monotonic() - t0))
-        except Failure as exc:
-            failed += 1
-            print("FAIL %s: %s" % (t.__name__, exc))
-        except Exception:
-            failed += 1
-            print("FAIL %s: unexpected exception\n%s" % (t.__name__, traceback.format_exc()))
-        sys.stdout.flush()
-    print("%d passed, %d failed" % (passed, failed))
-    return 0 if failed == 0 else 1
+    return harness.run_tests(TESTS, Failure)
 
 
 if __name__ == "__main__":

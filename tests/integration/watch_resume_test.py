@@ -19,7 +19,6 @@ import os
 import sys
 import threading
 import time
-import traceback
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "conformance"))
@@ -193,30 +192,7 @@ TESTS = [test_resume_across_kill9]
 
 
 def main():
-    try:
-        harness.geoetcd_bin()
-    except harness.HarnessError as exc:
-        print("FATAL: %s" % exc)
-        print("0 passed, 1 failed")
-        return 1
-    passed = failed = 0
-    for t in TESTS:
-        print("RUN  %s" % t.__name__)
-        sys.stdout.flush()
-        t0 = time.monotonic()
-        try:
-            t()
-            passed += 1
-            print("ok   %s (%.1fs)" % (t.__name__, time.monotonic() - t0))
-        except Failure as exc:
-            failed += 1
-            print("FAIL %s: %s" % (t.__name__, exc))
-        except Exception:
-            failed += 1
-            print("FAIL %s: unexpected exception\n%s" % (t.__name__, traceback.format_exc()))
-        sys.stdout.flush()
-    print("%d passed, %d failed" % (passed, failed))
-    return 0 if failed == 0 else 1
+    return harness.run_tests(TESTS, Failure, announce=True)
 
 
 if __name__ == "__main__":
