@@ -49,6 +49,7 @@ absl::Status Node::Start() {
   if (!loaded.ok()) return loaded.status();
   account->durable_rev = account->sealed_rev = account->kv.revision();
   if (auto s = RecoverLeases(account.get()); !s.ok()) return s;
+  if (auto s = RecoverAlarms(account.get()); !s.ok()) return s;
   AttachWatchHub(account.get());
   accounts_[kDefaultAccount] = std::move(account);
   hlc_.Now(ports_.clock->WallMs());
@@ -84,22 +85,23 @@ CommitStamp Node::NextStamp() {
 
 void Node::Range(const RequestContext& ctx, const RangeRequest& req,
                  Reply<RangeResponse> reply) {
-  if (!fatal_.ok()) return PostReply<RangeResponse>(ports_.executor, reply, errors::Stopped());
-  if (auto s = CheckRangeRequest(req); !s.ok()) {
-    return PostReply<RangeResponse>(ports_.executor, reply, s);
-  }
-  Account* account = FindAccount(ctx.account);
-  if (account == nullptr) {
-    return PostReply<RangeResponse>(ports_.executor, reply,
-                                    absl::NotFoundError("geoetcd: account not found"));
-  }
-  int64_t read_rev = account->durable_rev;
+  PostReply(ports_.executor, std::move(reply), ReadRange(ctx, req));
+}
+
+absl::StatusOr<RangeResponse> Node::ReadRange(const RequestContext& ctx,
+                                              const RangeRequest& req) const {
+  if (!fatal_.ok()) return errors::Stopped();
+  if (auto s = CheckRangeRequest(req); !s.ok()) return s;
+  auto it = accounts_.find(ctx.account);
+  if (it == accounts_.end()) return absl::NotFoundError("geoetcd: account not found");
+  const Account& account = *it->second;
+  int64_t read_rev = account.durable_rev;
   if (options_.bugs.stale_linearizable_read) {
-    read_rev = std::max({account->kv.compact_revision(), read_rev - 1, int64_t{1}});
+    read_rev = std::max({account.kv.compact_revision(), read_rev - 1, int64_t{1}});
   }
-  auto resp = account->kv.Range(req, read_rev);
+  auto resp = account.kv.Range(req, read_rev);
   if (resp.ok()) FillHeader(resp->mutable_header());
-  PostReply(ports_.executor, std::move(reply), std::move(resp));
+  return resp;
 }
 
 template <typename Resp, typename Req, typename Fn>
@@ -135,7 +137,9 @@ void Node::Put(const RequestContext& ctx, const PutRequest& req, Reply<PutRespon
   if (auto s = CheckPutRequest(req); !s.ok()) {
     return PostReply<PutResponse>(ports_.executor, reply, s);
   }
-  Mutate<PutResponse>(ctx, req, std::move(reply), [&](Account* a, const CommitStamp& stamp) {
+  Mutate<PutResponse>(ctx, req, std::move(reply),
+                      [&](Account* a, const CommitStamp& stamp) -> absl::StatusOr<PutResponse> {
+    if (auto s = AdmitWrite(a, PutCostBytes(req)); !s.ok()) return s;
     return a->kv.Put(req, stamp, &staged_);
   });
 }
@@ -155,7 +159,9 @@ void Node::Txn(const RequestContext& ctx, const TxnRequest& req, Reply<TxnRespon
   if (auto s = CheckTxnRequest(req, options_.txn_ops_max); !s.ok()) {
     return PostReply<TxnResponse>(ports_.executor, reply, s);
   }
-  Mutate<TxnResponse>(ctx, req, std::move(reply), [&](Account* a, const CommitStamp& stamp) {
+  Mutate<TxnResponse>(ctx, req, std::move(reply),
+                      [&](Account* a, const CommitStamp& stamp) -> absl::StatusOr<TxnResponse> {
+    if (auto s = AdmitWrite(a, TxnCostBytes(req)); !s.ok()) return s;
     const size_t staged_before = staged_.ops().size();
     auto resp = a->kv.Txn(req, stamp, &staged_);
     // Two key records and the commit record: cut after the first key record.

@@ -17,6 +17,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -62,6 +63,9 @@ struct NodeOptions {
   int64_t lease_ttl_min_s = 2;
   int64_t lease_tick_ms = 500;
   int64_t lease_revokes_per_tick_max = 500;
+  // etcd's --quota-backend-bytes, per account: the used bytes (core/quota.h) a write may
+  // bring an account to before it is refused and NOSPACE is raised. Negative: no quota.
+  int64_t quota_bytes = int64_t{2} << 30;
   // Called once if storage fails: the node stops serving (fail-stop). Defaults to abort.
   std::function<void(const absl::Status&)> on_fatal;
   InjectedBugs bugs;
@@ -96,6 +100,11 @@ class Node {
 
   void Range(const RequestContext& ctx, const etcdserverpb::RangeRequest& req,
              Reply<etcdserverpb::RangeResponse> reply);
+  // Range answered in place, at the durable revision. Unlike every other method it may run
+  // on any thread, provided the caller excludes the Node's thread meanwhile (the gateway
+  // holds its executor's state mutex shared); it reads the Node and changes nothing.
+  absl::StatusOr<etcdserverpb::RangeResponse> ReadRange(
+      const RequestContext& ctx, const etcdserverpb::RangeRequest& req) const;
   void Put(const RequestContext& ctx, const etcdserverpb::PutRequest& req,
            Reply<etcdserverpb::PutResponse> reply);
   void DeleteRange(const RequestContext& ctx, const etcdserverpb::DeleteRangeRequest& req,
@@ -137,6 +146,17 @@ class Node {
   void HashKV(const RequestContext& ctx, const etcdserverpb::HashKVRequest& req,
               Reply<etcdserverpb::HashKVResponse> reply);
 
+  // --- Alarms (etcdserverpb.Maintenance/Alarm) of the account; see core/quota.h. GET lists
+  // them, ACTIVATE raises NOSPACE (or NONE) as etcd does, DEACTIVATE disarms; changes are
+  // durable before the reply. Raising CORRUPT is Unimplemented. As in etcd, the response
+  // carries no header.
+  void Alarm(const RequestContext& ctx, const etcdserverpb::AlarmRequest& req,
+             Reply<etcdserverpb::AlarmResponse> reply);
+  // The account's active alarms (for Status `errors`), and its used bytes against the quota.
+  std::vector<etcdserverpb::AlarmMember> alarms(
+      const std::string& account = kDefaultAccount) const;
+  int64_t used_bytes(const std::string& account = kDefaultAccount) const;
+
   // Fills cluster_id, member_id and raft_term (the epoch) of a response header.
   void FillHeader(etcdserverpb::ResponseHeader* header) const;
 
@@ -173,6 +193,12 @@ class Node {
   void OnWriteDone(uint64_t seq, absl::Status status);
   void Fail(const absl::Status& status);
   CommitStamp NextStamp();
+  // The space quota for a write costing `cost_bytes` (core/quota.h): NoSpace when refused,
+  // raising NOSPACE (durably, in the next batch) when the write would exceed the quota.
+  absl::Status AdmitWrite(Account* account, int64_t cost_bytes);
+  absl::Status RecoverAlarms(Account* account);
+  // Stages the account's alarm record into the open batch.
+  void StageAlarms(Account* account);
   // Loads the account's leases from storage; each gets its full TTL from now.
   absl::Status RecoverLeases(Account* account);
   // Revokes leases whose TTL ran out, then re-arms itself (every lease_tick_ms).

@@ -10,7 +10,15 @@ RequestContext ResolveRequestContext(const grpc::CallbackServerContext* ctx) {
 grpc::ServerUnaryReactor* KvService::Range(grpc::CallbackServerContext* ctx,
                                            const etcdserverpb::RangeRequest* req,
                                            etcdserverpb::RangeResponse* resp) {
-  return DispatchUnary(node_, executor_, ctx, req, resp, &Node::Range);
+  absl::StatusOr<etcdserverpb::RangeResponse> result;
+  {
+    absl::ReaderMutexLock lock(&executor_->state_mutex());
+    result = node_->ReadRange(ResolveRequestContext(ctx), *req);
+  }
+  if (result.ok()) *resp = *std::move(result);
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  reactor->Finish(ToGrpcStatus(result.status()));
+  return reactor;
 }
 
 grpc::ServerUnaryReactor* KvService::Put(grpc::CallbackServerContext* ctx,

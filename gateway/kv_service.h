@@ -1,17 +1,20 @@
-// etcdserverpb.KV over gRPC's callback API. Handlers only resolve the request context and
-// hand the request to the Node on its executor; the Node's reply finishes the call.
+// etcdserverpb.KV over gRPC's callback API. Mutations are handed to the Node on its executor
+// and finished by the Node's reply. Range is answered on the calling gRPC thread while it
+// holds the executor's state mutex shared, so reads scale over gRPC's threads and never
+// wait in the Node's queue behind writes.
 #ifndef GEOETCD_GATEWAY_KV_SERVICE_H_
 #define GEOETCD_GATEWAY_KV_SERVICE_H_
 
 #include "core/node.h"
 #include "gateway/grpc_status.h"
+#include "gateway/system_ports.h"
 #include "etcd/etcdserverpb/rpc.grpc.pb.h"
 
 namespace geoetcd {
 
 class KvService final : public etcdserverpb::KV::CallbackService {
  public:
-  KvService(Node* node, Executor* executor) : node_(node), executor_(executor) {}
+  KvService(Node* node, AsioExecutor* executor) : node_(node), executor_(executor) {}
 
   grpc::ServerUnaryReactor* Range(grpc::CallbackServerContext* ctx,
                                   const etcdserverpb::RangeRequest* req,
@@ -31,7 +34,7 @@ class KvService final : public etcdserverpb::KV::CallbackService {
 
  private:
   Node* node_;
-  Executor* executor_;
+  AsioExecutor* executor_;
 };
 
 // Resolves the account and other per-call facts from gRPC metadata.

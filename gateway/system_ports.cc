@@ -35,7 +35,14 @@ void AsioExecutor::Stop() {
   if (thread_.joinable()) thread_.join();
 }
 
-void AsioExecutor::Post(std::function<void()> fn) { asio::post(io_, std::move(fn)); }
+void AsioExecutor::RunLocked(const std::function<void()>& fn) {
+  absl::MutexLock lock(&state_mu_);
+  fn();
+}
+
+void AsioExecutor::Post(std::function<void()> fn) {
+  asio::post(io_, [this, fn = std::move(fn)] { RunLocked(fn); });
+}
 
 Executor::TimerId AsioExecutor::PostAfter(int64_t delay_ms, std::function<void()> fn) {
   DCHECK(InExecutorThread());
@@ -44,7 +51,7 @@ Executor::TimerId AsioExecutor::PostAfter(int64_t delay_ms, std::function<void()
   timer->async_wait([this, id, fn = std::move(fn)](const asio::error_code& ec) {
     if (ec) return;  // cancelled
     timers_.erase(id);
-    fn();
+    RunLocked(fn);
   });
   timers_[id] = std::move(timer);
   return id;

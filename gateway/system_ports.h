@@ -8,6 +8,7 @@
 #include <memory>
 #include <thread>
 
+#include "absl/synchronization/mutex.h"
 #include "asio.hpp"
 #include "core/ports.h"
 
@@ -21,6 +22,10 @@ class SystemClock : public Clock {
 
 // One thread running an asio io_context. Post() may be called from any thread;
 // PostAfter() and Cancel() only from the executor's own thread (the Node's).
+//
+// Every handler runs holding state_mutex() exclusively. Code on other threads may hold it
+// shared to read the Node's state in place (the gateway's Range fast path), so reads run on
+// gRPC's threads, in parallel with each other, instead of queueing behind writes.
 class AsioExecutor : public Executor {
  public:
   AsioExecutor();
@@ -32,8 +37,13 @@ class AsioExecutor : public Executor {
   TimerId PostAfter(int64_t delay_ms, std::function<void()> fn) override;
   void Cancel(TimerId id) override;
   bool InExecutorThread() const;
+  absl::Mutex& state_mutex() { return state_mu_; }
 
  private:
+  // Runs `fn` as the executor's thread does: holding the state mutex.
+  void RunLocked(const std::function<void()>& fn);
+
+  absl::Mutex state_mu_;
   asio::io_context io_;
   asio::executor_work_guard<asio::io_context::executor_type> work_;
   std::thread thread_;
