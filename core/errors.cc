@@ -44,6 +44,9 @@ absl::Status Timeout() { return absl::UnavailableError("etcdserver: request time
 absl::Status Corrupt() { return absl::DataLossError("etcdserver: corrupt cluster"); }
 absl::Status NotCapable() { return absl::UnavailableError("etcdserver: not capable"); }
 absl::Status MemberNotFound() { return absl::NotFoundError("etcdserver: member not found"); }
+absl::Status MemberNotLearner() {
+  return absl::FailedPreconditionError("etcdserver: can only promote a learner member");
+}
 absl::Status AuthNotEnabled() {
   return absl::FailedPreconditionError("etcdserver: authentication is not enabled");
 }

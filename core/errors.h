@@ -34,6 +34,7 @@ absl::Status Timeout();
 absl::Status Corrupt();
 absl::Status NotCapable();
 absl::Status MemberNotFound();
+absl::Status MemberNotLearner();
 // Auth
 absl::Status AuthNotEnabled();
 absl::Status PermissionDenied();

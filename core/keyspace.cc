@@ -87,6 +87,7 @@ const KeyVersion& Keyspace::Put(const std::string& key, std::string value, int64
   const KeyVersion* prev = h.empty() || h.back().tombstone() ? nullptr : &h.back();
   v.create_revision = prev ? prev->create_revision : commit_rev_;
   v.version = prev ? prev->version + 1 : 1;
+  stored_bytes_ += KeyVersionBytes(key.size(), v.value.size());
   h.push_back(std::move(v));
   return h.back();
 }
@@ -98,6 +99,7 @@ bool Keyspace::Delete(const std::string& key) {
   KeyVersion t;
   t.mod_revision = commit_rev_;
   t.sub = commit_ops_++;
+  stored_bytes_ += KeyVersionBytes(key.size(), 0);
   it->second.push_back(std::move(t));
   return true;
 }
@@ -123,7 +125,10 @@ void Keyspace::Compact(int64_t rev, std::vector<VersionId>* dropped) {
     // A delete before `rev` leaves nothing; one at exactly `rev` stays until the next
     // compaction, so a watch starting at `rev` still sees it (etcd #18089, fixed by #18274).
     else if (h[keep_from].tombstone() && h[keep_from].mod_revision < rev) ++keep_from;
-    for (size_t i = 0; i < keep_from; ++i) dropped->push_back({h[i].mod_revision, h[i].sub});
+    for (size_t i = 0; i < keep_from; ++i) {
+      dropped->push_back({h[i].mod_revision, h[i].sub});
+      stored_bytes_ -= KeyVersionBytes(it->first.size(), h[i].value.size());
+    }
     h.erase(h.begin(), h.begin() + static_cast<std::ptrdiff_t>(keep_from));
     it = h.empty() ? keys_.erase(it) : std::next(it);
   }
@@ -134,6 +139,7 @@ void Keyspace::Restore(const std::string& key, KeyVersion version) {
   History& h = keys_[key];
   CHECK(h.empty() || h.back().mod_revision < version.mod_revision);
   revision_ = std::max(revision_, version.mod_revision);
+  stored_bytes_ += KeyVersionBytes(key.size(), version.value.size());
   h.push_back(std::move(version));
 }
 
@@ -146,10 +152,12 @@ void Keyspace::SetRecoveredRevisions(int64_t revision, int64_t compact_revision)
 
 void Keyspace::CheckInvariants() const {
   CHECK(compact_revision_ <= revision_);
+  int64_t stored_bytes = 0;
   for (const auto& [key, h] : keys_) {
     CHECK(!h.empty());
     for (size_t i = 0; i < h.size(); ++i) {
       const KeyVersion& v = h[i];
+      stored_bytes += KeyVersionBytes(key.size(), v.value.size());
       CHECK(v.mod_revision <= revision_);
       if (i > 0) CHECK(h[i - 1].mod_revision < v.mod_revision);
       if (v.tombstone()) continue;
@@ -162,6 +170,7 @@ void Keyspace::CheckInvariants() const {
       CHECK(v.create_revision <= v.mod_revision);
     }
   }
+  CHECK(stored_bytes == stored_bytes_);
 }
 
 }  // namespace geoetcd

@@ -56,6 +56,8 @@ std::string LeaseKey(std::string_view account, int64_t lease_id) {
   return k;
 }
 
+std::string AlarmsKey(std::string_view account) { return AccountPrefix(account) + "alarms"; }
+
 std::string PrefixEnd(std::string_view prefix) {
   std::string end(prefix);
   while (!end.empty()) {

@@ -3,6 +3,7 @@
 //   a/<account>/r/<revision BE64><sub BE32>   -> KeyRecord    one per key version written
 //   a/<account>/meta                          -> AccountMeta  compaction point, epoch
 //   a/<account>/l/<lease id BE64>             -> LeaseRecord  granted leases
+//   a/<account>/alarms                        -> AlarmList    active alarms (core/quota.h)
 // Big-endian revisions make byte order equal revision order, so a scan replays history.
 #ifndef GEOETCD_CORE_KEYSPACE_CODEC_H_
 #define GEOETCD_CORE_KEYSPACE_CODEC_H_
@@ -27,6 +28,7 @@ std::string VersionPrefix(std::string_view account);
 std::string MetaKey(std::string_view account);
 std::string LeasePrefix(std::string_view account);
 std::string LeaseKey(std::string_view account, int64_t lease_id);
+std::string AlarmsKey(std::string_view account);
 // The smallest key greater than every key starting with `prefix`.
 std::string PrefixEnd(std::string_view prefix);
 

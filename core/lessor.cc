@@ -37,7 +37,11 @@ int64_t Lessor::Renew(int64_t id, int64_t now_ms) {
 int64_t Lessor::RemainingS(int64_t id, int64_t now_ms) const {
   auto it = leases_.find(id);
   if (it == leases_.end()) return -1;
-  return std::max<int64_t>(0, (it->second.expiry_ms - now_ms) / 1000);
+  // etcd truncates the nanoseconds left, which are always a little under the TTL once any
+  // time has passed: right after a grant or renewal it answers TTL - 1. Milliseconds cannot
+  // see that sliver, so a remainder of exactly N whole seconds counts as just under N.
+  const int64_t left_ms = it->second.expiry_ms - now_ms;
+  return left_ms <= 0 ? 0 : (left_ms - 1) / 1000;
 }
 
 int64_t Lessor::GrantedTtlOf(int64_t id) const {

@@ -35,7 +35,7 @@ class Lessor : public LeaseIndex {
   void Remove(int64_t id);
   // Restarts the lease's TTL; returns the TTL, or 0 if the lease is unknown or expired.
   int64_t Renew(int64_t id, int64_t now_ms);
-  // Whole seconds left (etcd truncates), -1 if unknown.
+  // Whole seconds left, truncated as etcd does (a full TTL reads TTL - 1); -1 if unknown.
   int64_t RemainingS(int64_t id, int64_t now_ms) const;
   int64_t GrantedTtlOf(int64_t id) const;
   // Leases whose expiry passed, soonest first, at most `max` of them.

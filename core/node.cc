@@ -36,6 +36,7 @@ Node::Node(NodeOptions options, Ports ports, Random random)
 
 Node::~Node() {
   if (lease_timer_ != 0) ports_.executor->Cancel(lease_timer_);
+  if (compaction_timer_ != 0) ports_.executor->Cancel(compaction_timer_);
 }
 
 absl::Status Node::Start() {
@@ -55,7 +56,36 @@ absl::Status Node::Start() {
   hlc_.Now(ports_.clock->WallMs());
   started_ = true;
   lease_timer_ = ports_.executor->PostAfter(options_.lease_tick_ms, [this] { ExpireLeases(); });
+  if (options_.auto_compaction.enabled()) {
+    int64_t tick_ms = 0;
+    for (auto& [name, a] : accounts_) {
+      a->auto_compactor = std::make_unique<AutoCompactor>(
+          options_.auto_compaction, ports_.clock->MonotonicMs(), a->durable_rev);
+      tick_ms = a->auto_compactor->tick_ms();
+    }
+    compaction_timer_ = ports_.executor->PostAfter(tick_ms, [this] { AutoCompact(); });
+  }
   return absl::OkStatus();
+}
+
+void Node::AutoCompact() {
+  int64_t tick_ms = 0;
+  for (auto& [name, account] : accounts_) {
+    AutoCompactor* compactor = account->auto_compactor.get();
+    tick_ms = compactor->tick_ms();
+    const int64_t target = compactor->OnTick(ports_.clock->MonotonicMs(), account->durable_rev,
+                                             std::max(account->kv.compact_revision(),
+                                                      account->pending_compact_rev));
+    if (target == 0 || !fatal_.ok()) continue;
+    RequestContext ctx;
+    ctx.account = name;
+    CompactionRequest req;
+    req.set_revision(target);
+    // Like etcd's compactor: a compaction that fails (say, a client compacted further
+    // meanwhile) is simply tried again at a later tick.
+    Compact(ctx, req, [](const absl::StatusOr<CompactionResponse>&) {});
+  }
+  compaction_timer_ = ports_.executor->PostAfter(tick_ms, [this] { AutoCompact(); });
 }
 
 absl::Status Node::CheckServing(const Account* account) const {

@@ -21,6 +21,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "core/auto_compactor.h"
 #include "core/hlc.h"
 #include "core/kv_store.h"
 #include "core/lessor.h"
@@ -45,6 +46,8 @@ struct InjectedBugs {
   // A multi-op Txn is persisted by two separately synced storage writes, so a crash
   // between them persists part of it.
   bool txn_not_atomic = false;
+  // A lease's revoke or expiry deletes its keys one commit (revision) per key.
+  bool lease_revoke_not_atomic = false;
 };
 
 struct NodeOptions {
@@ -63,6 +66,8 @@ struct NodeOptions {
   int64_t lease_ttl_min_s = 2;
   int64_t lease_tick_ms = 500;
   int64_t lease_revokes_per_tick_max = 500;
+  // etcd's --auto-compaction-mode/--auto-compaction-retention (off by default).
+  AutoCompactionPolicy auto_compaction;
   // etcd's --quota-backend-bytes, per account: the used bytes (core/quota.h) a write may
   // bring an account to before it is refused and NOSPACE is raised. Negative: no quota.
   int64_t quota_bytes = int64_t{2} << 30;
@@ -205,6 +210,8 @@ class Node {
   void ExpireLeases();
   // Deletes the lease's keys in one commit and its record; returns the revision after.
   int64_t RevokeLease(Account* account, int64_t id);
+  // Runs the auto-compaction policy of every account, then re-arms itself.
+  void AutoCompact();
 
   NodeOptions options_;
   Ports ports_;
@@ -228,6 +235,7 @@ class Node {
   absl::Status fatal_ = absl::OkStatus();
   bool started_ = false;
   Executor::TimerId lease_timer_ = 0;
+  Executor::TimerId compaction_timer_ = 0;
 };
 
 }  // namespace geoetcd

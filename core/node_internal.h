@@ -11,6 +11,7 @@
 #include "core/kv_store.h"
 #include "core/lessor.h"
 #include "core/node.h"
+#include "core/quota.h"
 #include "core/watch_hub.h"
 
 namespace geoetcd {
@@ -23,6 +24,13 @@ struct Node::Account {
   int64_t durable_rev = 1;  // reads are served here
   int64_t sealed_rev = 1;   // head revision when the in-flight batch was sealed
   int64_t pending_compact_rev = -1;
+  std::unique_ptr<AutoCompactor> auto_compactor;  // null unless auto compaction is on
+  AlarmSet alarms;
+  // The bytes counted against the space quota (core/quota.h).
+  int64_t used_bytes() const {
+    return kv.keyspace().stored_bytes() +
+           static_cast<int64_t>(lessor.size()) * kLeaseOverheadBytes;
+  }
   std::unique_ptr<WatchHub> watches;  // declared after kv: destroyed before it
 };
 

@@ -47,6 +47,10 @@ void Node::LeaseGrant(const RequestContext& ctx, const LeaseGrantRequest& req,
   if (auto s = CheckServing(account); !s.ok()) {
     return PostReply<LeaseGrantResponse>(ports_.executor, reply, s);
   }
+  // etcd refuses a grant for space before it looks at the TTL or the ID.
+  if (auto s = AdmitWrite(account, kLeaseOverheadBytes); !s.ok()) {
+    return PostReply<LeaseGrantResponse>(ports_.executor, reply, s);
+  }
   auto ttl = account->lessor.GrantedTtl(req.ttl());
   if (!ttl.ok()) return PostReply<LeaseGrantResponse>(ports_.executor, reply, ttl.status());
   int64_t id = req.id();
@@ -76,7 +80,12 @@ void Node::LeaseGrant(const RequestContext& ctx, const LeaseGrantRequest& req,
 
 int64_t Node::RevokeLease(Account* account, int64_t id) {
   const std::vector<std::string> keys = account->lessor.KeysOf(id);
-  const int64_t rev = account->kv.DeleteKeys(keys, NextStamp(), &staged_);
+  int64_t rev = 0;
+  if (options_.bugs.lease_revoke_not_atomic && keys.size() > 1) {
+    for (const std::string& key : keys) rev = account->kv.DeleteKeys({key}, NextStamp(), &staged_);
+  } else {
+    rev = account->kv.DeleteKeys(keys, NextStamp(), &staged_);
+  }
   account->lessor.Remove(id);
   staged_.Delete(codec::LeaseKey(account->kv.account(), id));
   return rev;
@@ -89,7 +98,10 @@ void Node::LeaseRevoke(const RequestContext& ctx, const LeaseRevokeRequest& req,
     return PostReply<LeaseRevokeResponse>(ports_.executor, reply, s);
   }
   if (!account->lessor.Exists(req.id())) {
-    return PostReply<LeaseRevokeResponse>(ports_.executor, reply, errors::LeaseNotFound());
+    // Not before the revocation that removed it (if one is pending) is durable: a crash
+    // could still bring the lease back.
+    AfterDurable([reply = std::move(reply)]() { reply(errors::LeaseNotFound()); });
+    return;
   }
   const int64_t rev = RevokeLease(account, req.id());
   AfterDurable([this, rev, reply = std::move(reply)]() {
@@ -107,13 +119,22 @@ void Node::LeaseKeepAlive(const RequestContext& ctx, const LeaseKeepAliveRequest
   if (auto s = CheckServing(account); !s.ok()) {
     return PostReply<LeaseKeepAliveResponse>(ports_.executor, reply, s);
   }
-  LeaseKeepAliveResponse resp;
-  FillHeader(resp.mutable_header());
-  // etcd fills the header before renewing.
-  resp.mutable_header()->set_revision(account->durable_rev);
-  resp.set_id(req.id());
-  resp.set_ttl(account->lessor.Renew(req.id(), ports_.clock->MonotonicMs()));
-  PostReply<LeaseKeepAliveResponse>(ports_.executor, std::move(reply), std::move(resp));
+  const int64_t ttl = account->lessor.Renew(req.id(), ports_.clock->MonotonicMs());
+  // Expired but not yet revoked (the expiry tick has not come): revoke it now. etcd makes
+  // such a keep-alive wait until the revocation is committed, so that a client told "TTL
+  // 0" never finds the lease's keys afterwards.
+  if (ttl == 0 && account->lessor.Exists(req.id())) RevokeLease(account, req.id());
+  // Answer once everything staged so far is durable: a renewal must not be acknowledged
+  // for a grant a crash could still take back, nor "gone" before the revocation.
+  AfterDurable([this, account, id = req.id(), ttl, reply = std::move(reply)]() {
+    LeaseKeepAliveResponse resp;
+    FillHeader(resp.mutable_header());
+    resp.mutable_header()->set_revision(account->durable_rev);
+    resp.set_id(id);
+    resp.set_ttl(ttl);
+    reply(std::move(resp));
+  });
+  MaybeWrite();
 }
 
 void Node::LeaseTimeToLive(const RequestContext& ctx, const LeaseTimeToLiveRequest& req,
@@ -124,7 +145,6 @@ void Node::LeaseTimeToLive(const RequestContext& ctx, const LeaseTimeToLiveReque
   }
   LeaseTimeToLiveResponse resp;
   FillHeader(resp.mutable_header());
-  resp.mutable_header()->set_revision(account->durable_rev);
   resp.set_id(req.id());
   resp.set_ttl(account->lessor.RemainingS(req.id(), ports_.clock->MonotonicMs()));
   if (resp.ttl() >= 0) {
@@ -133,7 +153,12 @@ void Node::LeaseTimeToLive(const RequestContext& ctx, const LeaseTimeToLiveReque
       for (const auto& key : account->lessor.KeysOf(req.id())) resp.add_keys(key);
     }
   }
-  PostReply<LeaseTimeToLiveResponse>(ports_.executor, std::move(reply), std::move(resp));
+  // Like a read, it shows only durable lease state: the grant it reports, or the
+  // revocation that removed the lease, could otherwise still be lost in a crash.
+  AfterDurable([account, resp = std::move(resp), reply = std::move(reply)]() mutable {
+    resp.mutable_header()->set_revision(account->durable_rev);
+    reply(std::move(resp));
+  });
 }
 
 void Node::LeaseLeases(const RequestContext& ctx, const LeaseLeasesRequest& req,

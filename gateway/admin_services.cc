@@ -1,9 +1,13 @@
 #include "gateway/admin_services.h"
 
+#include <algorithm>
+
 #include "core/errors.h"
+#include "core/quota.h"
 #include "gateway/grpc_status.h"
 #include "gateway/kv_service.h"
 #include "gateway/server.h"
+#include "gateway/snapshot_stream.h"
 
 namespace geoetcd {
 namespace {
@@ -28,16 +32,7 @@ grpc::ServerUnaryReactor* OnNodeThread(Executor* executor, grpc::CallbackServerC
 grpc::ServerUnaryReactor* MaintenanceService::Alarm(grpc::CallbackServerContext* ctx,
                                                     const etcdserverpb::AlarmRequest* req,
                                                     etcdserverpb::AlarmResponse* resp) {
-  // No alarm is ever raised yet (the space quota is not enforced), so GET lists none and
-  // deactivating is a no-op, as in etcd when nothing is raised.
-  if (req->action() == etcdserverpb::AlarmRequest::ACTIVATE) {
-    return FinishNow(ctx, errors::Unimplemented("raising alarms by request"));
-  }
-  return OnNodeThread(executor_, ctx, [this, resp] {
-    node_->FillHeader(resp->mutable_header());
-    resp->mutable_header()->set_revision(node_->durable_revision());
-    return absl::OkStatus();
-  });
+  return DispatchUnary(node_, executor_, ctx, req, resp, &Node::Alarm);
 }
 
 grpc::ServerUnaryReactor* MaintenanceService::Status(grpc::CallbackServerContext* ctx,
@@ -48,9 +43,15 @@ grpc::ServerUnaryReactor* MaintenanceService::Status(grpc::CallbackServerContext
     const int64_t rev = node_->durable_revision();
     resp->mutable_header()->set_revision(rev);
     resp->set_version(kEtcdCompatibleVersion);
-    const int64_t size = storage_->ApproximateSizeBytes();
-    resp->set_dbsize(size);
-    resp->set_dbsizeinuse(size);
+    // dbSizeInUse is the logical size the space quota compares (core/quota.h). dbSize is
+    // what RocksDB holds on disk, or that logical size when larger (compression): like
+    // etcd's, it never falls below dbSizeInUse, and dbSize against --quota-backend-bytes
+    // shows how near NOSPACE is.
+    const int64_t used = node_->used_bytes();
+    resp->set_dbsize(std::max(storage_->ApproximateSizeBytes(), used));
+    resp->set_dbsizeinuse(used);
+    // etcd lists every active alarm in `errors`, as gogoproto prints an AlarmMember.
+    for (const auto& alarm : node_->alarms()) resp->add_errors(AlarmText(alarm));
     // One region is its own write region: the "leader" is this member. Raft indexes map to
     // the durable revision and the term to the write region's epoch (docs/operations.md).
     resp->set_leader(node_->options().member_id);
@@ -66,13 +67,8 @@ grpc::ServerUnaryReactor* MaintenanceService::Defragment(
     etcdserverpb::DefragmentResponse* resp) {
   // RocksDB compaction reclaims deleted space; it is thread-safe and runs on this gRPC
   // thread so the Node keeps serving meanwhile.
-  absl::Status s = storage_->CompactRange("", "");
-  if (!s.ok()) return FinishNow(ctx, s);
-  return OnNodeThread(executor_, ctx, [this, resp] {
-    node_->FillHeader(resp->mutable_header());
-    resp->mutable_header()->set_revision(node_->durable_revision());
-    return absl::OkStatus();
-  });
+  // etcd answers an empty DefragmentResponse (no header), and so does geoetcd.
+  return FinishNow(ctx, storage_->CompactRange("", ""));
 }
 
 grpc::ServerUnaryReactor* MaintenanceService::Hash(grpc::CallbackServerContext* ctx,
@@ -99,12 +95,7 @@ grpc::ServerUnaryReactor* MaintenanceService::HashKV(grpc::CallbackServerContext
 
 grpc::ServerWriteReactor<etcdserverpb::SnapshotResponse>* MaintenanceService::Snapshot(
     grpc::CallbackServerContext* ctx, const etcdserverpb::SnapshotRequest* req) {
-  class Refuse final : public grpc::ServerWriteReactor<etcdserverpb::SnapshotResponse> {
-   public:
-    Refuse() { Finish(ToGrpcStatus(errors::Unimplemented("snapshot"))); }
-    void OnDone() override { delete this; }
-  };
-  return new Refuse();
+  return snapshots_->Start(ctx);
 }
 
 grpc::ServerUnaryReactor* MaintenanceService::MoveLeader(
@@ -128,36 +119,48 @@ absl::Status MembershipFixed() {
 
 }  // namespace
 
+bool ClusterService::IsMember(uint64_t id) const {
+  for (const auto& m : members_) {
+    if (m.id() == id) return true;
+  }
+  return false;
+}
+
 grpc::ServerUnaryReactor* ClusterService::MemberAdd(grpc::CallbackServerContext* ctx,
                                                     const etcdserverpb::MemberAddRequest* req,
                                                     etcdserverpb::MemberAddResponse* resp) {
   return FinishNow(ctx, MembershipFixed());
 }
 
+// Remove, Update and Promote name a member: an ID that is not one gets etcd's own answer
+// (clients such as etcdctl recognize it); only a real change is refused as unimplemented.
 grpc::ServerUnaryReactor* ClusterService::MemberRemove(
     grpc::CallbackServerContext* ctx, const etcdserverpb::MemberRemoveRequest* req,
     etcdserverpb::MemberRemoveResponse* resp) {
-  return FinishNow(ctx, MembershipFixed());
+  return FinishNow(ctx, IsMember(req->id()) ? MembershipFixed() : errors::MemberNotFound());
 }
 
 grpc::ServerUnaryReactor* ClusterService::MemberUpdate(
     grpc::CallbackServerContext* ctx, const etcdserverpb::MemberUpdateRequest* req,
     etcdserverpb::MemberUpdateResponse* resp) {
-  return FinishNow(ctx, MembershipFixed());
+  return FinishNow(ctx, IsMember(req->id()) ? MembershipFixed() : errors::MemberNotFound());
 }
 
 grpc::ServerUnaryReactor* ClusterService::MemberPromote(
     grpc::CallbackServerContext* ctx, const etcdserverpb::MemberPromoteRequest* req,
     etcdserverpb::MemberPromoteResponse* resp) {
-  return FinishNow(ctx, MembershipFixed());
+  // Every region is a voting member (there are no learners), so promoting one is what
+  // etcd refuses for a voting member.
+  return FinishNow(ctx,
+                   IsMember(req->id()) ? errors::MemberNotLearner() : errors::MemberNotFound());
 }
 
 grpc::ServerUnaryReactor* ClusterService::MemberList(grpc::CallbackServerContext* ctx,
                                                      const etcdserverpb::MemberListRequest* req,
                                                      etcdserverpb::MemberListResponse* resp) {
   return OnNodeThread(executor_, ctx, [this, resp] {
+    // etcd's Cluster service fills cluster, member and term but never the revision.
     node_->FillHeader(resp->mutable_header());
-    resp->mutable_header()->set_revision(node_->durable_revision());
     for (const auto& m : members_) *resp->add_members() = m;
     return absl::OkStatus();
   });

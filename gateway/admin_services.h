@@ -12,6 +12,7 @@
 
 namespace geoetcd {
 
+class SnapshotStreamer;
 class Storage;
 
 // The etcd release geoetcd reports in StatusResponse.version. Kubernetes turns on
@@ -20,8 +21,10 @@ inline constexpr const char* kEtcdCompatibleVersion = "3.5.17";
 
 class MaintenanceService final : public etcdserverpb::Maintenance::CallbackService {
  public:
-  MaintenanceService(Node* node, Executor* executor, Storage* storage)
-      : node_(node), executor_(executor), storage_(storage) {}
+  // `snapshots` serves Snapshot calls and must outlive the gRPC server.
+  MaintenanceService(Node* node, Executor* executor, Storage* storage,
+                     SnapshotStreamer* snapshots)
+      : node_(node), executor_(executor), storage_(storage), snapshots_(snapshots) {}
 
   grpc::ServerUnaryReactor* Alarm(grpc::CallbackServerContext* ctx,
                                   const etcdserverpb::AlarmRequest* req,
@@ -51,6 +54,7 @@ class MaintenanceService final : public etcdserverpb::Maintenance::CallbackServi
   Node* node_;
   Executor* executor_;
   Storage* storage_;
+  SnapshotStreamer* snapshots_;
 };
 
 class ClusterService final : public etcdserverpb::Cluster::CallbackService {
@@ -75,6 +79,8 @@ class ClusterService final : public etcdserverpb::Cluster::CallbackService {
                                           etcdserverpb::MemberPromoteResponse* resp) override;
 
  private:
+  bool IsMember(uint64_t id) const;
+
   Node* node_;
   Executor* executor_;
   std::vector<etcdserverpb::Member> members_;

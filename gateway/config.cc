@@ -211,6 +211,14 @@ absl::Status SetCount(absl::string_view value, ServerConfig* config) {
   return ParseCount(value, &(config->*field));
 }
 
+// etcd: a negative --quota-backend-bytes disables the space quota.
+absl::Status SetQuotaBackendBytes(absl::string_view value, ServerConfig* config) {
+  const bool negative = absl::ConsumePrefix(&value, "-");
+  if (auto s = ParseCount(value, &config->quota_backend_bytes); !s.ok()) return s;
+  if (negative) config->quota_backend_bytes = -config->quota_backend_bytes;
+  return absl::OkStatus();
+}
+
 template <int64_t ServerConfig::*field>
 absl::Status SetDurationMs(absl::string_view value, ServerConfig* config) {
   absl::StatusOr<int64_t> ms = ParseGoDurationMs(std::string(value));
@@ -266,10 +274,9 @@ const Flag kFlags[] = {
      "1572864", "Maximum client request size in bytes the server will accept (at most 67108864)."},
     {"max-txn-ops", ValueKind::kCount, &SetCount<&ServerConfig::max_txn_ops>, kMember, "128",
      "Maximum number of operations permitted in a transaction (at most 1000000)."},
-    {"quota-backend-bytes", ValueKind::kCount, &SetCount<&ServerConfig::quota_backend_bytes>,
-     kMember, "0",
-     "Raise alarms when backend size exceeds the given quota (0 defaults to 2 GiB; more than\n"
-     "    8 GiB is accepted with a warning)."},
+    {"quota-backend-bytes", ValueKind::kCount, &SetQuotaBackendBytes, kMember, "0",
+     "Raise alarms when backend size exceeds the given quota (0 defaults to 2 GiB; negative\n"
+     "    disables it; more than 8 GiB is accepted with a warning)."},
     {"initial-advertise-peer-urls", ValueKind::kUrls,
      &SetUrls<&ServerConfig::initial_advertise_peer_urls>, kClustering, "http://localhost:2380",
      "List of this member's peer URLs to advertise to the rest of the cluster."},
@@ -1357,6 +1364,11 @@ std::string HelpText() {
       "\n"
       "  geoetcd -h | --help\n"
       "    Show this help.\n"
+      "\n"
+      "  geoetcd snapshot restore <file> --data-dir <dir>\n"
+      "  geoetcd snapshot status <file>\n"
+      "    Restore a snapshot taken from geoetcd (etcdctl snapshot save) into a new data dir,\n"
+      "    or verify one. The format is geoetcd's own, not etcd's bbolt file.\n"
       "\n"
       "  geoetcd --config-file <path>\n"
       "    Path to the server configuration file (etcd's YAML, keys are the flag names). Note\n"

@@ -53,8 +53,8 @@ struct ServerConfig {
   std::string initial_cluster_token = "etcd-cluster";
   int64_t max_request_bytes = kMaxRequestBytesDefault;  // 1 .. kMaxRequestBytesLimit
   int64_t max_txn_ops = kMaxTxnOpsDefault;              // 1 .. kMaxTxnOpsLimit
-  // 0 on the command line means the default; after parsing always > 0. Above 8 GiB is
-  // accepted with a warning, as etcd does.
+  // 0 on the command line means the default; negative disables the quota. Above 8 GiB is
+  // accepted with a warning. All as etcd does.
   int64_t quota_backend_bytes = kQuotaBackendBytesDefault;
   std::string auto_compaction_mode = "periodic";  // periodic | revision
   // "0" = off. periodic: a Go duration ("1h", "30m") or a bare number of hours;

@@ -38,8 +38,11 @@ inline constexpr size_t kGroupBytesMax = size_t{16} << 20;
 struct RocksDbOptions {
   size_t queue_batches_max = kQueueBatchesMax;
   size_t group_bytes_max = kGroupBytesMax;
-  size_t block_cache_bytes = size_t{64} << 20;
-  size_t write_buffer_bytes = size_t{64} << 20;
+  // Reads are served from the Node's in-memory index; RocksDB is read at startup and by
+  // watchers replaying history, so its cache stays small. Memtables hold recent writes
+  // that the index holds too: 16 MiB keeps flushes infrequent without doubling memory.
+  size_t block_cache_bytes = size_t{8} << 20;
+  size_t write_buffer_bytes = size_t{16} << 20;
   int max_background_jobs = 2;
   double bloom_bits_per_key = 10;
   // LZ4 when the RocksDB build supports it; otherwise no compression.

@@ -20,6 +20,7 @@ namespace geoetcd {
 class AsioExecutor;
 class Node;
 class RocksDbStorage;
+class SnapshotStreamer;
 class SystemClock;
 
 class Server {
@@ -48,6 +49,7 @@ class Server {
   std::unique_ptr<AsioExecutor> executor_;
   std::unique_ptr<RocksDbStorage> storage_;
   std::unique_ptr<Node> node_;
+  std::unique_ptr<SnapshotStreamer> snapshots_;
   std::vector<std::unique_ptr<grpc::Service>> services_;
   std::unique_ptr<grpc::Server> grpc_server_;
   bool shut_down_ = false;

@@ -454,7 +454,9 @@ TEST(ServerConfigTest, RejectsBadNumbers) {
             "invalid value \"-5\" for --max-txn-ops: must not be negative");
   EXPECT_EQ(ParseError({"--max-request-bytes", "99999999999999999999"}),
             "invalid value \"99999999999999999999\" for --max-request-bytes: out of range");
-  EXPECT_THAT(ParseError({"--quota-backend-bytes", "-1"}), HasSubstr("must not be negative"));
+  // etcd: a negative quota disables it.
+  EXPECT_EQ(MustParse({"--quota-backend-bytes", "-1"}).quota_backend_bytes, -1);
+  EXPECT_THAT(ParseError({"--quota-backend-bytes", "-x"}), HasSubstr("not a number"));
   EXPECT_THAT(ParseError({"--max-txn-ops", "1.5"}), HasSubstr("not a number"));
   EXPECT_THAT(ParseError({"--max-txn-ops", ""}), HasSubstr("not a number"));
   EXPECT_EQ(MustParse({"--max-txn-ops", "+5"}).max_txn_ops, 5);

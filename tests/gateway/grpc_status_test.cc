@@ -46,6 +46,8 @@ TEST(GrpcStatusTest, EveryEtcdErrorMapsToEtcdsCodeAndText) {
       {errors::Corrupt, grpc::DATA_LOSS, "etcdserver: corrupt cluster"},
       {errors::NotCapable, grpc::UNAVAILABLE, "etcdserver: not capable"},
       {errors::MemberNotFound, grpc::NOT_FOUND, "etcdserver: member not found"},
+      {errors::MemberNotLearner, grpc::FAILED_PRECONDITION,
+       "etcdserver: can only promote a learner member"},
       {errors::AuthNotEnabled, grpc::FAILED_PRECONDITION,
        "etcdserver: authentication is not enabled"},
       {errors::PermissionDenied, grpc::PERMISSION_DENIED, "etcdserver: permission denied"},
