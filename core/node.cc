@@ -292,13 +292,15 @@ void Node::OnWriteDone(uint64_t seq, absl::Status status) {
   for (auto& [name, account] : accounts_) {
     CHECK(account->sealed_rev >= account->durable_rev);  // durable revisions never go back
     account->durable_rev = account->sealed_rev;
-    account->watches->OnDurable(account->durable_rev);
   }
+  // Replies first, then the watch fan-out: a write's latency should not include delivering
+  // its events to thousands of watchers (etcd orders neither before the other).
   while (!waiters_.empty() && waiters_.front().batch_seq <= durable_seq_) {
     auto fn = std::move(waiters_.front().fn);
     waiters_.pop_front();
     fn();
   }
+  for (auto& [name, account] : accounts_) account->watches->OnDurable(account->durable_rev);
   MaybeWrite();
 }
 

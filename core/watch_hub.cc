@@ -323,20 +323,31 @@ bool WatchHub::Matches(const Watcher& w, const mvccpb::Event& ev) const {
 
 void WatchHub::Publish(const PendingRevision& rev) {
   if (synced_by_key_.empty() && synced_ranges_.empty()) return;
-  // Ordered by (stream, watch id), so sinks are called in a deterministic order.
-  std::map<WatcherKey, std::vector<const mvccpb::Event*>> matched;
+  // (watcher, event index) pairs, sorted so sinks are called in a deterministic order, by
+  // (stream, watch id), each watcher's events in commit order. A flat vector rather than a
+  // map of vectors: a fan-out to 10,000 watchers built 10,000 map nodes per commit.
+  std::vector<std::pair<WatcherKey, size_t>> matched;
   for (size_t i = 0; i < rev.events.size(); ++i) {
     if (options_.bug_skip_event && i == 0 && rev.revision % 10 == 0) continue;
     const mvccpb::Event& ev = rev.events[i];
     auto by_key = synced_by_key_.find(ev.kv().key());
     if (by_key != synced_by_key_.end()) {
-      for (const WatcherKey& key : by_key->second) matched[key].push_back(&ev);
+      for (const WatcherKey& key : by_key->second) matched.emplace_back(key, i);
     }
     for (const WatcherKey& key : synced_ranges_) {
-      if (Matches(*Find(key), ev)) matched[key].push_back(&ev);
+      if (Matches(*Find(key), ev)) matched.emplace_back(key, i);
     }
   }
-  for (auto& [key, events] : matched) {
+  std::sort(matched.begin(), matched.end());
+  std::vector<const mvccpb::Event*> events;
+  for (size_t begin = 0; begin < matched.size();) {
+    const WatcherKey key = matched[begin].first;
+    events.clear();
+    size_t end = begin;
+    for (; end < matched.size() && matched[end].first == key; ++end) {
+      events.push_back(&rev.events[matched[end].second]);
+    }
+    begin = end;
     Watcher* w = Find(key);
     Stream* stream = &streams_.at(key.first);
     if (rev.revision < w->next_rev) continue;  // it starts at a future revision

