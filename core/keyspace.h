@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "absl/container/inlined_vector.h"
+#include "core/bytes.h"
 
 namespace geoetcd {
 
@@ -35,7 +36,7 @@ struct KeyVersion {
   int64_t create_revision = 0;
   int64_t version = 0;
   int64_t lease = 0;
-  std::string value;
+  Bytes value;
 
   bool tombstone() const { return version == 0; }
 };

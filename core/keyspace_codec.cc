@@ -86,7 +86,7 @@ KeyRecord ToRecord(const std::string& key, const KeyVersion& v) {
     r.set_tombstone(true);
     return r;
   }
-  r.set_value(v.value);
+  r.set_value(v.value.data(), v.value.size());
   r.set_create_revision(v.create_revision);
   r.set_version(v.version);
   r.set_lease(v.lease);

@@ -31,7 +31,7 @@ void ToKeyValue(const std::string& key, const KeyVersion& v, mvccpb::KeyValue* o
   out->set_create_revision(v.create_revision);
   out->set_mod_revision(v.mod_revision);
   out->set_version(v.version);
-  out->set_value(v.value);
+  out->set_value(v.value.data(), v.value.size());
   out->set_lease(v.lease);
 }
 
@@ -420,7 +420,7 @@ absl::StatusOr<PutResponse> KvStore::Put(const PutRequest& r, const CommitStamp&
 PutResponse KvStore::ApplyPut(const PutRequest& r, Commit* commit) {
   PutResponse resp;
   const KeyVersion* prev = keyspace_.Get(r.key(), commit->read_revision());
-  std::string value = r.ignore_value() && prev ? prev->value : r.value();
+  std::string value = r.ignore_value() && prev ? prev->value.str() : r.value();
   const int64_t lease = r.ignore_lease() && prev ? prev->lease : r.lease();
   if (r.prev_kv() && prev != nullptr) ToKeyValue(r.key(), *prev, resp.mutable_prev_kv());
   const KeyVersion& v = commit->Put(r.key(), std::move(value), lease);
@@ -645,7 +645,7 @@ uint64_t KvStore::HashAt(int64_t rev) const {
     for (int i = 0; i < 8; ++i) b[i] = static_cast<unsigned char>((static_cast<uint64_t>(x) >> (8 * i)) & 0xff);
     XXH64_update(state, b, sizeof(b));
   };
-  auto put_bytes = [&](const std::string& s) {
+  auto put_bytes = [&](std::string_view s) {
     put_int(static_cast<int64_t>(s.size()));
     XXH64_update(state, s.data(), s.size());
   };

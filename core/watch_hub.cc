@@ -499,7 +499,7 @@ void WatchHub::CatchUpStep() {
       out->set_create_revision(prev->create_revision);
       out->set_mod_revision(prev->mod_revision);
       out->set_version(prev->version);
-      out->set_value(prev->value);
+      out->set_value(prev->value.data(), prev->value.size());
       out->set_lease(prev->lease);
     }
   }
