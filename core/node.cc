@@ -149,7 +149,12 @@ void Node::Mutate(const RequestContext& ctx, const Req& req, Reply<Resp> reply, 
                            absl::NotFoundError("geoetcd: account not found"));
   }
   absl::StatusOr<Resp> resp = mutate(account, NextStamp());
-  if (!resp.ok()) return PostReply<Resp>(ports_.executor, reply, resp.status());
+  if (!resp.ok()) {
+    // A refusal can depend on staged state (say, "lease not found" for a lease whose
+    // revocation is not durable yet): answer it only once that state could not be undone.
+    AfterDurable([reply = std::move(reply), status = resp.status()]() { reply(status); });
+    return;
+  }
   FillHeader(resp->mutable_header());
   if (options_.bugs.ack_before_fsync) {
     PostReply<Resp>(ports_.executor, std::move(reply), std::move(resp));
@@ -293,8 +298,11 @@ void Node::OnWriteDone(uint64_t seq, absl::Status status) {
     CHECK(account->sealed_rev >= account->durable_rev);  // durable revisions never go back
     account->durable_rev = account->sealed_rev;
   }
-  // Replies first, then the watch fan-out: a write's latency should not include delivering
-  // its events to thousands of watchers (etcd orders neither before the other).
+  // Start the next batch's write before answering this one's requests, so its fsync runs
+  // while the replies go out. Replies first, then the watch fan-out: a write's latency
+  // should not include delivering its events to thousands of watchers (etcd orders
+  // neither before the other).
+  MaybeWrite();
   while (!waiters_.empty() && waiters_.front().batch_seq <= durable_seq_) {
     auto fn = std::move(waiters_.front().fn);
     waiters_.pop_front();

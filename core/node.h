@@ -1,8 +1,10 @@
 // Node: one region's event-driven state machine. It owns the accounts' keyspaces and
 // sequences their mutations, and touches the world only through its ports.
 //
-// Threading: every public method must be called on the executor's thread, and every reply
-// callback runs there, never inline from the call that caused it.
+// Threading: calls into the Node must be serialized with one another and with the callbacks
+// the executor runs: make them on the executor's thread, or from a thread that excludes it
+// meanwhile (the gateway holds its executor's state mutex). Every reply callback runs on
+// the executor, never inline from the call that caused it.
 //
 // Durability: a mutation is applied to memory at once but answered only after its commit
 // is durable. Requests that arrive while a storage write is in flight join the next batch

@@ -24,25 +24,25 @@ grpc::ServerUnaryReactor* KvService::Range(grpc::CallbackServerContext* ctx,
 grpc::ServerUnaryReactor* KvService::Put(grpc::CallbackServerContext* ctx,
                                          const etcdserverpb::PutRequest* req,
                                          etcdserverpb::PutResponse* resp) {
-  return DispatchUnary(node_, executor_, ctx, req, resp, &Node::Put);
+  return CallUnaryLocked(node_, executor_, ctx, req, resp, &Node::Put);
 }
 
 grpc::ServerUnaryReactor* KvService::DeleteRange(grpc::CallbackServerContext* ctx,
                                                  const etcdserverpb::DeleteRangeRequest* req,
                                                  etcdserverpb::DeleteRangeResponse* resp) {
-  return DispatchUnary(node_, executor_, ctx, req, resp, &Node::DeleteRange);
+  return CallUnaryLocked(node_, executor_, ctx, req, resp, &Node::DeleteRange);
 }
 
 grpc::ServerUnaryReactor* KvService::Txn(grpc::CallbackServerContext* ctx,
                                          const etcdserverpb::TxnRequest* req,
                                          etcdserverpb::TxnResponse* resp) {
-  return DispatchUnary(node_, executor_, ctx, req, resp, &Node::Txn);
+  return CallUnaryLocked(node_, executor_, ctx, req, resp, &Node::Txn);
 }
 
 grpc::ServerUnaryReactor* KvService::Compact(grpc::CallbackServerContext* ctx,
                                              const etcdserverpb::CompactionRequest* req,
                                              etcdserverpb::CompactionResponse* resp) {
-  return DispatchUnary(node_, executor_, ctx, req, resp, &Node::Compact);
+  return CallUnaryLocked(node_, executor_, ctx, req, resp, &Node::Compact);
 }
 
 }  // namespace geoetcd

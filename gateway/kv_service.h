@@ -1,7 +1,7 @@
-// etcdserverpb.KV over gRPC's callback API. Mutations are handed to the Node on its executor
-// and finished by the Node's reply. Range is answered on the calling gRPC thread while it
-// holds the executor's state mutex shared, so reads scale over gRPC's threads and never
-// wait in the Node's queue behind writes.
+// etcdserverpb.KV over gRPC's callback API. Both paths run on the calling gRPC thread under
+// the executor's state mutex rather than queueing for the Node's thread: mutations hold it
+// exclusively and are finished by the Node's reply once durable; Range holds it shared and
+// answers in place, so reads run in parallel and never wait behind writes.
 #ifndef GEOETCD_GATEWAY_KV_SERVICE_H_
 #define GEOETCD_GATEWAY_KV_SERVICE_H_
 
@@ -51,6 +51,23 @@ grpc::ServerUnaryReactor* DispatchUnary(
       if (result.ok()) *resp = std::move(*result);
       reactor->Finish(ToGrpcStatus(result.status()));
     });
+  });
+  return reactor;
+}
+
+// Calls `method` on this gRPC thread while holding the executor's state mutex, so the Node
+// sees it exactly as if the executor had run it, without a hop to the Node's thread and
+// back. The Node's reply still arrives on the executor (never inline) and finishes the call.
+template <typename Req, typename Resp>
+grpc::ServerUnaryReactor* CallUnaryLocked(
+    Node* node, AsioExecutor* executor, grpc::CallbackServerContext* ctx, const Req* req,
+    Resp* resp, void (Node::*method)(const RequestContext&, const Req&, Reply<Resp>)) {
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  const RequestContext rc = ResolveRequestContext(ctx);
+  absl::MutexLock lock(&executor->state_mutex());
+  (node->*method)(rc, *req, [resp, reactor](absl::StatusOr<Resp> result) {
+    if (result.ok()) *resp = std::move(*result);
+    reactor->Finish(ToGrpcStatus(result.status()));
   });
   return reactor;
 }

@@ -79,7 +79,11 @@ absl::Status Server::Init(const ServerConfig& config) {
   ports.executor = executor_.get();
   ports.storage = storage_.get();
   node_ = std::make_unique<Node>(options, ports, Random(static_cast<uint64_t>(clock_->WallMs())));
-  if (auto s = node_->Start(); !s.ok()) return s;
+  {
+    // The Node arms its timers on the executor, which requires the state mutex.
+    absl::MutexLock lock(&executor_->state_mutex());
+    if (auto s = node_->Start(); !s.ok()) return s;
+  }
   executor_->Start();
 
   grpc::ServerBuilder builder;
@@ -137,7 +141,10 @@ void Server::Shutdown() {
   // executor thread must still run; stop the executor after storage is closed.
   storage_.reset();
   if (executor_) executor_->Stop();
-  node_.reset();
+  if (node_) {
+    absl::MutexLock lock(&executor_->state_mutex());  // its destructor cancels timers
+    node_.reset();
+  }
 }
 
 Server::~Server() { Shutdown(); }

@@ -45,20 +45,22 @@ void AsioExecutor::Post(std::function<void()> fn) {
 }
 
 Executor::TimerId AsioExecutor::PostAfter(int64_t delay_ms, std::function<void()> fn) {
-  DCHECK(InExecutorThread());
+  state_mu_.AssertHeld();
   const TimerId id = next_timer_++;
   auto timer = std::make_unique<asio::steady_timer>(io_, std::chrono::milliseconds(delay_ms));
   timer->async_wait([this, id, fn = std::move(fn)](const asio::error_code& ec) {
     if (ec) return;  // cancelled
-    timers_.erase(id);
-    RunLocked(fn);
+    absl::MutexLock lock(&state_mu_);
+    // Cancel() may have run after the timer fired but before this handler got the lock.
+    if (timers_.erase(id) == 0) return;
+    fn();
   });
   timers_[id] = std::move(timer);
   return id;
 }
 
 void AsioExecutor::Cancel(TimerId id) {
-  DCHECK(InExecutorThread());
+  state_mu_.AssertHeld();
   auto it = timers_.find(id);
   if (it == timers_.end()) return;
   it->second->cancel();

@@ -20,12 +20,13 @@ class SystemClock : public Clock {
   int64_t WallMs() const override;
 };
 
-// One thread running an asio io_context. Post() may be called from any thread;
-// PostAfter() and Cancel() only from the executor's own thread (the Node's).
+// One thread running an asio io_context. Post() may be called from any thread; PostAfter()
+// and Cancel() only while holding state_mutex() (every handler does).
 //
-// Every handler runs holding state_mutex() exclusively. Code on other threads may hold it
-// shared to read the Node's state in place (the gateway's Range fast path), so reads run on
-// gRPC's threads, in parallel with each other, instead of queueing behind writes.
+// Every handler runs holding state_mutex() exclusively, so the Node sees one caller at a
+// time. Other threads may call into the Node while holding it too: exclusively to hand it a
+// request directly (the gateway's mutations, saving a thread hop per request), or shared to
+// read its state in place (the Range fast path: reads run on gRPC's threads in parallel).
 class AsioExecutor : public Executor {
  public:
   AsioExecutor();

@@ -12,6 +12,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "sim/kv_model.h"
+#include "sim/lease_view.h"
 #include "sim/watch_view.h"
 
 namespace geoetcd::sim {
@@ -125,6 +126,13 @@ std::string EffectSignature(const RequestOp& op, const std::set<std::string>& co
   return sig;
 }
 
+// EffectSignature of an operation of unknown outcome: a lease deleter deletes the keys of
+// its lease; the rest as above.
+std::string UnknownEffectSignature(const HistoryOp& op, const std::set<std::string>& compared) {
+  if (op.call.kind == OpKind::kLeaseRevoke) return absl::StrCat("L", op.lease_id());
+  return EffectSignature(op.call.request, compared);
+}
+
 // The newest revision a watch response shows to exist: its events' and its header's.
 int64_t WatchResponseRevision(const etcdserverpb::WatchResponse& r) {
   int64_t rev = r.header().revision();
@@ -215,6 +223,20 @@ class RevisionReplay {
       }
     }
     unknown_ = UnknownMutations(h_);  // in history order; SearchHole ranks them per hole
+    fixed_rev_.assign(unknown_.size(), 0);
+    expected_us_.clear();
+    for (const HistoryOp* op : unknown_) expected_us_.push_back(op->invoke_us);
+    // Each lease that may hold keys is deleted once, by a commit no KV request made: its
+    // deleter fills a hole like an operation of unknown outcome.
+    for (const LeaseDeleter& d :
+         LeaseDeleters(BuildLeaseViews(h_), &synthetic_)) {
+      unknown_.push_back(d.op);
+      fixed_rev_.push_back(d.fixed_revision);
+      expected_us_.push_back(d.expected_us);
+      if (d.fixed_revision > 0 && d.fixed_revision <= max_rev_) {
+        revoke_slot_[d.op] = static_cast<int64_t>(unknown_.size()) - 1;
+      }
+    }
     used_.assign(unknown_.size(), false);
     for (const HistoryOp& op : h_.ops) {
       if (!op.call.request.has_request_txn()) continue;
@@ -241,6 +263,7 @@ class RevisionReplay {
                 });
     }
     IndexKnownPuts();
+    IndexCompares();
     IndexUnchangedWindows(ok);
     IndexAbsences(ok);
 
@@ -356,6 +379,12 @@ class RevisionReplay {
   // The model is at revision rev - 1; applies `op` as commit rev and checks what it said.
   bool ApplyAcknowledged(const HistoryOp& op, int64_t rev) {
     placed_invoke_us_[rev] = op.invoke_us;
+    if (model_.UsesRevokedLease(op.call.request)) {
+      Fail(rev, absl::StrCat("revision ", rev,
+                             ": a put with a lease whose revocation deleted its keys earlier: ",
+                             FormatOp(op)));
+      return false;
+    }
     bool changed = false;
     const ResponseOp want = model_.Apply(op.call.request, &changed);
     std::string diff;
@@ -433,13 +462,14 @@ class RevisionReplay {
       want.set_value(v.value);
       want.set_create_revision(v.create_revision);
       want.set_version(v.version);
+      want.set_lease(v.lease);
     }
     const auto type = v.version != 0 ? mvccpb::Event::PUT : mvccpb::Event::DELETE;
     const auto& got = ev.kv();
     if (ev.type() == type && got.key() == want.key() && got.value() == want.value() &&
         got.mod_revision() == want.mod_revision() &&
         got.create_revision() == want.create_revision() && got.version() == want.version() &&
-        got.lease() == 0) {
+        got.lease() == want.lease()) {
       return true;
     }
     *why =
@@ -468,8 +498,13 @@ class RevisionReplay {
     const auto& p = ev.prev_kv();
     if (prev != nullptr && p.key() == key && p.value() == prev->value &&
         p.mod_revision() == prev->mod_revision && p.create_revision() == prev->create_revision &&
-        p.version() == prev->version) {
+        p.version() == prev->version && p.lease() == prev->lease) {
       return true;
+    }
+    if (prev != nullptr && p.key() == key && p.value() == prev->value &&
+        p.mod_revision() == prev->mod_revision && p.lease() != prev->lease) {
+      *why = absl::StrCat("prev_kv: lease ", p.lease(), ", want ", prev->lease);
+      return false;
     }
     *why = absl::StrCat(
         "prev_kv: got ", KvText(p), ", want ",
@@ -480,6 +515,10 @@ class RevisionReplay {
   // Every read (and no-op mutation) that answered at `rev` must match the model there.
   bool CheckReadsAt(int64_t rev) {
     for (const HistoryOp* op : reads_at_[rev]) {
+      if (op->is_lease()) {
+        if (!CheckLeaseOpAt(*op, rev)) return false;
+        continue;
+      }
       if (op->call.request.has_request_range() &&
           op->call.request.request_range().revision() > rev) {
         Fail(rev,
@@ -504,6 +543,21 @@ class RevisionReplay {
     return true;
   }
 
+  // A lease request answered at `rev`. The model knows leases only through their keys: a
+  // revoke answered at `rev` either made the commit at `rev` (deleting every key of the
+  // lease) or found no key attached, so none is attached after `rev`.
+  bool CheckLeaseOpAt(const HistoryOp& op, int64_t rev) {
+    if (op.call.kind != OpKind::kLeaseRevoke) return true;
+    auto slot = revoke_slot_.find(&op);
+    if (slot != revoke_slot_.end() && used_[slot->second]) return true;  // it made `rev`
+    if (const int64_t keys = model_.KeysOfLease(op.lease_id()); keys > 0) {
+      Fail(rev, absl::StrCat("after revision ", rev, ": the revoke answered there, yet ", keys,
+                             " key(s) attached to the lease remain: ", FormatOp(op)));
+      return false;
+    }
+    return true;
+  }
+
   // Replays commits from revision `from` (the model is at from - 1) through max_rev_.
   bool Replay(int64_t from) {
     for (int64_t rev = from; rev <= max_rev_; ++rev) {
@@ -524,7 +578,8 @@ class RevisionReplay {
   // exactly one possible revision, so only unpinned ones are tracked in used_.
   bool PlaceUnknown(int64_t u, int64_t rev, bool pinned) {
     const HistoryOp& op = *unknown_[u];
-    if ((!pinned && used_[u]) || op.invoke_us > bound_[rev]) {
+    if ((!pinned && used_[u]) || op.invoke_us > bound_[rev] ||
+        (fixed_rev_[u] != 0 && fixed_rev_[u] != rev)) {
       if (pinned) {
         Fail(rev, absl::StrCat("revision ", rev, " holds a value of #", op.index,
                                ", which was invoked after an operation ordered later returned: ",
@@ -532,8 +587,19 @@ class RevisionReplay {
       }
       return false;
     }
+    if (model_.UsesRevokedLease(op.call.request)) {
+      if (pinned) {
+        Fail(rev, absl::StrCat("revision ", rev, " holds a value of #", op.index,
+                               ", a put with a lease revoked before: ", FormatOp(op)));
+      }
+      return false;
+    }
     bool changed = false;
-    model_.Apply(op.call.request, &changed);
+    if (op.call.kind == OpKind::kLeaseRevoke) {
+      model_.ApplyLeaseRevoke(op.lease_id(), &changed);
+    } else {
+      model_.Apply(op.call.request, &changed);
+    }
     if (!changed) {
       if (pinned) {
         Fail(rev, absl::StrCat("revision ", rev, " holds a value of #", op.index,
@@ -756,8 +822,10 @@ class RevisionReplay {
     for (int64_t rev = 2; rev <= max_rev_; ++rev) {
       open_holes_before_[rev + 1] = open_holes_before_[rev];
       if (const HistoryOp* op = commit_at_[rev]) {
-        add_puts(op->call.request,
-                 op->response.has_response_txn() && op->response.response_txn().succeeded(), rev);
+        const bool success =
+            op->response.has_response_txn() && op->response.response_txn().succeeded();
+        add_puts(op->call.request, success, rev);
+        if (success) succeeded_txn_at_[rev] = &op->call.request.request_txn();
       } else if (const int64_t u = pinned_at_[rev]; u >= 0) {
         // The branch holding the value a read saw is the one that ran.
         const RequestOp& req = unknown_[u]->call.request;
@@ -769,8 +837,29 @@ class RevisionReplay {
           }
         }
         add_puts(req, success, rev);
+        if (success) succeeded_txn_at_[rev] = &req.request_txn();
       } else {
         ++open_holes_before_[rev + 1];
+      }
+    }
+  }
+
+  // A txn whose success branch committed at R found its compares true at R - 1: a key it
+  // compared mod_revision == m > 0 was unchanged over [m + 1, R - 1], one compared == 0
+  // was absent at R - 1. Known before the replay gets there, these keep a wrong placement
+  // in a hole below R from being carried through many holes.
+  void IndexCompares() {
+    for (const auto& [rev, txn] : succeeded_txn_at_) {
+      for (const etcdserverpb::Compare& c : txn->compare()) {
+        if (c.target() != etcdserverpb::Compare::MOD ||
+            c.result() != etcdserverpb::Compare::EQUAL || !c.range_end().empty()) {
+          continue;
+        }
+        if (c.mod_revision() == 0) {
+          absent_at_[c.key()].push_back(rev - 1);
+        } else if (c.mod_revision() + 1 <= rev - 1) {
+          unchanged_[c.key()].emplace_back(c.mod_revision() + 1, rev - 1);
+        }
       }
     }
   }
@@ -784,7 +873,12 @@ class RevisionReplay {
     std::vector<std::pair<int64_t, size_t>> candidates;  // (rank key, index in unknown_)
     for (size_t u = 0; u < unknown_.size(); ++u) {
       if (pinned_rev_[u] != 0 || used_[u] || unknown_[u]->invoke_us > bound_[rev]) continue;
-      const int64_t t = unknown_[u]->invoke_us;
+      if (fixed_rev_[u] != 0) {
+        // An acknowledged revoke answered at this very revision most likely made it.
+        if (fixed_rev_[u] == rev) candidates.emplace_back(-1, u);
+        continue;
+      }
+      const int64_t t = expected_us_[u];
       candidates.emplace_back(t >= below_us ? t - below_us : kNeverUs / 2 + (below_us - t), u);
     }
     std::sort(candidates.begin(), candidates.end());
@@ -803,8 +897,7 @@ class RevisionReplay {
       if (!oracle.empty()) candidates = std::move(oracle);
     }
     for (const auto& [distance, u] : candidates) {
-      if (!effects_tried.insert(EffectSignature(unknown_[u]->call.request, compared_values_))
-               .second) {
+      if (!effects_tried.insert(UnknownEffectSignature(*unknown_[u], compared_values_)).second) {
         continue;
       }
       if (!Step()) return false;
@@ -834,6 +927,8 @@ class RevisionReplay {
   std::map<int64_t, std::set<std::string>> created_at_;  // revision -> keys seen created there
   std::map<std::string, std::vector<std::pair<int64_t, int64_t>>> unchanged_;
   std::map<std::string, std::vector<int64_t>> absent_at_;
+  // Revision -> the txn whose success branch committed there (acknowledged or pinned).
+  std::map<int64_t, const etcdserverpb::TxnRequest*> succeeded_txn_at_;
   std::vector<std::string> observed_keys_;  // keys of observed_ and absent_at_
   std::map<int64_t, std::vector<std::pair<std::string, std::string>>> deletes_;  // by revision
   std::vector<int64_t> open_holes_before_;  // [r]: holes below r no commit is known for
@@ -844,7 +939,11 @@ class RevisionReplay {
   std::vector<const HistoryOp*> commit_at_;              // by revision
   std::vector<std::vector<const HistoryOp*>> reads_at_;  // by header revision
   std::vector<int64_t> bound_;                           // by revision
-  std::vector<const HistoryOp*> unknown_;                // unknown mutations
+  std::vector<const HistoryOp*> unknown_;  // unknown mutations, then the lease deleters
+  std::vector<int64_t> fixed_rev_;         // index in unknown_ -> its only revision (0: any)
+  std::vector<int64_t> expected_us_;       // index in unknown_ -> when it likely happened
+  std::vector<HistoryOp> synthetic_;       // the deleters no request stands for
+  std::map<const HistoryOp*, int64_t> revoke_slot_;  // acknowledged revoke -> index in unknown_
   std::vector<int64_t> pinned_at_;                       // revision -> index in unknown_
   std::vector<int64_t> pinned_rev_;                      // index in unknown_ -> revision
   std::vector<std::string> pinned_value_;                // index in unknown_ -> value seen
@@ -863,14 +962,18 @@ class RevisionReplay {
 CheckResult CheckRevisions(const History& history) {
   const std::vector<const HistoryOp*> ok = OkOps(history);
   std::map<int64_t, const HistoryOp*> commits;
-  int64_t mutations = 0;
+  // A lease that may hold keys makes at most one revision more: its revoke or expiry.
+  std::vector<HistoryOp> synthetic;
+  const std::vector<LeaseDeleter> deleters =
+      LeaseDeleters(BuildLeaseViews(history), &synthetic);
+  int64_t mutations = static_cast<int64_t>(deleters.size());
   for (const HistoryOp& op : history.ops) mutations += op.is_mutation() ? 1 : 0;
   const int64_t max_rev = MaxObservedRevision(history, ok);
   // Every revision above 1 is made by some mutation.
   if (max_rev > mutations + 1) {
     return CheckResult::Violation(
         "revision", absl::StrCat("revision ", max_rev, " was observed but only ", mutations,
-                                 " mutations were ever invoked"));
+                                 " mutations (lease deletions included) could have made one"));
   }
   for (const HistoryOp* op : ok) {
     const int64_t rev = op->header_revision();
@@ -891,6 +994,7 @@ CheckResult CheckRevisions(const History& history) {
   const std::vector<int64_t> bound = CommitInvokeBounds(history, ok, max_rev);
   std::vector<int64_t> unknown_invokes;
   for (const HistoryOp* op : UnknownMutations(history)) unknown_invokes.push_back(op->invoke_us);
+  for (const LeaseDeleter& d : deleters) unknown_invokes.push_back(d.op->invoke_us);
   std::sort(unknown_invokes.begin(), unknown_invokes.end());
   int64_t holes = 0;
   for (int64_t rev = 2; rev <= max_rev; ++rev) {
@@ -902,7 +1006,8 @@ CheckResult CheckRevisions(const History& history) {
     if (candidates < holes) {
       return CheckResult::Violation(
           "revision", absl::StrCat("revision ", rev, " is a hole: no acknowledged write has it ",
-                                   "and too few writes of unknown outcome could have made it (",
+                                   "and too few writes of unknown outcome or lease deletions "
+                                   "could have made it (",
                                    holes, " holes so far, ", candidates, " candidates)"));
     }
   }
@@ -971,6 +1076,7 @@ CheckResult CheckHistory(const History& history, const CheckOptions& options) {
   merge(CheckWatchStructure(history));
   merge(CheckLinearizability(history, options));
   merge(CheckPerKeyWgl(history, options));
+  merge(CheckLeases(history, options));
   return result;
 }
 

@@ -29,8 +29,16 @@
 //                 value register (multi-key txns and ranges project onto every key they
 //                 touch, which is sound: a linearization of the whole projects onto one of
 //                 each key).
+// - "lease":      see CheckLeases below.
 //
-// CheckInvariants() of every component after every event is the fifth checker; the
+// Leases: a lease's revoke or expiry deletes every key attached to it in one commit that
+// no KV request made. "revision", "linearizability" and "wgl" account for it with one
+// deleter per lease that keys were attached to (sim/lease_view.h): the acknowledged revoke,
+// whose commit (if it made one) is at its header revision, or else an operation of unknown
+// outcome that may happen any time after the lease's grant, at most once, deleting every
+// key then attached to the lease (the model, sim/kv_model.h, knows each key's lease).
+//
+// CheckInvariants() of every component after every event is one more checker; the
 // simulation runs it (sim/simulation.h).
 #ifndef GEOETCD_SIM_CHECKERS_H_
 #define GEOETCD_SIM_CHECKERS_H_
@@ -49,6 +57,9 @@ struct CheckOptions {
   int64_t replay_steps_max = 2'000'000;
   // WGL search steps per key; beyond it that key is inconclusive.
   int64_t wgl_steps_max = 1'000'000;
+  // How much faster than real time a server's monotonic clock may run (its drift bound):
+  // a lease granted a TTL of t seconds lasts at least t / this many seconds of real time.
+  double lease_clock_rate_max = 1.1;
   // Tests of the checker itself: fill each hole with the op the server really committed
   // there when it is known (HistoryOp::server_revision, ground truth no real client has).
   // If the replay then fails on a correct run, one of the search's pruning rules is unsound.
@@ -79,6 +90,10 @@ CheckResult CheckDurability(const History& history);
 CheckResult CheckWatchStructure(const History& history);
 CheckResult CheckLinearizability(const History& history, const CheckOptions& options);
 CheckResult CheckPerKeyWgl(const History& history, const CheckOptions& options);
+// The lease properties the KV checkers do not cover (sim/lease_checker.cc): answers of
+// grants, keep-alives and time-to-live; unknown IDs; a lease known gone stays gone with
+// its keys; no lease ends before its TTL (restarts included), and restarts reset TTLs.
+CheckResult CheckLeases(const History& history, const CheckOptions& options);
 
 // Runs every checker above in that order. The first failure is the result; the others'
 // failures are appended to its notes.

@@ -97,7 +97,9 @@ std::string RequestString(const RequestOp& op) {
     }
     case RequestOp::kRequestPut: {
       const auto& r = op.request_put();
-      return absl::StrCat("put ", r.key(), "=", r.value(), r.prev_kv() ? " prev_kv" : "");
+      return absl::StrCat("put ", r.key(), "=", r.value(),
+                          r.lease() != 0 ? absl::StrCat(" lease=", r.lease()) : "",
+                          r.prev_kv() ? " prev_kv" : "");
     }
     case RequestOp::kRequestDeleteRange: {
       const auto& r = op.request_delete_range();
@@ -122,7 +124,47 @@ std::string RequestString(const RequestOp& op) {
 
 std::string KvString(const mvccpb::KeyValue& kv) {
   return absl::StrCat(kv.key(), "=", kv.value(), "@", kv.mod_revision(), "(c", kv.create_revision(),
-                      ",v", kv.version(), ")");
+                      ",v", kv.version(),
+                      kv.lease() != 0 ? absl::StrCat(",lease=", kv.lease()) : "", ")");
+}
+
+std::string LeaseRequestString(const KvCall& call) {
+  switch (call.kind) {
+    case OpKind::kLeaseGrant:
+      return absl::StrCat("lease-grant id=", call.lease_grant.id(), " ttl=", call.lease_grant.ttl());
+    case OpKind::kLeaseRevoke:
+      return absl::StrCat("lease-revoke id=", call.lease_revoke.id());
+    case OpKind::kLeaseKeepAlive:
+      return absl::StrCat("lease-keepalive id=", call.lease_keep_alive.id());
+    case OpKind::kLeaseTimeToLive:
+      return absl::StrCat("lease-ttl id=", call.lease_time_to_live.id(),
+                          call.lease_time_to_live.keys() ? " keys" : "");
+    default:
+      return "?";
+  }
+}
+
+std::string LeaseResponseString(const HistoryOp& op) {
+  switch (op.call.kind) {
+    case OpKind::kLeaseGrant:
+      return absl::StrCat("rev=", op.lease_grant_response.header().revision(),
+                          " id=", op.lease_grant_response.id(),
+                          " ttl=", op.lease_grant_response.ttl());
+    case OpKind::kLeaseRevoke:
+      return absl::StrCat("rev=", op.lease_revoke_response.header().revision());
+    case OpKind::kLeaseKeepAlive:
+      return absl::StrCat("rev=", op.lease_keep_alive_response.header().revision(),
+                          " ttl=", op.lease_keep_alive_response.ttl());
+    case OpKind::kLeaseTimeToLive: {
+      const auto& r = op.lease_time_to_live_response;
+      std::string s = absl::StrCat("rev=", r.header().revision(), " ttl=", r.ttl(),
+                                   " granted=", r.grantedttl());
+      for (const auto& key : r.keys()) absl::StrAppend(&s, " key=", key);
+      return s;
+    }
+    default:
+      return "?";
+  }
 }
 
 std::string ResponseString(const ResponseOp& op) {
@@ -232,6 +274,14 @@ const char* OpKindName(OpKind kind) {
       return "txn";
     case OpKind::kCompact:
       return "compact";
+    case OpKind::kLeaseGrant:
+      return "lease-grant";
+    case OpKind::kLeaseRevoke:
+      return "lease-revoke";
+    case OpKind::kLeaseKeepAlive:
+      return "lease-keepalive";
+    case OpKind::kLeaseTimeToLive:
+      return "lease-ttl";
   }
   return "?";
 }
@@ -249,7 +299,20 @@ const char* OpOutcomeName(OpOutcome outcome) {
 }
 
 int64_t HistoryOp::header_revision() const {
-  if (call.kind == OpKind::kCompact) return compact_response.header().revision();
+  switch (call.kind) {
+    case OpKind::kCompact:
+      return compact_response.header().revision();
+    case OpKind::kLeaseGrant:
+      return lease_grant_response.header().revision();
+    case OpKind::kLeaseRevoke:
+      return lease_revoke_response.header().revision();
+    case OpKind::kLeaseKeepAlive:
+      return lease_keep_alive_response.header().revision();
+    case OpKind::kLeaseTimeToLive:
+      return lease_time_to_live_response.header().revision();
+    default:
+      break;
+  }
   switch (response.response_case()) {
     case ResponseOp::kResponseRange:
       return response.response_range().header().revision();
@@ -264,6 +327,44 @@ int64_t HistoryOp::header_revision() const {
   }
 }
 
+int64_t HistoryOp::lease_id() const {
+  switch (call.kind) {
+    case OpKind::kLeaseGrant:
+      if (call.lease_grant.id() != 0) return call.lease_grant.id();
+      return outcome == OpOutcome::kOk ? lease_grant_response.id() : 0;
+    case OpKind::kLeaseRevoke:
+      return call.lease_revoke.id();
+    case OpKind::kLeaseKeepAlive:
+      return call.lease_keep_alive.id();
+    case OpKind::kLeaseTimeToLive:
+      return call.lease_time_to_live.id();
+    default:
+      return 0;
+  }
+}
+
+void HistoryOp::SetResponse(KvResponse r) {
+  switch (call.kind) {
+    case OpKind::kCompact:
+      compact_response = std::move(r.compact);
+      break;
+    case OpKind::kLeaseGrant:
+      lease_grant_response = std::move(r.lease_grant);
+      break;
+    case OpKind::kLeaseRevoke:
+      lease_revoke_response = std::move(r.lease_revoke);
+      break;
+    case OpKind::kLeaseKeepAlive:
+      lease_keep_alive_response = std::move(r.lease_keep_alive);
+      break;
+    case OpKind::kLeaseTimeToLive:
+      lease_time_to_live_response = std::move(r.lease_time_to_live);
+      break;
+    default:
+      response = std::move(r.op);
+  }
+}
+
 int64_t History::Invoke(int32_t client, KvCall call, int64_t now_us) {
   HistoryOp op;
   op.index = static_cast<int64_t>(ops.size());
@@ -275,9 +376,16 @@ int64_t History::Invoke(int32_t client, KvCall call, int64_t now_us) {
 }
 
 std::string FormatOp(const HistoryOp& op) {
+  // A checker's stand-in for a lease deletion no request made (sim/lease_view.h).
+  if (op.index < 0) {
+    return absl::StrCat("(expiry or unanswered revoke of lease ", op.lease_id(), ", possible from ",
+                        TimeString(op.invoke_us), ")");
+  }
   std::string s = absl::StrCat("#", op.index, " client=", op.client, " ");
   if (op.call.kind == OpKind::kCompact) {
     absl::StrAppend(&s, "compact ", op.call.compact.revision());
+  } else if (op.is_lease()) {
+    absl::StrAppend(&s, LeaseRequestString(op.call));
   } else {
     absl::StrAppend(&s, RequestString(op.call.request));
   }
@@ -287,6 +395,8 @@ std::string FormatOp(const HistoryOp& op) {
   if (op.outcome == OpOutcome::kOk) {
     if (op.call.kind == OpKind::kCompact) {
       absl::StrAppend(&s, " rev=", op.compact_response.header().revision());
+    } else if (op.is_lease()) {
+      absl::StrAppend(&s, " ", LeaseResponseString(op));
     } else {
       absl::StrAppend(&s, " ", ResponseString(op.response));
     }
@@ -321,6 +431,7 @@ bool WriteHistory(const History& history, const std::string& path) {
   std::unique_ptr<FILE, int (*)(FILE*)> f(std::fopen(path.c_str(), "w"), &std::fclose);
   if (!f) return false;
   std::fprintf(f.get(), "# geoetcd-sim history: one operation per line; times in seconds\n");
+  std::fprintf(f.get(), "# lease_ttl_min_s=%lld\n", static_cast<long long>(history.lease_ttl_min_s));
   for (const CrashRecord& c : history.crashes) {
     std::fprintf(f.get(), "# crash node=%d at=%s restart=%s recovered_revision=%" PRId64 "%s\n",
                  c.node, TimeString(c.crash_us).c_str(), TimeString(c.restart_us).c_str(),
@@ -343,10 +454,28 @@ uint64_t DigestOutcome(const HistoryOp& op) {
   d.Int(static_cast<int64_t>(op.outcome));
   if (op.outcome == OpOutcome::kFail) d.Bytes(op.error);
   if (op.outcome == OpOutcome::kOk) {
-    if (op.call.kind == OpKind::kCompact) {
-      d.Int(op.compact_response.header().revision());
-    } else {
-      d.Response(op.response);
+    d.Int(op.header_revision());
+    switch (op.call.kind) {
+      case OpKind::kCompact:
+        break;
+      case OpKind::kLeaseGrant:
+        d.Int(op.lease_grant_response.id());
+        d.Int(op.lease_grant_response.ttl());
+        break;
+      case OpKind::kLeaseRevoke:
+        break;
+      case OpKind::kLeaseKeepAlive:
+        d.Int(op.lease_keep_alive_response.id());
+        d.Int(op.lease_keep_alive_response.ttl());
+        break;
+      case OpKind::kLeaseTimeToLive:
+        d.Int(op.lease_time_to_live_response.id());
+        d.Int(op.lease_time_to_live_response.ttl());
+        d.Int(op.lease_time_to_live_response.grantedttl());
+        for (const auto& key : op.lease_time_to_live_response.keys()) d.Bytes(key);
+        break;
+      default:
+        d.Response(op.response);
     }
   }
   return d.value();

@@ -18,7 +18,17 @@ namespace geoetcd::sim {
 // time after its invocation, so it is treated as returning at infinity.
 inline constexpr int64_t kNeverUs = std::numeric_limits<int64_t>::max();
 
-enum class OpKind : uint8_t { kRange, kPut, kDelete, kTxn, kCompact };
+enum class OpKind : uint8_t {
+  kRange,
+  kPut,
+  kDelete,
+  kTxn,
+  kCompact,
+  kLeaseGrant,
+  kLeaseRevoke,
+  kLeaseKeepAlive,
+  kLeaseTimeToLive,
+};
 
 enum class OpOutcome : uint8_t {
   kOk,       // a reply arrived: the response is known
@@ -29,12 +39,27 @@ enum class OpOutcome : uint8_t {
 const char* OpKindName(OpKind kind);
 const char* OpOutcomeName(OpOutcome outcome);
 
-// A request as a client sends it: the KV requests as the gateway passes them to the Node.
+// A request as a client sends it: the KV and lease requests as the gateway passes them to
+// the Node. Only the field of `kind` is set.
 struct KvCall {
   OpKind kind = OpKind::kRange;
   etcdserverpb::RequestOp request;  // kRange, kPut, kDelete, kTxn
   etcdserverpb::CompactionRequest compact;
+  etcdserverpb::LeaseGrantRequest lease_grant;
+  etcdserverpb::LeaseRevokeRequest lease_revoke;
+  etcdserverpb::LeaseKeepAliveRequest lease_keep_alive;
+  etcdserverpb::LeaseTimeToLiveRequest lease_time_to_live;
   int64_t history_index = -1;  // the HistoryOp recording this call
+};
+
+// A response of any kind the workload receives. Only the field of the call's kind is set.
+struct KvResponse {
+  etcdserverpb::ResponseOp op;  // kRange, kPut, kDelete, kTxn
+  etcdserverpb::CompactionResponse compact;
+  etcdserverpb::LeaseGrantResponse lease_grant;
+  etcdserverpb::LeaseRevokeResponse lease_revoke;
+  etcdserverpb::LeaseKeepAliveResponse lease_keep_alive;
+  etcdserverpb::LeaseTimeToLiveResponse lease_time_to_live;
 };
 
 struct HistoryOp {
@@ -44,8 +69,12 @@ struct HistoryOp {
   int64_t invoke_us = 0;
   int64_t complete_us = kNeverUs;
   OpOutcome outcome = OpOutcome::kUnknown;
-  etcdserverpb::ResponseOp response;  // kOk, except kCompact
+  etcdserverpb::ResponseOp response;  // kOk, except kCompact and the lease kinds
   etcdserverpb::CompactionResponse compact_response;
+  etcdserverpb::LeaseGrantResponse lease_grant_response;
+  etcdserverpb::LeaseRevokeResponse lease_revoke_response;
+  etcdserverpb::LeaseKeepAliveResponse lease_keep_alive_response;
+  etcdserverpb::LeaseTimeToLiveResponse lease_time_to_live_response;
   std::string error;  // kFail
   // What the server answered, whether or not the client got it: the revision and whether
   // the op changed the store. Ground truth for testing the checkers themselves (the
@@ -53,9 +82,22 @@ struct HistoryOp {
   int64_t server_revision = 0;
   bool server_changed = false;
 
-  bool is_mutation() const { return call.kind != OpKind::kRange && call.kind != OpKind::kCompact; }
+  // A KV write request (Put, DeleteRange, Txn). A lease revoke deletes keys too, but is
+  // not one: the checkers account for lease deletions apart (see sim/checkers.h).
+  bool is_mutation() const {
+    return call.kind == OpKind::kPut || call.kind == OpKind::kDelete || call.kind == OpKind::kTxn;
+  }
+  bool is_lease() const {
+    return call.kind == OpKind::kLeaseGrant || call.kind == OpKind::kLeaseRevoke ||
+           call.kind == OpKind::kLeaseKeepAlive || call.kind == OpKind::kLeaseTimeToLive;
+  }
+  // The lease a lease request names: for a grant the requested ID, or the granted one when
+  // the server chose it (0 if it is not known).
+  int64_t lease_id() const;
   // header.revision of an OK response.
   int64_t header_revision() const;
+  // Stores an OK response of the call's kind.
+  void SetResponse(KvResponse r);
 };
 
 struct CrashRecord {
@@ -84,6 +126,9 @@ struct WatchSession {
 };
 
 struct History {
+  // The server's minimum lease TTL (NodeOptions::lease_ttl_min_s): a grant asking less gets
+  // this.
+  int64_t lease_ttl_min_s = 2;
   std::vector<HistoryOp> ops;
   std::vector<CrashRecord> crashes;
   std::vector<WatchSession> watches;

@@ -30,6 +30,7 @@ void ToKv(const std::string& key, const KvModel::Version& v, mvccpb::KeyValue* o
   out->set_create_revision(v.create_revision);
   out->set_mod_revision(v.mod_revision);
   out->set_version(v.version);
+  out->set_lease(v.lease);
 }
 
 int Sign(int64_t a, int64_t b) { return a < b ? -1 : (a > b ? 1 : 0); }
@@ -76,8 +77,7 @@ bool KvModel::Supports(const RequestOp& op) {
     case RequestOp::kRequestRange:
       return SupportsRange(op.request_range());
     case RequestOp::kRequestPut:
-      return op.request_put().lease() == 0 && !op.request_put().ignore_value() &&
-             !op.request_put().ignore_lease();
+      return !op.request_put().ignore_value() && !op.request_put().ignore_lease();
     case RequestOp::kRequestDeleteRange:
       return true;
     case RequestOp::kRequestTxn:
@@ -151,7 +151,7 @@ bool KvModel::CompareHolds(const Compare& c) const {
         break;
       }
       case Compare::LEASE:
-        cmp = Sign(0, c.lease());
+        cmp = Sign(v->lease, c.lease());
         break;
       default:
         break;
@@ -202,6 +202,7 @@ void KvModel::ApplyOp(const RequestOp& op, int64_t rev, bool* changed, ResponseO
       v.create_revision = prev != nullptr ? prev->create_revision : rev;
       v.version = prev != nullptr ? prev->version + 1 : 1;
       v.value = r.value();
+      v.lease = r.lease();
       Write(r.key(), std::move(v));
       *changed = true;
       break;
@@ -268,6 +269,39 @@ ResponseOp KvModel::Apply(const RequestOp& op, bool* changed) {
   return out;
 }
 
+void KvModel::ApplyLeaseRevoke(int64_t lease, bool* changed) {
+  *changed = false;
+  const int64_t rev = revision_ + 1;
+  std::vector<std::string> victims;  // keys_ is ordered: etcd deletes them in key order
+  for (const auto& [key, versions] : keys_) {
+    const Version* v = Get(key, revision_);
+    if (v != nullptr && v->lease == lease) victims.push_back(key);
+  }
+  if (victims.empty()) return;
+  for (const std::string& key : victims) {
+    Version tombstone;
+    tombstone.mod_revision = rev;
+    Write(key, std::move(tombstone));
+  }
+  revoked_at_[lease] = rev;
+  revision_ = rev;
+  *changed = true;
+}
+
+bool KvModel::UsesRevokedLease(const RequestOp& op) const {
+  return op.has_request_put() && op.request_put().lease() != 0 &&
+         revoked_at_.count(op.request_put().lease()) != 0;
+}
+
+int64_t KvModel::KeysOfLease(int64_t lease) const {
+  int64_t n = 0;
+  for (const auto& [key, versions] : keys_) {
+    const Version* v = Get(key, revision_);
+    n += v != nullptr && v->lease == lease ? 1 : 0;
+  }
+  return n;
+}
+
 void KvModel::ForEachVersionOfHead(
     const std::function<void(const std::string& key, const Version& v)>& visit) const {
   size_t first = log_.size();
@@ -287,6 +321,9 @@ void KvModel::TruncateTo(int64_t rev) {
     if (it->second.empty()) keys_.erase(it);
     log_.pop_back();
   }
+  for (auto it = revoked_at_.begin(); it != revoked_at_.end();) {
+    it = it->second > rev ? revoked_at_.erase(it) : std::next(it);
+  }
   revision_ = std::min(revision_, rev);
 }
 
@@ -295,11 +332,12 @@ uint64_t KvModel::StateHash() const {
   for (const auto& [key, versions] : keys_) {
     const Version* v = Get(key, revision_);
     if (v == nullptr) continue;
-    const int64_t ints[3] = {v->mod_revision, v->create_revision, v->version};
+    const int64_t ints[4] = {v->mod_revision, v->create_revision, v->version, v->lease};
     h = XXH64(key.data(), key.size(), h);
     h = XXH64(ints, sizeof(ints), h);
     h = XXH64(v->value.data(), v->value.size(), h);
   }
+  for (const auto& [lease, at] : revoked_at_) h = XXH64(&lease, sizeof(lease), h);
   return h;
 }
 

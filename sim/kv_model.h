@@ -1,8 +1,11 @@
 // KvModel: a sequential model of etcd's KV semantics for the checkers: the specification a
 // history is judged against. Deliberately written apart from core/kv_store so a bug there
 // is not repeated here; it covers the subset of etcd the simulated workload uses (no
-// leases, sorting, filters, count_only or keys_only; single-key or range compares on
-// version, create, mod and value).
+// sorting, filters, count_only or keys_only; single-key or range compares on version,
+// create, mod, value and lease). Keys may carry leases: a lease's revocation (or expiry)
+// deletes every key attached to it in one commit, and a revoked lease takes no more keys.
+// Whether a lease exists is not modelled otherwise (grants and revocations of leases
+// without keys make no revision); sim/lease_checker.cc judges the rest.
 //
 // It is an MVCC store: every version is kept, so a read at an old revision and undoing
 // commits (TruncateTo, for the checker's backtracking search) are both cheap.
@@ -27,6 +30,7 @@ class KvModel {
     int64_t create_revision = 0;
     int64_t version = 0;  // 0: a delete (tombstone)
     std::string value;
+    int64_t lease = 0;
   };
 
   // The newest revision (1 on an empty store, as etcd).
@@ -40,6 +44,16 @@ class KvModel {
   // revision. REQUIRES: Supports(op); a Range's revision, if set, <= revision().
   etcdserverpb::ResponseOp Apply(const etcdserverpb::RequestOp& op, bool* changed);
 
+  // Revokes `lease` at the head: every key attached to it is deleted, in key order, as one
+  // commit at revision() + 1 (none if it holds no key: then nothing changes and the lease
+  // is not marked revoked, since no revision could record it).
+  void ApplyLeaseRevoke(int64_t lease, bool* changed);
+  // Whether `op` puts a key with a lease a commit of this model revoked (etcd refuses such
+  // a request whole). Only plain puts are judged; the workload puts no leases in txns.
+  bool UsesRevokedLease(const etcdserverpb::RequestOp& op) const;
+  // Live keys attached to `lease` at the head.
+  int64_t KeysOfLease(int64_t lease) const;
+
   // The live version of `key` at `rev`, or nullptr.
   const Version* Get(const std::string& key, int64_t rev) const;
 
@@ -51,7 +65,8 @@ class KvModel {
   // Undoes every commit after `rev`. REQUIRES: rev >= 1.
   void TruncateTo(int64_t rev);
 
-  // A hash of the live state and revision (for memoizing searches).
+  // A hash of the live state, the revision and the leases revoked (for memoizing
+  // searches).
   uint64_t StateHash() const;
 
  private:
@@ -64,6 +79,7 @@ class KvModel {
 
   std::map<std::string, std::vector<Version>> keys_;  // versions ascending by mod_revision
   std::vector<std::pair<int64_t, std::string>> log_;  // (revision, key) of every version
+  std::map<int64_t, int64_t> revoked_at_;             // lease -> the revision revoking it
   int64_t revision_ = 1;
 };
 

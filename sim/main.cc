@@ -4,6 +4,7 @@
 //   geoetcd-sim --seed N [--ops N] [--clients N] [--watchers N] [--regions N]
 //               [--faults none|crash|network|disk|all] [--inject-bug NAME]
 //               [--buggify seed|on|off] [--replay] [--history-dir DIR] [--no-invariants]
+//               [--no-leases]
 //   geoetcd-sim --seeds A..B [same options]      (a sweep; one summary line at the end)
 //
 // The last line of a single run is exactly
@@ -52,7 +53,7 @@ void Usage(const char* why) {
                "[--watchers N] [--regions N]\n"
                "         [--faults none|crash|network|disk|all] [--inject-bug NAME] "
                "[--buggify seed|on|off]\n"
-               "         [--replay] [--history-dir DIR] [--no-invariants]\n"
+               "         [--replay] [--history-dir DIR] [--no-invariants] [--no-leases]\n"
                "bugs: none",
                why);
   for (const std::string& b : geoetcd::sim::InjectedBugNames())
@@ -126,6 +127,8 @@ int Parse(int argc, char** argv, Options* o) {
       if (ok) o->history_dir = v;
     } else if (flag == "--no-invariants") {
       o->config.check_invariants = false;
+    } else if (flag == "--no-leases") {
+      o->config.leases = false;
     } else if (flag == "--help" || flag == "-h") {
       Usage("deterministic simulation of geoetcd");
       return kExitUsage;
@@ -152,6 +155,7 @@ std::string ReproduceCommand(const Options& o, uint64_t seed) {
   if (o.bug != "none") absl::StrAppend(&cmd, " --inject-bug ", o.bug);
   if (o.buggify != "seed") absl::StrAppend(&cmd, " --buggify ", o.buggify);
   if (!o.config.check_invariants) absl::StrAppend(&cmd, " --no-invariants");
+  if (!o.config.leases) absl::StrAppend(&cmd, " --no-leases");
   return cmd;
 }
 

@@ -3,7 +3,9 @@
 // revisions entirely, so it stands apart from the revision-ordered checkers.
 #include <algorithm>
 #include <functional>
+#include <limits>
 #include <map>
+#include <set>
 #include <string>
 #include <unordered_map>
 #include <utility>
@@ -11,6 +13,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "sim/checkers.h"
+#include "sim/lease_view.h"
 #include "sim/wgl.h"
 
 namespace geoetcd::sim {
@@ -25,14 +28,22 @@ namespace {
 constexpr int32_t kAbsent = 0;
 constexpr int32_t kAny = -1;          // an expectation nobody observed
 constexpr int32_t kNoSuchValue = -2;  // a value no write ever wrote
+// Every value of a key that no read expects and no compare names: such values are
+// indistinguishable to every operation on the key, so they share one state.
+constexpr int32_t kUnobserved = std::numeric_limits<int32_t>::max();
 
 struct Micro {
-  enum Kind : uint8_t { kPut, kDelete, kRead };
+  enum Kind : uint8_t { kPut, kDelete, kRead, kLeaseDelete };
   Kind kind;
   // kPut: the value id; kRead: the expected id or kAny; kDelete: expected deleted (0 or 1)
-  // or kAny.
+  // or kAny; kLeaseDelete: the lease (its number, from 1), whose deletion deletes the key
+  // if the key's value was written with that lease.
   int32_t arg;
+  int32_t lease = 0;  // kPut: the number of the lease the value is written with (0: none)
 };
+
+// The lease (number) each value of a key was written with; values are unique per write.
+using LeaseOfValue = std::unordered_map<int32_t, int32_t>;
 
 // A compare's meaning for this key's register, when it can be told from the value alone.
 struct Cond {
@@ -42,7 +53,7 @@ struct Cond {
 };
 
 struct KeyOp {
-  size_t history_index = 0;
+  const HistoryOp* op = nullptr;  // what it projects (a lease deleter's may be synthetic)
   // Every compare of the txn is on this key and can be evaluated: the state picks the
   // branch. Otherwise other keys have a say.
   bool decides = true;
@@ -70,11 +81,17 @@ int Eval(const Cond& c, int32_t s) {
   return 0;
 }
 
-bool Run(const std::vector<Micro>& micros, int32_t* s) {
+bool Run(const std::vector<Micro>& micros, const LeaseOfValue& lease_of, int32_t* s) {
   for (const Micro& m : micros) {
     switch (m.kind) {
       case Micro::kPut:
         *s = m.arg;
+        break;
+      case Micro::kLeaseDelete:
+        if (*s != kAbsent) {
+          auto it = lease_of.find(*s);
+          if (it != lease_of.end() && it->second == m.arg) *s = kAbsent;
+        }
         break;
       case Micro::kDelete:
         if (m.arg != kAny && (*s != kAbsent) != (m.arg == 1)) return false;
@@ -88,7 +105,7 @@ bool Run(const std::vector<Micro>& micros, int32_t* s) {
   return true;
 }
 
-void Step(const KeyOp& op, int32_t s, std::vector<uint64_t>* next) {
+void Step(const KeyOp& op, const LeaseOfValue& lease_of, int32_t s, std::vector<uint64_t>* next) {
   int eval = 1;
   for (const Cond& c : op.conds) {
     const int e = Eval(c, s);
@@ -112,7 +129,7 @@ void Step(const KeyOp& op, int32_t s, std::vector<uint64_t>* next) {
   }
   for (int i = 0; i < n; ++i) {
     int32_t t = s;
-    if (!Run(op.ops[branches[i]], &t)) continue;
+    if (!Run(op.ops[branches[i]], lease_of, &t)) continue;
     const uint64_t state = static_cast<uint32_t>(t);
     if (next->empty() || next->back() != state) next->push_back(state);
   }
@@ -133,23 +150,45 @@ class Projector {
     keys.erase(std::unique(keys.begin(), keys.end()), keys.end());
     keys_ = std::move(keys);
     for (const HistoryOp& op : h.ops) {
-      if (op.call.kind != OpKind::kCompact && op.outcome == OpOutcome::kOk) Observe(op);
+      if (op.call.kind != OpKind::kCompact && !op.is_lease() && op.outcome == OpOutcome::kOk) {
+        Observe(op);
+      }
     }
   }
 
   const std::string& key(size_t id) const { return keys_[id]; }
 
-  // Projects every operation; returns the operation list of each key id.
-  std::vector<std::vector<KeyOp>> Project() {
+  // Projects every operation, and each lease deleter onto every key a put with its lease
+  // wrote (there it deletes the key if the key's value carries the lease, and does nothing
+  // otherwise); returns the operation list of each key id.
+  std::vector<std::vector<KeyOp>> Project(const std::vector<LeaseDeleter>& deleters) {
     std::vector<std::vector<KeyOp>> per_key(keys_.size());
     std::map<int32_t, KeyOp> touched;
     for (const HistoryOp& op : h_.ops) {
-      if (op.call.kind == OpKind::kCompact || op.outcome == OpOutcome::kFail) continue;
+      if (op.call.kind == OpKind::kCompact || op.is_lease() || op.outcome == OpOutcome::kFail) {
+        continue;
+      }
       if (op.outcome == OpOutcome::kUnknown && !op.is_mutation()) continue;
       touched.clear();
       ProjectOne(op, &touched);
       for (auto& [key, kop] : touched) {
-        kop.history_index = static_cast<size_t>(op.index);
+        kop.op = &op;
+        per_key[key].push_back(std::move(kop));
+      }
+    }
+    std::map<int64_t, std::set<int32_t>> lease_keys;
+    for (const HistoryOp& op : h_.ops) {
+      if (op.outcome != OpOutcome::kFail && op.call.request.has_request_put() &&
+          op.call.request.request_put().lease() != 0) {
+        lease_keys[op.call.request.request_put().lease()].insert(
+            IdOfKey(op.call.request.request_put().key()));
+      }
+    }
+    for (const LeaseDeleter& d : deleters) {
+      for (int32_t key : lease_keys[d.lease]) {
+        KeyOp kop;
+        kop.op = d.op;
+        kop.ops[1].push_back({Micro::kLeaseDelete, LeaseNumber(d.lease)});
         per_key[key].push_back(std::move(kop));
       }
     }
@@ -202,6 +241,13 @@ class Projector {
   // The id of a key that is in the universe (every put or observed key is).
   int32_t IdOfKey(const std::string& key) const {
     return static_cast<int32_t>(std::lower_bound(keys_.begin(), keys_.end(), key) - keys_.begin());
+  }
+
+  // Leases are numbered from 1 in order of appearance; 0 is "no lease".
+  int32_t LeaseNumber(int64_t lease) {
+    if (lease == 0) return 0;
+    return lease_numbers_.try_emplace(lease, static_cast<int32_t>(lease_numbers_.size()) + 1)
+        .first->second;
   }
 
   int32_t IdOf(const std::string& value) {
@@ -304,7 +350,7 @@ class Projector {
         micros.push_back(
             {Micro::kRead, resp.has_prev_kv() ? KnownIdOf(resp.prev_kv().value()) : kAbsent});
       }
-      micros.push_back({Micro::kPut, KnownIdOf(req.value())});
+      micros.push_back({Micro::kPut, KnownIdOf(req.value()), LeaseNumber(req.lease())});
     } else if (o.has_request_delete_range()) {
       const auto& req = o.request_delete_range();
       const auto [first, last] = IdsIn(req.key(), req.range_end());
@@ -370,24 +416,72 @@ class Projector {
   std::vector<std::string> keys_;  // sorted: the key universe
   std::unordered_map<std::string, int32_t> ids_;
   std::unordered_map<uint64_t, int32_t> mods_;
+  std::unordered_map<int64_t, int32_t> lease_numbers_;
 };
 
 }  // namespace
 
 namespace {
 
-WglResult SearchKey(const History& history, const std::vector<const KeyOp*>& kops,
+// Writes of values nobody can tell apart (see kUnobserved; an acknowledged write's value
+// has an id even when nobody read it, an unanswered one's is kNoSuchValue) become writes
+// of kUnobserved:
+// the states they lead to behave alike, so the search's memo merges them, and unknown
+// operations that differ only in such values become interchangeable.
+void MergeUnobservedValues(std::vector<KeyOp>* kops, LeaseOfValue* lease_of) {
+  std::unordered_map<int32_t, bool> observed;
+  for (const KeyOp& k : *kops) {
+    for (const Cond& c : k.conds) observed[c.value] = true;
+    for (const auto& micros : k.ops) {
+      for (const Micro& m : micros) {
+        if (m.kind == Micro::kRead) observed[m.arg] = true;
+      }
+    }
+  }
+  for (KeyOp& k : *kops) {
+    for (auto& micros : k.ops) {
+      for (Micro& m : micros) {
+        if (m.kind != Micro::kPut) continue;
+        // A lease deletion tells values with different leases apart.
+        if (observed.count(m.arg) == 0) m.arg = kUnobserved - m.lease;
+        if (m.lease != 0) (*lease_of)[m.arg] = m.lease;
+      }
+    }
+  }
+}
+
+// What an operation does to the key's register, as text: equal signatures, equal steps.
+std::string StepSignature(const KeyOp& k) {
+  std::string sig = absl::StrCat(k.decides, ",", k.branch, "|");
+  for (const Cond& c : k.conds) absl::StrAppend(&sig, static_cast<int>(c.kind), ":", c.value, ",");
+  for (const auto& micros : k.ops) {
+    absl::StrAppend(&sig, "|");
+    for (const Micro& m : micros) {
+      absl::StrAppend(&sig, static_cast<int>(m.kind), ":", m.arg, ":", m.lease, ",");
+    }
+  }
+  return sig;
+}
+
+WglResult SearchKey(const std::vector<const KeyOp*>& kops, const LeaseOfValue& lease_of,
                     int64_t steps_max) {
   std::vector<WglOp> ops;
   ops.reserve(kops.size());
+  std::unordered_map<std::string, int32_t> classes;  // of operations that never returned
   for (const KeyOp* k : kops) {
-    const HistoryOp& op = history.ops[k->history_index];
-    ops.push_back({op.invoke_us, op.complete_us});
+    const HistoryOp& op = *k->op;
+    WglOp w{op.invoke_us, op.complete_us};
+    if (op.complete_us == kNeverUs) {
+      w.symmetry_class =
+          classes.try_emplace(StepSignature(*k), static_cast<int32_t>(classes.size()))
+              .first->second;
+    }
+    ops.push_back(w);
   }
   return CheckWgl(
       ops, kAbsent,
-      [&kops](size_t i, uint64_t state, std::vector<uint64_t>* next) {
-        Step(*kops[i], static_cast<int32_t>(state), next);
+      [&kops, &lease_of](size_t i, uint64_t state, std::vector<uint64_t>* next) {
+        Step(*kops[i], lease_of, static_cast<int32_t>(state), next);
       },
       steps_max);
 }
@@ -400,8 +494,7 @@ WglResult SearchKey(const History& history, const std::vector<const KeyOp*>& kop
 // guarded ones; only if all that fails does the search face every operation.
 enum class Keep { kObserved, kDeletes, kDeletesAndGuarded };
 
-std::vector<const KeyOp*> WithoutUnobservedUnknowns(const History& history,
-                                                    const std::vector<KeyOp>& kops, Keep keep) {
+std::vector<const KeyOp*> WithoutUnobservedUnknowns(const std::vector<KeyOp>& kops, Keep keep) {
   std::vector<bool> read_values;
   for (const KeyOp& k : kops) {
     for (const auto& micros : k.ops) {
@@ -414,11 +507,14 @@ std::vector<const KeyOp*> WithoutUnobservedUnknowns(const History& history,
   }
   std::vector<const KeyOp*> kept;
   for (const KeyOp& k : kops) {
-    bool matters = history.ops[k.history_index].outcome != OpOutcome::kUnknown ||
+    bool matters = k.op->outcome != OpOutcome::kUnknown ||
                    (keep == Keep::kDeletesAndGuarded && !k.conds.empty());
     for (const auto& micros : k.ops) {
       for (const Micro& m : micros) {
-        if (keep != Keep::kObserved && m.kind == Micro::kDelete) matters = true;
+        if (keep != Keep::kObserved &&
+            (m.kind == Micro::kDelete || m.kind == Micro::kLeaseDelete)) {
+          matters = true;
+        }
         if (m.kind == Micro::kPut && m.arg > 0 && static_cast<size_t>(m.arg) < read_values.size() &&
             read_values[m.arg]) {
           matters = true;
@@ -435,14 +531,18 @@ std::vector<const KeyOp*> WithoutUnobservedUnknowns(const History& history,
 CheckResult CheckPerKeyWgl(const History& history, const CheckOptions& options) {
   CheckResult result;
   Projector projector(history);
-  const std::vector<std::vector<KeyOp>> per_key = projector.Project();
+  std::vector<HistoryOp> synthetic;  // lease deleters no request stands for
+  std::vector<std::vector<KeyOp>> per_key = projector.Project(
+      LeaseDeleters(BuildLeaseViews(history), &synthetic));
   for (size_t key_id = 0; key_id < per_key.size(); ++key_id) {
+    LeaseOfValue lease_of;
+    MergeUnobservedValues(&per_key[key_id], &lease_of);
     const std::string& key = projector.key(key_id);
     bool linearizable = false;
     size_t tried = 0;  // operations in the last reduced try
     for (Keep keep : {Keep::kObserved, Keep::kDeletesAndGuarded}) {
       const std::vector<const KeyOp*> reduced =
-          WithoutUnobservedUnknowns(history, per_key[key_id], keep);
+          WithoutUnobservedUnknowns(per_key[key_id], keep);
       // Nothing left out, or nothing more kept than in the last try: nothing new to learn.
       if (linearizable || reduced.size() == per_key[key_id].size() || reduced.size() == tried) {
         continue;
@@ -450,12 +550,12 @@ CheckResult CheckPerKeyWgl(const History& history, const CheckOptions& options) 
       tried = reduced.size();
       const int64_t budget =
           keep == Keep::kObserved ? options.wgl_steps_max / 8 : options.wgl_steps_max;
-      linearizable = SearchKey(history, reduced, budget).verdict == WglVerdict::kLinearizable;
+      linearizable = SearchKey(reduced, lease_of, budget).verdict == WglVerdict::kLinearizable;
     }
     if (linearizable) continue;
     std::vector<const KeyOp*> kops;
     for (const KeyOp& k : per_key[key_id]) kops.push_back(&k);
-    const WglResult r = SearchKey(history, kops, options.wgl_steps_max);
+    const WglResult r = SearchKey(kops, lease_of, options.wgl_steps_max);
     if (r.verdict == WglVerdict::kBudgetExhausted) {
       result.notes.push_back(
           absl::StrCat("wgl: key ", key, " inconclusive after ", r.steps, " steps"));
@@ -463,7 +563,7 @@ CheckResult CheckPerKeyWgl(const History& history, const CheckOptions& options) 
       return CheckResult::Violation(
           "wgl", absl::StrCat("key ", key, ": no linearization of its ", kops.size(),
                               " operations (", r.linearized_max, " placed at most); stuck at ",
-                              FormatOp(history.ops[kops[r.stuck_op]->history_index])));
+                              FormatOp(*kops[r.stuck_op]->op)));
     }
   }
   return result;

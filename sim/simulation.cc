@@ -21,6 +21,10 @@ namespace geoetcd::sim {
 
 using etcdserverpb::CompactionResponse;
 using etcdserverpb::DeleteRangeResponse;
+using etcdserverpb::LeaseGrantResponse;
+using etcdserverpb::LeaseKeepAliveResponse;
+using etcdserverpb::LeaseRevokeResponse;
+using etcdserverpb::LeaseTimeToLiveResponse;
 using etcdserverpb::PutResponse;
 using etcdserverpb::RangeResponse;
 using etcdserverpb::TxnResponse;
@@ -34,6 +38,7 @@ constexpr int64_t kWallEpochMs = int64_t{1'700'000'000'000};
 constexpr int64_t kWallSkewMsMax = 5'000;
 constexpr int64_t kClockJumpMsMax = 5'000;
 constexpr int64_t kInterRegionLatencyUsDefault = 40'000;
+constexpr int64_t kLeaseTtlMinS = 1;
 
 struct BugName {
   const char* name;
@@ -45,6 +50,7 @@ constexpr BugName kBugNames[] = {
     {"skip-watch-event", &InjectedBugs::skip_watch_event},
     {"reuse-revision-after-crash", &InjectedBugs::reuse_revision_after_crash},
     {"txn-not-atomic", &InjectedBugs::txn_not_atomic},
+    {"lease-revoke-not-atomic", &InjectedBugs::lease_revoke_not_atomic},
 };
 
 double WallSecondsSince(std::chrono::steady_clock::time_point start) {
@@ -189,6 +195,12 @@ NodeOptions Simulation::MakeNodeOptions(int32_t index) {
   options.pending_requests_max =
       buggify_.Choice("node_pending_requests_max", options.pending_requests_max, {1, 2, 8, 64});
   options.on_fatal = [this, index](const absl::Status& s) { OnFatal(index, s); };
+  // Leases as short as a second, so that leases left alone expire within a run (etcd's
+  // minimum is 2 s: 1.5 election timeouts), and an expiry check as often as every 50 ms.
+  options.lease_ttl_min_s = kLeaseTtlMinS;
+  options.lease_tick_ms = buggify_.Choice("lease_tick_ms", options.lease_tick_ms, {50, 1000});
+  options.lease_revokes_per_tick_max =
+      buggify_.Choice("lease_revokes_per_tick_max", options.lease_revokes_per_tick_max, {1});
   // Frequent enough that progress notifications happen within a run.
   options.watch_progress_notify_interval_ms =
       buggify_.Choice("watch_progress_notify_interval_ms", 200, {100, 2000});
@@ -197,6 +209,7 @@ NodeOptions Simulation::MakeNodeOptions(int32_t index) {
 
 void Simulation::Setup() {
   stats_.buggified = buggify_.enabled();
+  history_.lease_ttl_min_s = kLeaseTtlMinS;
   disk_latency_ms_max_ = buggify_.Choice("disk_latency_ms_max", 5, {0, 1, 20, 40});
   disk_spike_p_ = static_cast<double>(buggify_.Choice("disk_spike_permille", 20, {0, 200})) / 1000;
   crash_interval_us_ = buggify_.Choice("crash_interval_ms", 500, {50, 150, 2000}) * 1000;
@@ -238,6 +251,7 @@ void Simulation::Setup() {
   WorkloadConfig workload;
   workload.clients = config_.clients;
   workload.ops = config_.ops;
+  workload.leases = config_.leases;
   workload.keys = static_cast<int32_t>(buggify_.Choice("workload_keys", 16, {2, 4, 64}));
   workload.think_us_max = buggify_.Choice("client_think_us_max", 10'000, {0, 200, 50'000});
   workload.timeout_us =
@@ -280,8 +294,11 @@ void Simulation::Call(int32_t client, const KvCall& call, std::function<void(KvR
   const int32_t client_endpoint = client_endpoints_.at(client);
   SimNode* node = nodes_[0].get();  // one region: every client's gateway is region 0
   const uint64_t incarnation = world_.incarnation(node->index());
+  // The request itself stays in the history (the workload recorded it), so the message
+  // carries only its index.
+  CHECK(call.history_index >= 0);
   network_.Send(client_endpoint, node->endpoint(), /*duplicable=*/false,
-                [this, node, client_endpoint, incarnation, call, reply] {
+                [this, node, client_endpoint, incarnation, index = call.history_index, reply] {
                   if (!node->up()) {
                     // Connection refused: the request provably did nothing.
                     KvReply refused;
@@ -291,14 +308,16 @@ void Simulation::Call(int32_t client, const KvCall& call, std::function<void(KvR
                   }
                   // The connection died with the process it was open to.
                   if (world_.incarnation(node->index()) != incarnation) return;
-                  Dispatch(*node, client_endpoint, call, reply);
+                  Dispatch(*node, client_endpoint, history_.ops[index].call, reply);
                 });
 }
 
 void Simulation::Respond(int32_t from, int32_t to, KvReply reply,
                          std::function<void(KvReply)> done) {
   network_.Send(from, to, /*duplicable=*/false,
-                [done = std::move(done), reply = std::move(reply)] { done(reply); });
+                [done = std::move(done), reply = std::move(reply)]() mutable {
+                  done(std::move(reply));
+                });
 }
 
 void Simulation::Dispatch(SimNode& node, int32_t client_endpoint, const KvCall& call,
@@ -307,12 +326,11 @@ void Simulation::Dispatch(SimNode& node, int32_t client_endpoint, const KvCall& 
                index = call.history_index](KvReply r) {
     if (index >= 0 && r.status.ok()) {
       HistoryOp& op = history_.ops[index];
-      op.server_changed = ResponseChangedState(r.response);
-      op.server_revision = op.call.kind == OpKind::kCompact ? r.compact.header().revision() : [&] {
-        HistoryOp tmp;
-        tmp.response = r.response;
-        return tmp.header_revision();
-      }();
+      op.server_changed = ResponseChangedState(r.response.op);
+      HistoryOp tmp;
+      tmp.call.kind = op.call.kind;
+      tmp.SetResponse(r.response);
+      op.server_revision = tmp.header_revision();
     }
     Respond(from, client_endpoint, std::move(r), reply);
   };
@@ -322,31 +340,58 @@ void Simulation::Dispatch(SimNode& node, int32_t client_endpoint, const KvCall& 
     case OpKind::kRange:
       n->Range(ctx, call.request.request_range(),
                ToKvReply<RangeResponse>(send, [](KvReply* k, RangeResponse r) {
-                 *k->response.mutable_response_range() = std::move(r);
+                 *k->response.op.mutable_response_range() = std::move(r);
                }));
       break;
     case OpKind::kPut:
       n->Put(ctx, call.request.request_put(),
              ToKvReply<PutResponse>(send, [](KvReply* k, PutResponse r) {
-               *k->response.mutable_response_put() = std::move(r);
+               *k->response.op.mutable_response_put() = std::move(r);
              }));
       break;
     case OpKind::kDelete:
       n->DeleteRange(ctx, call.request.request_delete_range(),
                      ToKvReply<DeleteRangeResponse>(send, [](KvReply* k, DeleteRangeResponse r) {
-                       *k->response.mutable_response_delete_range() = std::move(r);
+                       *k->response.op.mutable_response_delete_range() = std::move(r);
                      }));
       break;
     case OpKind::kTxn:
       n->Txn(ctx, call.request.request_txn(),
              ToKvReply<TxnResponse>(send, [](KvReply* k, TxnResponse r) {
-               *k->response.mutable_response_txn() = std::move(r);
+               *k->response.op.mutable_response_txn() = std::move(r);
              }));
       break;
     case OpKind::kCompact:
       n->Compact(ctx, call.compact,
-                 ToKvReply<CompactionResponse>(
-                     send, [](KvReply* k, CompactionResponse r) { k->compact = std::move(r); }));
+                 ToKvReply<CompactionResponse>(send, [](KvReply* k, CompactionResponse r) {
+                   k->response.compact = std::move(r);
+                 }));
+      break;
+    case OpKind::kLeaseGrant:
+      n->LeaseGrant(ctx, call.lease_grant,
+                    ToKvReply<LeaseGrantResponse>(send, [](KvReply* k, LeaseGrantResponse r) {
+                      k->response.lease_grant = std::move(r);
+                    }));
+      break;
+    case OpKind::kLeaseRevoke:
+      n->LeaseRevoke(ctx, call.lease_revoke,
+                     ToKvReply<LeaseRevokeResponse>(send, [](KvReply* k, LeaseRevokeResponse r) {
+                       k->response.lease_revoke = std::move(r);
+                     }));
+      break;
+    case OpKind::kLeaseKeepAlive:
+      n->LeaseKeepAlive(
+          ctx, call.lease_keep_alive,
+          ToKvReply<LeaseKeepAliveResponse>(send, [](KvReply* k, LeaseKeepAliveResponse r) {
+            k->response.lease_keep_alive = std::move(r);
+          }));
+      break;
+    case OpKind::kLeaseTimeToLive:
+      n->LeaseTimeToLive(
+          ctx, call.lease_time_to_live,
+          ToKvReply<LeaseTimeToLiveResponse>(send, [](KvReply* k, LeaseTimeToLiveResponse r) {
+            k->response.lease_time_to_live = std::move(r);
+          }));
       break;
   }
 }
@@ -649,9 +694,9 @@ SimResult Simulation::Run() {
     live = RunPhase([this] { return AllUp() && !workload_->auditing(); });
   }
   if (live && crash_faults_) {
-    // One last crash with nothing in flight from the faults: every acknowledged write must
-    // come back, and the auditor reads it after the restart.
-    CrashNode(0, "final crash");
+    // One last crash (of a node the seed picks) with nothing in flight from the faults:
+    // every acknowledged write must come back, and the auditor reads it after the restart.
+    CrashNode(static_cast<int32_t>(fault_random_.Uniform(nodes_.size())), "final crash");
     live = RunPhase([this] { return AllUp() && !workload_->auditing(); });
   }
   if (live) {

@@ -58,6 +58,7 @@ struct SimConfig {
   int64_t ops = 2000;
   int32_t clients = 8;
   int32_t watchers = 3;  // watch clients, besides the KV clients
+  bool leases = true;    // lease requests in the KV clients' mix
   int32_t regions = 1;
   FaultProfile faults = FaultProfile::kNone;
   InjectedBugs bugs;
@@ -89,8 +90,8 @@ struct SimStats {
 
 struct SimResult {
   bool ok = true;
-  std::string checker;  // when !ok: "revision", "durability", "linearizability", "wgl",
-                        // "recovery" or "liveness"
+  std::string checker;  // when !ok: "revision", "durability", "watch", "linearizability",
+                        // "wgl", "lease", "recovery" or "liveness"
   std::string detail;
   std::vector<std::string> notes;
   int64_t ops = 0;

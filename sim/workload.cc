@@ -26,7 +26,16 @@ enum class Pick {
   kCas,
   kMultiKeyTxn,
   kCompact,
+  // Leases.
+  kLeaseGrant,
+  kPutWithLease,
+  kLeaseKeepAlive,
+  kLeaseTimeToLive,
+  kLeaseRevoke,
+  kLeaseUnknownId,  // a keep-alive, time-to-live or revoke of an ID nobody granted
 };
+
+bool IsLeasePick(Pick p) { return p >= Pick::kLeaseGrant; }
 
 struct Weighted {
   Pick pick;
@@ -34,23 +43,31 @@ struct Weighted {
 };
 
 // The mix leans on writes and conditional writes: they are where revisions, durability and
-// atomicity can go wrong; reads are there to observe them.
+// atomicity can go wrong; reads are there to observe them. Leases take a sixth: enough
+// that keys come and go with them and some leases expire in every run.
 constexpr Weighted kMix[] = {
-    {Pick::kGet, 18}, {Pick::kRangeAll, 8},     {Pick::kRangeHistorical, 4},
-    {Pick::kPut, 22}, {Pick::kDelete, 5},       {Pick::kDeleteRange, 2},
-    {Pick::kCas, 20}, {Pick::kMultiKeyTxn, 12}, {Pick::kCompact, 1},
+    {Pick::kGet, 18},          {Pick::kRangeAll, 8},         {Pick::kRangeHistorical, 4},
+    {Pick::kPut, 22},          {Pick::kDelete, 5},           {Pick::kDeleteRange, 2},
+    {Pick::kCas, 20},          {Pick::kMultiKeyTxn, 12},     {Pick::kCompact, 1},
+    {Pick::kLeaseGrant, 3},    {Pick::kPutWithLease, 5},     {Pick::kLeaseKeepAlive, 4},
+    {Pick::kLeaseTimeToLive, 2}, {Pick::kLeaseRevoke, 1},    {Pick::kLeaseUnknownId, 1},
 };
 
-Pick Choose(Random& random) {
+Pick Choose(Random& random, bool leases) {
   int total = 0;
-  for (const Weighted& w : kMix) total += w.weight;
+  for (const Weighted& w : kMix) total += leases || !IsLeasePick(w.pick) ? w.weight : 0;
   int x = static_cast<int>(random.Uniform(static_cast<uint64_t>(total)));
   for (const Weighted& w : kMix) {
+    if (!leases && IsLeasePick(w.pick)) continue;
     if (x < w.weight) return w.pick;
     x -= w.weight;
   }
   return Pick::kGet;
 }
+
+// IDs no client grants: clients pick (client + 1) << 32 | n, and the server's random IDs
+// collide with these with negligible probability (the checkers look for a grant anyway).
+constexpr int64_t kUnknownLeaseIdBase = int64_t{0x5eed} << 40;
 
 RangeRequest WholeKeyspace() {
   RangeRequest r;
@@ -83,6 +100,10 @@ KvWorkload::KvWorkload(SimWorld* world, History* history, KvEndpoint* endpoint,
 }
 
 std::string KvWorkload::KeyName(int32_t i) { return absl::StrFormat("k/%03d", i); }
+
+std::string KvWorkload::SessionKey(int32_t client, uint64_t i) {
+  return absl::StrCat("k/s", client, ".", i);
+}
 
 void KvWorkload::Start() {
   for (int32_t i = 0; i < config_.clients; ++i) ScheduleNext(clients_[i]);
@@ -133,11 +154,15 @@ void KvWorkload::OnReply(int32_t client, int64_t index, KvReply reply) {
   Client& c = clients_[client];
   if (c.outstanding != index) return;  // it timed out already: the outcome stays unknown
   HistoryOp& op = history_->ops[index];
+  // A put with a lease the server no longer has: the client stops using that lease.
+  if (reply.status.message() == "etcdserver: requested lease not found" &&
+      op.call.request.has_request_put()) {
+    ForgetLease(c, op.call.request.request_put().lease());
+  }
   if (reply.status.ok()) {
     op.outcome = OpOutcome::kOk;
     op.complete_us = world_->now_us();
-    op.response = std::move(reply.response);
-    op.compact_response = std::move(reply.compact);
+    op.SetResponse(std::move(reply.response));
   } else if (absl::IsDeadlineExceeded(reply.status) || absl::IsUnknown(reply.status)) {
     op.outcome = OpOutcome::kUnknown;  // the server could not tell whether it applied
   } else {
@@ -148,7 +173,7 @@ void KvWorkload::OnReply(int32_t client, int64_t index, KvReply reply) {
   c.outstanding = -1;
   world_->Fold(DigestOutcome(op));
   if (world_->tracing()) world_->TraceNote("complete " + FormatOp(op));
-  if (op.outcome == OpOutcome::kOk) Learn(c, op);
+  if (op.outcome == OpOutcome::kOk || op.is_lease()) Learn(c, op);
   ScheduleNext(c);
 }
 
@@ -161,16 +186,52 @@ void KvWorkload::OnTimeout(int32_t client, int64_t index) {
   c.outstanding = -1;
   world_->Fold(DigestOutcome(op));
   if (world_->tracing()) world_->TraceNote("timeout " + FormatOp(op));
+  if (op.is_lease()) LearnLease(c, op);
   ScheduleNext(c);
 }
 
+void KvWorkload::ForgetLease(Client& c, int64_t id) {
+  c.leases.erase(std::remove_if(c.leases.begin(), c.leases.end(),
+                                [id](const HeldLease& l) { return l.id == id; }),
+                 c.leases.end());
+}
+
+void KvWorkload::LearnLease(Client& c, const HistoryOp& op) {
+  const int64_t id = op.lease_id();
+  switch (op.call.kind) {
+    case OpKind::kLeaseGrant:
+      // A grant that may have happened is used too: if it did not, the keep-alives say so.
+      if (id != 0 && op.outcome != OpOutcome::kFail && c.leases.size() < config_.leases_held_max) {
+        c.leases.push_back({id, !c.random.Chance(config_.lease_abandon_p)});
+      }
+      break;
+    case OpKind::kLeaseRevoke:
+      if (op.outcome != OpOutcome::kUnknown) ForgetLease(c, id);
+      break;
+    case OpKind::kLeaseKeepAlive:
+      if (op.outcome == OpOutcome::kOk && op.lease_keep_alive_response.ttl() == 0) {
+        ForgetLease(c, id);
+      }
+      break;
+    case OpKind::kLeaseTimeToLive:
+      if (op.outcome == OpOutcome::kOk && op.lease_time_to_live_response.ttl() < 0) {
+        ForgetLease(c, id);
+      }
+      break;
+    default:
+      break;
+  }
+}
+
 void KvWorkload::Learn(Client& c, const HistoryOp& op) {
+  if (op.is_lease()) return LearnLease(c, op);
   const int64_t rev = op.header_revision();
   c.revisions.push_back(rev);
   if (c.revisions.size() > config_.revisions_remembered_max) {
     c.revisions.erase(c.revisions.begin());
   }
   if (op.call.kind == OpKind::kCompact) return;
+  if (op.is_lease()) return LearnLease(c, op);
   auto learn_range = [&c](const RangeRequest& req, const etcdserverpb::RangeResponse& resp) {
     if (req.revision() != 0 || resp.more()) return;
     if (req.range_end().empty()) {
@@ -212,12 +273,100 @@ int64_t KvWorkload::ObservedRevision(Client& c) {
   return c.revisions.empty() ? 1 : *std::max_element(c.revisions.begin(), c.revisions.end());
 }
 
+bool KvWorkload::GenerateLease(Client& c, int pick, KvCall* call) {
+  Random& rnd = c.random;
+  // A held lease: for keep-alives one the client keeps alive, for the rest any.
+  auto held = [&](bool kept_alive_only) -> int64_t {
+    std::vector<int64_t> ids;
+    for (const HeldLease& l : c.leases) {
+      if (!kept_alive_only || l.kept_alive) ids.push_back(l.id);
+    }
+    return ids.empty() ? 0 : ids[rnd.Uniform(ids.size())];
+  };
+  switch (static_cast<Pick>(pick)) {
+    case Pick::kLeaseGrant: {
+      if (c.leases.size() >= config_.leases_held_max) return false;
+      call->kind = OpKind::kLeaseGrant;
+      // Mostly an ID of the client's own; sometimes the server picks one.
+      if (!rnd.Chance(0.2)) call->lease_grant.set_id((int64_t{c.id + 1} << 32) | ++c.lease_seq);
+      call->lease_grant.set_ttl(rnd.Range(1, config_.lease_ttl_max_s));
+      return true;
+    }
+    case Pick::kPutWithLease: {
+      const int64_t id = held(false);
+      if (id == 0) return false;
+      call->kind = OpKind::kPut;
+      auto* put = call->request.mutable_request_put();
+      // Half go to the shared keys, where other writes soon detach them; half to the
+      // client's own session keys, which stay attached, so a revoke or expiry often deletes
+      // several keys at once.
+      put->set_key(rnd.Chance(0.5) ? RandomKey(c) : SessionKey(c.id, rnd.Uniform(3)));
+      put->set_value(NextValue(c));
+      put->set_lease(id);
+      put->set_prev_kv(rnd.Chance(0.3));
+      return true;
+    }
+    case Pick::kLeaseKeepAlive: {
+      const int64_t id = held(true);
+      if (id == 0) return false;
+      call->kind = OpKind::kLeaseKeepAlive;
+      call->lease_keep_alive.set_id(id);
+      return true;
+    }
+    case Pick::kLeaseTimeToLive: {
+      const int64_t id = held(false);
+      if (id == 0) return false;
+      call->kind = OpKind::kLeaseTimeToLive;
+      call->lease_time_to_live.set_id(id);
+      call->lease_time_to_live.set_keys(rnd.Chance(0.5));
+      return true;
+    }
+    case Pick::kLeaseRevoke: {
+      const int64_t id = held(false);
+      if (id == 0) return false;
+      call->kind = OpKind::kLeaseRevoke;
+      call->lease_revoke.set_id(id);
+      return true;
+    }
+    case Pick::kLeaseUnknownId: {
+      const int64_t id = kUnknownLeaseIdBase | static_cast<int64_t>(rnd.Uniform(uint64_t{1} << 32));
+      switch (rnd.Uniform(3)) {
+        case 0:
+          call->kind = OpKind::kLeaseKeepAlive;
+          call->lease_keep_alive.set_id(id);
+          break;
+        case 1:
+          call->kind = OpKind::kLeaseTimeToLive;
+          call->lease_time_to_live.set_id(id);
+          break;
+        default:
+          call->kind = OpKind::kLeaseRevoke;
+          call->lease_revoke.set_id(id);
+          break;
+      }
+      return true;
+    }
+    default:
+      return false;
+  }
+}
+
 KvCall KvWorkload::Generate(Client& c) {
   KvCall call;
   call.kind = OpKind::kRange;
   RequestOp& op = call.request;
   Random& rnd = c.random;
-  switch (Choose(rnd)) {
+  Pick pick = Choose(rnd, config_.leases);
+  if (IsLeasePick(pick)) {
+    if (GenerateLease(c, static_cast<int>(pick), &call)) return call;
+    // Nothing to do with a lease right now: grant one if there is room, else read.
+    call = KvCall();
+    if (GenerateLease(c, static_cast<int>(Pick::kLeaseGrant), &call)) return call;
+    call = KvCall();
+    call.kind = OpKind::kRange;
+    pick = Pick::kGet;
+  }
+  switch (pick) {
     case Pick::kGet:
       op.mutable_request_range()->set_key(RandomKey(c));
       break;
@@ -306,6 +455,8 @@ KvCall KvWorkload::Generate(Client& c) {
       call.kind = OpKind::kCompact;
       call.compact.set_revision(std::max<int64_t>(1, ObservedRevision(c) - rnd.Range(0, 20)));
       break;
+    default:
+      CHECK(false);  // lease picks are handled above
   }
   return call;
 }

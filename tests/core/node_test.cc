@@ -548,3 +548,79 @@ TEST_F(NodeTest, LeasesSurviveRestartWithAFullTtl) {
 
 }  // namespace
 }  // namespace geoetcd
+
+namespace geoetcd {
+namespace {
+
+// etcd answers a keep-alive of an expired lease only once the lease's revocation is
+// committed, so a client told "TTL 0" never finds the lease's keys afterwards.
+TEST_F(NodeTest, KeepAliveOfAnExpiredLeaseAnswersOnlyOnceItsKeysAreGone) {
+  options_hook_ = [](NodeOptions* o) { o->lease_tick_ms = 600'000; };  // no expiry tick
+  Restart();
+  storage_.SetLatencyHook([] { return int64_t{50}; });
+  etcdserverpb::LeaseGrantRequest g;
+  g.set_id(9);
+  g.set_ttl(2);
+  ASSERT_TRUE(Call(&Node::LeaseGrant, g).ok());
+  etcdserverpb::PutRequest p;
+  p.set_key("ephemeral");
+  p.set_lease(9);
+  ASSERT_TRUE(Call(&Node::Put, p).ok());
+  executor_.AdvanceMs(3000);  // expired, and no tick has revoked it
+  std::optional<int64_t> ttl;
+  etcdserverpb::LeaseKeepAliveRequest k;
+  k.set_id(9);
+  node_->LeaseKeepAlive(RequestContext(), k, [&](auto r) { ttl = r->ttl(); });
+  executor_.RunUntilIdle();
+  EXPECT_FALSE(ttl.has_value()) << "answered before the revocation was durable";
+  executor_.AdvanceMs(60);
+  EXPECT_EQ(ttl, 0);
+  EXPECT_EQ(Get("ephemeral")->count(), 0);
+  etcdserverpb::LeaseTimeToLiveRequest t;
+  t.set_id(9);
+  EXPECT_EQ(Call(&Node::LeaseTimeToLive, t)->ttl(), -1);
+}
+
+// A crash can take back whatever is not durable, so lease answers wait for it like
+// writes do: no keep-alive renews, and no time-to-live shows, a grant still in flight.
+TEST_F(NodeTest, LeaseAnswersShowOnlyDurableLeaseState) {
+  storage_.SetLatencyHook([] { return int64_t{50}; });
+  etcdserverpb::LeaseGrantRequest g;
+  g.set_id(5);
+  g.set_ttl(10);
+  bool granted = false;
+  node_->LeaseGrant(RequestContext(), g, [&](auto r) { granted = r.ok(); });
+  executor_.RunUntilIdle();
+  std::optional<int64_t> renewed;
+  etcdserverpb::LeaseKeepAliveRequest k;
+  k.set_id(5);
+  node_->LeaseKeepAlive(RequestContext(), k, [&](auto r) { renewed = r->ttl(); });
+  std::optional<int64_t> left;
+  etcdserverpb::LeaseTimeToLiveRequest t;
+  t.set_id(5);
+  node_->LeaseTimeToLive(RequestContext(), t, [&](auto r) { left = r->ttl(); });
+  executor_.RunUntilIdle();
+  EXPECT_FALSE(granted);
+  EXPECT_FALSE(renewed.has_value());
+  EXPECT_FALSE(left.has_value());
+  executor_.AdvanceMs(60);
+  EXPECT_TRUE(granted);
+  EXPECT_EQ(renewed, 10);
+  EXPECT_EQ(left, 9);
+  // A revoke of a lease whose revocation is still in flight says "not found" only after.
+  etcdserverpb::LeaseRevokeRequest v;
+  v.set_id(5);
+  bool revoked = false;
+  node_->LeaseRevoke(RequestContext(), v, [&](auto r) { revoked = r.ok(); });
+  std::optional<std::string> again;
+  node_->LeaseRevoke(RequestContext(), v,
+                     [&](auto r) { again = std::string(r.status().message()); });
+  executor_.RunUntilIdle();
+  EXPECT_FALSE(again.has_value());
+  executor_.AdvanceMs(60);
+  EXPECT_TRUE(revoked);
+  EXPECT_EQ(again, "etcdserver: requested lease not found");
+}
+
+}  // namespace
+}  // namespace geoetcd

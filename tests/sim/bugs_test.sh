@@ -11,13 +11,15 @@ if [[ $# -lt 1 ]]; then
 fi
 sim="$1"
 seeds="${2:-50}"
-# bug:profile. A crash is what exposes the last two; the others show without faults.
+# bug:profile. A crash is what exposes reuse-revision-after-crash and txn-not-atomic; the
+# others show without faults.
 cases=(
   ack-before-fsync:none
   stale-linearizable-read:none
   skip-watch-event:none
   reuse-revision-after-crash:crash
   txn-not-atomic:crash
+  lease-revoke-not-atomic:none
 )
 failed=0
 for c in "${cases[@]}"; do

@@ -2,6 +2,7 @@
 #include "sim/kv_model.h"
 
 #include <string>
+#include <vector>
 
 #include "gtest/gtest.h"
 
@@ -136,6 +137,40 @@ TEST(KvModelTest, TruncateUndoesCommitsAndEventsOfTheHead) {
   EXPECT_EQ(m.revision(), 2);
   EXPECT_EQ(m.StateHash(), at2);
   EXPECT_EQ(m.Get("b", 3), nullptr);
+}
+
+TEST(KvModelTest, ALeaseRevokeDeletesEveryKeyAttachedToItInOneCommit) {
+  KvModel m;
+  bool changed = false;
+  RequestOp with_lease = Put("b", "1");
+  with_lease.mutable_request_put()->set_lease(7);
+  m.Apply(with_lease, &changed);                      // 2
+  with_lease.mutable_request_put()->set_key("a");
+  m.Apply(with_lease, &changed);                      // 3
+  with_lease.mutable_request_put()->set_key("c");
+  m.Apply(with_lease, &changed);                      // 4
+  m.Apply(Put("c", "2"), &changed);                   // 5: c leaves the lease
+  EXPECT_EQ(m.Apply(Get("a"), &changed).response_range().kvs(0).lease(), 7);
+  EXPECT_EQ(m.KeysOfLease(7), 2);
+  const uint64_t before = m.StateHash();
+  m.ApplyLeaseRevoke(7, &changed);
+  EXPECT_TRUE(changed);
+  EXPECT_EQ(m.revision(), 6);
+  std::vector<std::string> deleted;
+  m.ForEachVersionOfHead([&](const std::string& key, const KvModel::Version& v) {
+    if (v.version == 0) deleted.push_back(key);
+  });
+  EXPECT_EQ(deleted, (std::vector<std::string>{"a", "b"}));  // key order, one revision
+  EXPECT_NE(m.Get("c", 6), nullptr);
+  EXPECT_EQ(m.KeysOfLease(7), 0);
+  EXPECT_TRUE(m.UsesRevokedLease(with_lease));  // a revoked lease takes no more keys
+  m.ApplyLeaseRevoke(7, &changed);  // nothing left to delete: no commit
+  EXPECT_FALSE(changed);
+  EXPECT_EQ(m.revision(), 6);
+  m.TruncateTo(5);
+  EXPECT_EQ(m.StateHash(), before);
+  EXPECT_FALSE(m.UsesRevokedLease(with_lease));
+  EXPECT_EQ(m.KeysOfLease(7), 2);
 }
 
 TEST(KvModelTest, SameResponseExplainsTheDifference) {

@@ -118,6 +118,35 @@ TEST(SimulationTest, TheSearchNeverPrunesWhatTheServerReallyDid) {
   }
 }
 
+// Leases are exercised in an ordinary run: granted, given keys, kept alive, and some
+// found gone (expired or revoked) while the run goes on; --no-leases leaves them out.
+TEST(SimulationTest, LeasesComeAndGoInAnOrdinaryRun) {
+  auto r = RunSimulation(Config(3, FaultProfile::kNone, 2000));
+  ASSERT_TRUE(r.ok());
+  EXPECT_TRUE(r->ok) << r->checker << ": " << r->detail;
+  int grants = 0, puts = 0, renewals = 0, gone = 0, revokes = 0;
+  for (const HistoryOp& op : r->history.ops) {
+    if (op.outcome != OpOutcome::kOk) continue;
+    grants += op.call.kind == OpKind::kLeaseGrant;
+    puts += op.call.kind == OpKind::kPut && op.call.request.request_put().lease() != 0;
+    renewals += op.call.kind == OpKind::kLeaseKeepAlive && op.lease_keep_alive_response.ttl() > 0;
+    gone += (op.call.kind == OpKind::kLeaseKeepAlive && op.lease_keep_alive_response.ttl() == 0) ||
+            (op.call.kind == OpKind::kLeaseTimeToLive && op.lease_time_to_live_response.ttl() < 0);
+    revokes += op.call.kind == OpKind::kLeaseRevoke;
+  }
+  EXPECT_GT(grants, 10);
+  EXPECT_GT(puts, 20);
+  EXPECT_GT(renewals, 10);
+  EXPECT_GT(gone, 0);
+  EXPECT_GT(revokes, 0);
+
+  SimConfig without = Config(3, FaultProfile::kNone, 500);
+  without.leases = false;
+  auto w = RunSimulation(without);
+  ASSERT_TRUE(w.ok());
+  for (const HistoryOp& op : w->history.ops) EXPECT_FALSE(op.is_lease()) << FormatOp(op);
+}
+
 TEST(SimulationTest, MoreThanOneRegionIsNotYetSupported) {
   SimConfig c = Config(1, FaultProfile::kNone);
   c.regions = 3;
@@ -141,6 +170,8 @@ TEST(SimulationTest, ParsesProfilesAndBugNames) {
   EXPECT_TRUE(bugs.txn_not_atomic);
   EXPECT_FALSE(bugs.ack_before_fsync);
   EXPECT_FALSE(ParseInjectedBug("no-such-bug", &bugs).ok());
+  ASSERT_TRUE(ParseInjectedBug("lease-revoke-not-atomic", &bugs).ok());
+  EXPECT_TRUE(bugs.lease_revoke_not_atomic);
 }
 
 }  // namespace

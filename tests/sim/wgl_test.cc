@@ -1,6 +1,7 @@
 // The WGL search on a register model: state = the value (0: unset).
 #include "sim/wgl.h"
 
+#include <cstdio>
 #include <vector>
 
 #include "gtest/gtest.h"
@@ -89,6 +90,58 @@ TEST(WglTest, TheStepBudgetEndsTheSearchAsInconclusive) {
   ops.push_back({200, 300});
   what.push_back({false, 77});  // no write wrote 77: every order must be tried
   EXPECT_EQ(Check(ops, what, 1000).verdict, WglVerdict::kBudgetExhausted);
+}
+
+// A register with maybe-applied writes of a value nobody reads (junk, state 9) and
+// maybe-applied deletes (state 0): the kind of history a run with many lost replies makes.
+std::vector<uint64_t> JunkOrDelete(bool junk, uint64_t) { return {junk ? 9u : 0u}; }
+
+TEST(WglTest, ManyMaybeAppliedOpsDoNotMultiplyTheSearch) {
+  // 40 unknown junk writes and 40 unknown deletes, interleaved with writes and reads that
+  // need a delete (an absence seen) between some of them.
+  std::vector<WglOp> ops;
+  std::vector<int> what;  // 0: unknown junk, 1: unknown delete, 2 + v: write v, -2 - v: read v
+  for (int i = 0; i < 40; ++i) {
+    ops.push_back({i * 10, kNeverUs, 0});
+    what.push_back(0);
+    ops.push_back({i * 10 + 1, kNeverUs, 1});
+    what.push_back(1);
+    ops.push_back({i * 10 + 2, i * 10 + 3});
+    what.push_back(2 + i + 1);
+    ops.push_back({i * 10 + 4, i * 10 + 5});
+    what.push_back(i % 3 == 0 ? -2 : -2 - (i + 1));  // every third read sees the key absent
+  }
+  auto step = [&what](size_t i, uint64_t state, std::vector<uint64_t>* next) {
+    const int w = what[i];
+    if (w == 0 || w == 1) {
+      *next = JunkOrDelete(w == 0, state);
+    } else if (w >= 2) {
+      next->push_back(static_cast<uint64_t>(w - 2));
+    } else if (state == static_cast<uint64_t>(-2 - w)) {
+      next->push_back(state);
+    }
+  };
+  const WglResult ok = CheckWgl(ops, 0, step, 20'000);
+  EXPECT_EQ(ok.verdict, WglVerdict::kLinearizable) << ok.steps;
+  // A read of a value written later can't be explained by any of them: found quickly.
+  what.back() = -2 - 39;  // the last read sees the value of the write before last
+  const WglResult bad = CheckWgl(ops, 0, step, 200'000);
+  EXPECT_EQ(bad.verdict, WglVerdict::kNotLinearizable) << bad.steps;
+  std::printf("linearizable in %lld steps, refuted in %lld\n", static_cast<long long>(ok.steps),
+              static_cast<long long>(bad.steps));
+}
+
+TEST(WglTest, InterchangeableMaybeAppliedOpsAreTriedInInvocationOrder) {
+  // Two interchangeable unknown writes of 5; a read needs one of them, after the second
+  // was invoked. Either may serve; the search must still find it.
+  const std::vector<WglOp> ops = {{0, kNeverUs, 0}, {10, kNeverUs, 0}, {20, 30}};
+  EXPECT_EQ(Check(ops, {{true, 5}, {true, 5}, {false, 5}}).verdict, WglVerdict::kLinearizable);
+  // The first was invoked after the read returned: only the second can serve.
+  const std::vector<WglOp> late = {{40, kNeverUs, 0}, {10, kNeverUs, 0}, {20, 30}};
+  EXPECT_EQ(Check(late, {{true, 5}, {true, 5}, {false, 5}}).verdict, WglVerdict::kLinearizable);
+  const std::vector<WglOp> both_late = {{40, kNeverUs, 0}, {50, kNeverUs, 0}, {20, 30}};
+  EXPECT_EQ(Check(both_late, {{true, 5}, {true, 5}, {false, 5}}).verdict,
+            WglVerdict::kNotLinearizable);
 }
 
 }  // namespace
