@@ -7,7 +7,7 @@ member_id / raft_term blanked, or raw text) and the "Error: ..." lines of stderr
 compared. etcdctl's own log lines (timestamps, random client ids) are ignored.
 
 Run:  GEOETCD_BIN=build/geoetcd /usr/bin/python3 tests/conformance/etcdctl_conformance_test.py
-      [-k substring ...] [-v] [--dump]
+      [-k substring ...] [--list] [-v] [--dump]
 """
 
 import base64
@@ -15,8 +15,6 @@ import json
 import os
 import subprocess
 import sys
-import threading
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
@@ -188,76 +186,39 @@ def run_etcdctl(server, args, stdin):
     }
 
 
-def run_on(server, steps, out):
-    results = []
-    for args, stdin in steps:
-        results.append(run_etcdctl(server, args, stdin))
-    out[server.kind] = results
+class Session:
+    """One scenario's etcdctl invocations against one server, as (label, result) steps."""
+
+    def __init__(self, server):
+        self.server = server
+        self.steps = []
+
+    def run(self, args, stdin):
+        label = "etcdctl " + " ".join(a if a else '""' for a in args)
+        if stdin:
+            label += "  <<< %r" % stdin
+        self.steps.append((label, run_etcdctl(self.server, args, stdin)))
 
 
-def run_scenario(name, steps, verbose=False, dump=False):
-    t0 = time.monotonic()
-    try:
-        etcd, geo = harness.start_pair()
-    except Exception as exc:
-        return ["could not start servers: %s" % exc]
-    try:
-        out = {}
-        threads = [threading.Thread(target=run_on, args=(srv, steps, out)) for srv in (etcd, geo)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(600)
-        if len(out) != 2:
-            return ["scenario did not finish"]
-        before = len(harness.DIFFS)
-        for i, (args, stdin) in enumerate(steps):
-            label = "etcdctl " + " ".join(a if a else '""' for a in args)
-            if stdin:
-                label += "  <<< %r" % stdin
-            if dump:
-                print("  %2d %s\n       -> %r" % (i + 1, label, out["etcd"][i]))
-            harness.compare("%s step %d: %s" % (name, i + 1, label), out["etcd"][i],
-                            out["geoetcd"][i])
-        if not geo.alive():
-            harness.DIFFS.append(("%s: geoetcd exited (code %s)" % (name, geo.proc.returncode),
-                                  "    stderr tail:\n" + geo.stderr_tail(2000)))
-        if verbose:
-            print("  %-30s %.2fs" % (name, time.monotonic() - t0))
-        return harness.DIFFS[before:]
-    finally:
-        etcd.destroy()
-        geo.destroy()
+def invoke(steps):
+    """A scenario function running `steps` in order."""
+    def fn(s):
+        for args, stdin in steps:
+            s.run(args, stdin)
+    return fn
+
+
+def dump_step(name, number, e, g):
+    """--dump: etcd's transcript."""
+    print("  %2d %s\n       -> %r" % (number, e[0], e[1]))
 
 
 def main(argv):
-    verbose = "-v" in argv
-    dump = "--dump" in argv
-    filters = [argv[i + 1] for i, a in enumerate(argv) if a == "-k" and i + 1 < len(argv)]
-    try:
-        harness.geoetcd_bin()
-        harness.etcd_bin()
-        harness.etcdctl_bin()
-    except harness.HarnessError as exc:
-        print("FATAL: %s" % exc)
-        print("0 passed, 1 failed")
-        return 1
-    passed = failed = 0
-    for name, steps in SCENARIOS:
-        if filters and not any(f in name for f in filters):
-            continue
-        diffs = run_scenario(name, steps, verbose, dump)
-        if diffs:
-            failed += 1
-            print("FAIL %s" % name)
-            for d in diffs:
-                print("  DIFF %s\n%s" % d if isinstance(d, tuple) else "  %s" % d)
-        else:
-            passed += 1
-            print("ok   %s" % name)
-        sys.stdout.flush()
-    print("%d passed, %d failed" % (passed, failed))
-    return 0 if failed == 0 and passed > 0 else 1
+    # on_raise=None: an exception ends the thread and the scenario fails as "did not finish"
+    # (a recorded exception step could compare equal if both servers raised alike).
+    return harness.run_differential(
+        [(name, invoke(steps)) for name, steps in SCENARIOS], Session, argv, timeout=600,
+        needs_etcdctl=True, on_raise=None, dump_step=dump_step, max_diffs_shown=None)
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ Normalizations, each keeping what etcd fixes:
     for geoetcd in KNOWN_DIFFERENCES (it reports etcd 3.5).
 
 Run:  GEOETCD_BIN=build/geoetcd /usr/bin/python3 tests/conformance/etcdctl_e2e_test.py
-      [-k substring ...] [-v] [--dump]
+      [-k substring ...] [--list] [-v] [--dump]
 """
 
 import json
@@ -36,7 +36,6 @@ import subprocess
 import sys
 import threading
 import time
-import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
@@ -47,7 +46,6 @@ CMD_TIMEOUT = 20        # seconds for one short etcdctl invocation
 LINE_TIMEOUT = 8.0      # seconds to wait for expected output of a long-running etcdctl
 QUIET = 0.4             # seconds of silence that end "whatever else it printed"
 REGISTER_WAIT = 1.5     # seconds for a live watch / contender to reach the server
-MAX_DIFFS_SHOWN = 12
 GEOETCD_VERSION = "3.5.17"  # gateway/admin_services.h kEtcdCompatibleVersion
 
 # Deliberate differences: step label -> (geoetcd's exact value, why).
@@ -56,7 +54,6 @@ KNOWN_DIFFERENCES = {
         ("value", GEOETCD_VERSION),
         "geoetcd reports an etcd 3.5 release >= 3.5.13 (Kubernetes' progress-based reads)"),
 }
-KNOWN_SEEN = set()
 
 # Lease and member IDs: etcdctl prints them as %016x, but lock and election keys as %x, and
 # geoetcd's random lease IDs may have leading zeros, so 12 to 16 digits, named by value.
@@ -274,11 +271,7 @@ class Session:
 # --------------------------------------------------------------------------------------------
 
 SCENARIOS = []
-
-
-def scenario(fn):
-    SCENARIOS.append((fn.__name__[3:], fn))
-    return fn
+scenario = harness.scenario_registry(SCENARIOS)
 
 
 @scenario
@@ -456,28 +449,6 @@ def table_rows(lines):
     return [[c.strip() for c in l.strip("|").split("|")] for l in lines if l.startswith("|")]
 
 
-def start_named_pair():
-    servers = [harness.Server("etcd", name="m1"), harness.Server("geoetcd", name="m1")]
-    errors = []
-
-    def run(srv):
-        try:
-            srv.start()
-        except Exception as exc:
-            errors.append(exc)
-
-    threads = [threading.Thread(target=run, args=(srv,)) for srv in servers]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    if errors:
-        for srv in servers:
-            srv.destroy()
-        raise errors[0]
-    return servers
-
-
 def shape_tables(steps):
     """Tables compare cell by cell; DB SIZE, RAFT TERM/INDEX and HASH cells by shape."""
     for _, (kind, value) in steps:
@@ -495,97 +466,12 @@ def shape_tables(steps):
         value["stdout"] = rows
 
 
-def run_on(server, fn, out):
-    s = Session(server)
-    try:
-        fn(s)
-    except Exception:
-        s.record("scenario raised", traceback.format_exc())
-    finally:
-        s.close()
-    shape_tables(s.steps)
-    out[server.kind] = s
-
-
-def run_scenario(name, fn, verbose=False, dump=False):
-    t0 = time.monotonic()
-    try:
-        etcd, geo = start_named_pair()
-    except Exception as exc:
-        return ["could not start servers: %s" % exc]
-    try:
-        out = {}
-        threads = [threading.Thread(target=run_on, args=(srv, fn, out)) for srv in (etcd, geo)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(180)
-        if len(out) != 2:
-            return ["scenario did not finish on %s" % sorted({"etcd", "geoetcd"} - set(out))]
-        e_steps, g_steps = out["etcd"].steps, out["geoetcd"].steps
-        before = len(harness.DIFFS)
-        for i in range(max(len(e_steps), len(g_steps))):
-            e = e_steps[i] if i < len(e_steps) else ("<missing>", ("missing",))
-            g = g_steps[i] if i < len(g_steps) else ("<missing>", ("missing",))
-            label = e[0]
-            if dump:
-                print("  %2d %s\n       etcd    -> %s\n       geoetcd -> %s"
-                      % (i + 1, label, harness._fmt(e[1]), harness._fmt(g[1])))
-            known = KNOWN_DIFFERENCES.get(label)
-            if known is not None:
-                KNOWN_SEEN.add(label)
-                harness.compare("%s step %d (known difference): %s" % (name, i + 1, label),
-                                known[0], g[1])
-                continue
-            harness.compare("%s step %d: %s" % (name, i + 1, label), e[1], g[1])
-        if not geo.alive():
-            harness.DIFFS.append(("%s: geoetcd exited (code %s)" % (name, geo.proc.returncode),
-                                  "    stderr tail:\n" + geo.stderr_tail(2000)))
-        if verbose:
-            print("  %-30s %3d steps %.2fs" % (name, len(e_steps), time.monotonic() - t0))
-        return harness.DIFFS[before:]
-    finally:
-        etcd.destroy()
-        geo.destroy()
-
-
 def main(argv):
-    verbose = "-v" in argv
-    dump = "--dump" in argv
-    filters = [argv[i + 1] for i, a in enumerate(argv) if a == "-k" and i + 1 < len(argv)]
-    try:
-        harness.geoetcd_bin()
-        harness.etcd_bin()
-        harness.etcdctl_bin()
-    except harness.HarnessError as exc:
-        print("FATAL: %s" % exc)
-        print("0 passed, 1 failed")
-        return 1
-    passed = failed = 0
-    for name, fn in SCENARIOS:
-        if filters and not any(f in name for f in filters):
-            continue
-        diffs = run_scenario(name, fn, verbose, dump)
-        if diffs:
-            failed += 1
-            print("FAIL %s" % name)
-            for d in diffs[:MAX_DIFFS_SHOWN]:
-                print("  DIFF %s\n%s" % d if isinstance(d, tuple) else "  %s" % d)
-            if len(diffs) > MAX_DIFFS_SHOWN:
-                print("  ... %d more" % (len(diffs) - MAX_DIFFS_SHOWN))
-        else:
-            passed += 1
-            print("ok   %s" % name)
-        sys.stdout.flush()
-    for label, (_, why) in sorted(KNOWN_DIFFERENCES.items()):
-        if label in KNOWN_SEEN:
-            print("KNOWN DIFF %s: %s" % (label, why))
-    unseen = set(KNOWN_DIFFERENCES) - KNOWN_SEEN
-    if unseen and not filters:
-        failed += 1
-        print("FAIL known differences never reached: %s" % sorted(unseen))
-    print("%d passed, %d failed" % (passed, failed))
-    return 0 if failed == 0 and passed > 0 else 1
+    # Both servers are named m1 (member list output names them).
+    return harness.run_differential(
+        SCENARIOS, Session, argv, KNOWN_DIFFERENCES, server_name="m1", timeout=180,
+        needs_etcdctl=True, on_raise=lambda s, tb: s.record("scenario raised", tb),
+        after=lambda s: shape_tables(s.steps))
 
 
 if __name__ == "__main__":

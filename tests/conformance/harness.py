@@ -9,6 +9,8 @@ Runs with the SYSTEM python (/usr/bin/python3), which carries python3-etcd3 and 
     included) with header.cluster_id / member_id / raft_term blanked out.
   * call(stub_method, request): ('ok', normalized) or ('error', code name, details).
   * compare(seq_name, etcd_result, geo_result): records a readable diff.
+  * run_differential(scenarios, session, argv, ...): the differential suites' runner (each
+    scenario on a fresh etcd + geoetcd pair, transcripts compared step by step).
 
 Environment:
   GEOETCD_BIN        path to the geoetcd binary (required; tests fail loudly without it)
@@ -30,6 +32,7 @@ import sys
 import tempfile
 import threading
 import time
+import traceback
 
 try:
     import grpc
@@ -396,10 +399,11 @@ class Stubs:
         self.cluster = rpc_pb2_grpc.ClusterStub(channel)
 
 
-def start_pair(etcd_args=None, geo_args=None):
-    """Start a reference etcd and a geoetcd concurrently; returns (etcd, geo)."""
-    etcd = Server("etcd", extra_args=etcd_args)
-    geo = Server("geoetcd", extra_args=geo_args)
+def start_pair(etcd_args=None, geo_args=None, name=None):
+    """Start a reference etcd and a geoetcd concurrently; returns (etcd, geo). `name`: the
+    member name of both (so that member names compare equal); default e1 and g1."""
+    etcd = Server("etcd", name=name, extra_args=etcd_args)
+    geo = Server("geoetcd", name=name, extra_args=geo_args)
     errors = []
 
     def run(srv):
@@ -602,7 +606,6 @@ def run_tests(tests, failure_cls, announce=False):
     and the closing `N passed, M failed` line ctest users read. `failure_cls` is the suite's
     assertion exception (its message is printed without a traceback). Returns the exit code;
     a missing GEOETCD_BIN fails loudly instead of skipping."""
-    import traceback
     try:
         geoetcd_bin()
     except HarnessError as exc:
@@ -628,3 +631,226 @@ def run_tests(tests, failure_cls, announce=False):
         sys.stdout.flush()
     print("%d passed, %d failed" % (passed, failed))
     return 0 if failed == 0 else 1
+
+
+# ---------------------------------------------------------------------------------------------
+# The differential suites' runner
+# ---------------------------------------------------------------------------------------------
+
+# Stands in for the step one transcript lacks when the other has more.
+MISSING_STEP = ("<missing>", ("missing",))
+MORE_DIFFS = "  ... %(more)d more"
+
+
+def record_traceback(session, tb):
+    """on_raise default: a step whose result is the scenario's whole traceback."""
+    session.steps.append(("scenario raised", ("exception", tb)))
+
+
+def record_exception_line(session, tb):
+    """on_raise alternative: a step with only the exception's own line."""
+    session.steps.append(("<scenario raised>", ("exception", tb.strip().splitlines()[-1])))
+
+
+def dump_both(name, number, etcd_step, geo_step):
+    """dump_step default (--dump): each step's label and both servers' results."""
+    print("  %2d %s\n       etcd    -> %s\n       geoetcd -> %s"
+          % (number, etcd_step[0], _fmt(etcd_step[1]), _fmt(geo_step[1])))
+
+
+def scenario_registry(scenarios):
+    """A differential suite's @scenario decorator: registers function sc_<name> in
+    `scenarios` as (name, fn), or with @scenario(args=[...]) as (name, fn, server_args)."""
+    def scenario(fn=None, args=None):
+        def register(f):
+            name = f.__name__[3:] if f.__name__.startswith("sc_") else f.__name__
+            scenarios.append((name, f) if args is None else (name, f, args))
+            return f
+        return register(fn) if fn is not None else register
+    return scenario
+
+
+class Differential:
+    """How one suite runs its scenarios; see run_differential for the fields."""
+
+    def __init__(self, session, known_differences=None, server_name=None, timeout=120,
+                 needs_etcdctl=False, on_raise=record_traceback, after=None,
+                 dump_step=dump_both, label_both=False, max_diffs_shown=12,
+                 more_diffs=MORE_DIFFS, summary=None, report=None):
+        self.session = session
+        self.known = known_differences or {}
+        self.server_name = server_name
+        self.timeout = timeout
+        self.needs_etcdctl = needs_etcdctl
+        self.on_raise = on_raise
+        self.after = after
+        self.dump_step = dump_step
+        self.label_both = label_both
+        self.max_diffs_shown = max_diffs_shown
+        self.more_diffs = more_diffs
+        self.summary = summary
+        self.report = report
+        self.seen = set()  # known_differences keys reached
+
+    def known_key(self, name, number, label):
+        """The known_differences key of a step: (scenario, label), label, or (scenario,
+        step number), whichever the suite pinned; None when the step is not pinned."""
+        for key in ((name, label), label, (name, number)):
+            if key in self.known:
+                return key
+        return None
+
+    def run_on(self, server, fn, out):
+        s = self.session(server)
+        try:
+            fn(s)
+        except Exception:
+            if self.on_raise is None:
+                raise  # the thread dies: "scenario did not finish"
+            self.on_raise(s, traceback.format_exc())
+        finally:
+            close = getattr(s, "close", None)
+            if close is not None:
+                close()
+        if self.after is not None:
+            self.after(s)
+        out[server.kind] = s
+
+    def run_scenario(self, name, fn, server_args, verbose, dump):
+        """The scenario on a fresh pair; returns the new DIFFS entries (or messages)."""
+        t0 = time.monotonic()
+        try:
+            etcd, geo = start_pair(etcd_args=server_args, geo_args=server_args,
+                                   name=self.server_name)
+        except Exception as exc:
+            return ["could not start servers: %s" % exc]
+        try:
+            out = {}
+            threads = [threading.Thread(target=self.run_on, args=(srv, fn, out))
+                       for srv in (etcd, geo)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(self.timeout)
+            if len(out) != 2:
+                return ["scenario did not finish on %s"
+                        % sorted({"etcd", "geoetcd"} - set(out))]
+            e_steps, g_steps = out["etcd"].steps, out["geoetcd"].steps
+            before = len(DIFFS)
+            for i in range(max(len(e_steps), len(g_steps))):
+                e = e_steps[i] if i < len(e_steps) else MISSING_STEP
+                g = g_steps[i] if i < len(g_steps) else MISSING_STEP
+                label = e[0]
+                if self.label_both and e[0] != g[0]:
+                    label = "%s  |geoetcd step: %s" % (e[0], g[0])
+                if dump and self.dump_step is not None:
+                    self.dump_step(name, i + 1, e, g)
+                key = self.known_key(name, i + 1, e[0])
+                if key is not None:
+                    self.seen.add(key)
+                    if verbose:
+                        print("    known difference %r: etcd %s" % (label, _fmt(e[1])))
+                    compare("%s step %d (known difference): %s" % (name, i + 1, label),
+                            self.known[key][0], g[1])
+                    continue
+                compare("%s step %d: %s" % (name, i + 1, label), e[1], g[1])
+            # A scenario that raises has stopped testing, even if it raised the same way on
+            # both servers: that is a broken scenario, never a pass.
+            for kind, steps in (("etcd", e_steps), ("geoetcd", g_steps)):
+                raised = [st for st in steps
+                          if isinstance(st[1], tuple) and st[1] and st[1][0] == "exception"]
+                if raised:
+                    DIFFS.append(("%s: the scenario raised on %s" % (name, kind),
+                                  "    %s" % str(raised[-1][1][1])[-2000:]))
+            if not geo.alive():
+                DIFFS.append(("%s: geoetcd exited (code %s)" % (name, geo.proc.returncode),
+                              "    stderr tail:\n" + geo.stderr_tail(2000)))
+            if verbose:
+                print("  %-40s %3d steps %.2fs" % (name, len(e_steps), time.monotonic() - t0))
+            return DIFFS[before:]
+        finally:
+            etcd.destroy()
+            geo.destroy()
+
+    def main(self, scenarios, argv):
+        verbose = "-v" in argv
+        dump = "--dump" in argv
+        if "--list" in argv:
+            for sc in scenarios:
+                print(sc[0])
+            return 0
+        filters = [argv[i + 1] for i, a in enumerate(argv) if a == "-k" and i + 1 < len(argv)]
+        try:
+            geoetcd_bin()
+            etcd_bin()
+            if self.needs_etcdctl:
+                etcdctl_bin()
+        except HarnessError as exc:
+            print("FATAL: %s" % exc)
+            print("0 passed, 1 failed")
+            return 1
+        selected = [sc for sc in scenarios if not filters or any(f in sc[0] for f in filters)]
+        passed = failed = 0
+        t0 = time.monotonic()
+        for sc in selected:
+            name, fn = sc[0], sc[1]
+            diffs = self.run_scenario(name, fn, sc[2] if len(sc) > 2 else None, verbose, dump)
+            if diffs:
+                failed += 1
+                print("FAIL %s" % name)
+                shown = diffs if self.max_diffs_shown is None else diffs[:self.max_diffs_shown]
+                for d in shown:
+                    print("  DIFF %s\n%s" % d if isinstance(d, tuple) else "  %s" % d)
+                if len(diffs) > len(shown):
+                    print(self.more_diffs % {"more": len(diffs) - len(shown), "name": name})
+            else:
+                passed += 1
+                print("ok   %s" % name)
+            sys.stdout.flush()
+        for key, (_, why) in sorted(self.known.items(), key=str):
+            if key in self.seen and why is not None:
+                print("KNOWN DIFF %s: %s" % (key, why))
+        if self.report is not None:
+            self.report()
+        if self.summary is not None:
+            print("%s conformance: %d scenarios in %.1fs, %d comparisons"
+                  % (self.summary, len(selected), time.monotonic() - t0, _COMPARED[0]))
+        unseen = set(self.known) - self.seen
+        if unseen and not filters:
+            failed += 1
+            print("FAIL known differences never reached: %s" % sorted(unseen, key=str))
+        print("%d passed, %d failed" % (passed, failed))
+        return 0 if failed == 0 and passed > 0 else 1
+
+
+def run_differential(scenarios, session, argv, known_differences=None, **hooks):
+    """The differential suites' main(): runs each scenario on a FRESH reference etcd and
+    geoetcd in parallel and compares their transcripts step by step. Returns the exit code
+    (0 only when every selected scenario matched and at least one ran).
+
+    scenarios: [(name, fn)] or [(name, fn, server_args)]; fn(session) runs the scenario,
+        server_args are extra flags for both servers.
+    session: session(server) -> an object with .steps, a list of (label, result) compared
+        in order; its close(), if any, runs when the scenario ends.
+    argv: -v (per-scenario timing), --dump (each step, through dump_step), --list (the
+        names), -k substring (select scenarios; repeatable).
+    known_differences: {key: (geoetcd's exact answer, why or None)} where key is
+        (scenario, step label), step label, or (scenario, step number). geoetcd must give
+        exactly that answer (etcd's is not compared); a `why` is printed as a KNOWN DIFF line
+        when reached, and in a full run every key must be reached.
+
+    Hooks (the genuine differences between suites), all optional:
+      server_name      member name of both servers (default e1 / g1)
+      timeout          seconds to wait for a scenario on each server (120)
+      needs_etcdctl    fail at once without etcdctl
+      on_raise(s, tb)  records a scenario's exception as a step (record_traceback);
+                       None lets it end the thread, and the scenario "did not finish"
+      after(s)         runs on each session after the scenario and close()
+      dump_step(name, number, etcd_step, geo_step)   --dump output (dump_both)
+      label_both       a diff's label names geoetcd's step too when the labels differ
+      max_diffs_shown  diffs printed per failed scenario (12; None: all); the rest are
+                       counted in more_diffs % {"more": n, "name": scenario}
+      summary          prints "<summary> conformance: N scenarios in Xs, M comparisons"
+      report()         prints more lines before the closing "N passed, M failed"
+    """
+    return Differential(session, known_differences, **hooks).main(scenarios, argv)

@@ -30,7 +30,6 @@ import queue
 import sys
 import threading
 import time
-import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
@@ -48,7 +47,6 @@ Compare = rpc_pb2.Compare
 
 MAX_LEASE_TTL = 9000000000      # etcd's MaxLeaseTTL
 KEEPALIVE_TIMEOUT = 5.0         # seconds to wait for one keep-alive response
-MAX_DIFFS_SHOWN = 12
 
 
 def b(x):
@@ -287,11 +285,7 @@ class Session:
 # --------------------------------------------------------------------------------------------
 
 SCENARIOS = []
-
-
-def scenario(fn):
-    SCENARIOS.append((fn.__name__[3:], fn))
-    return fn
+scenario = harness.scenario_registry(SCENARIOS)
 
 
 @scenario
@@ -537,102 +531,20 @@ def sc_expiry_deletes_keys(s):
 # Runner
 # --------------------------------------------------------------------------------------------
 
-# Deliberate differences: (scenario, step label) -> geoetcd's exact answer. None so far: the
-# Lease service matches etcd 3.4 everywhere tested.
+# Deliberate differences: (scenario, step label) -> (geoetcd's exact answer, why). None so
+# far: the Lease service matches etcd 3.4 everywhere tested.
 KNOWN_DIFFERENCES = {}
-KNOWN_SEEN = []
 
 
-def run_on(server, fn, out):
-    s = Session(server)
-    try:
-        fn(s)
-    except Exception:
-        s.record("scenario raised", ("exception", traceback.format_exc()))
-    finally:
-        s.close()
-    out[server.kind] = s
-
-
-def run_scenario(name, fn, verbose=False, dump=False):
-    t0 = time.monotonic()
-    try:
-        etcd, geo = harness.start_pair()
-    except Exception as exc:
-        return ["could not start servers: %s" % exc]
-    try:
-        out = {}
-        threads = [threading.Thread(target=run_on, args=(srv, fn, out)) for srv in (etcd, geo)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(120)
-        if len(out) != 2:
-            return ["scenario did not finish on %s" % sorted({"etcd", "geoetcd"} - set(out))]
-        e_steps, g_steps = out["etcd"].steps, out["geoetcd"].steps
-        before = len(harness.DIFFS)
-        for i in range(max(len(e_steps), len(g_steps))):
-            e = e_steps[i] if i < len(e_steps) else ("<missing>", ("missing",))
-            g = g_steps[i] if i < len(g_steps) else ("<missing>", ("missing",))
-            label = e[0]
-            if dump:
-                print("  %2d %s\n       -> %s" % (i + 1, label, harness.describe_result(e[1])
-                                                  if e[1][0] in ("ok", "error") else e[1]))
-            expected = KNOWN_DIFFERENCES.get((name, label))
-            if expected is not None:
-                KNOWN_SEEN.append((name, label))
-                harness.compare("%s step %d (known difference): %s" % (name, i + 1, label),
-                                expected, g[1])
-                continue
-            harness.compare("%s step %d: %s" % (name, i + 1, label), e[1], g[1])
-        if not geo.alive():
-            harness.DIFFS.append(("%s: geoetcd exited (code %s)" % (name, geo.proc.returncode),
-                                  "    stderr tail:\n" + geo.stderr_tail(2000)))
-        if verbose:
-            print("  %-40s %3d steps %.2fs" % (name, len(e_steps), time.monotonic() - t0))
-        return harness.DIFFS[before:]
-    finally:
-        etcd.destroy()
-        geo.destroy()
+def dump_step(name, number, e, g):
+    """--dump: etcd's transcript."""
+    print("  %2d %s\n       -> %s" % (number, e[0], harness.describe_result(e[1])
+                                      if e[1][0] in ("ok", "error") else e[1]))
 
 
 def main(argv):
-    verbose = "-v" in argv
-    dump = "--dump" in argv
-    if "--list" in argv:
-        for name, _ in SCENARIOS:
-            print(name)
-        return 0
-    filters = [argv[i + 1] for i, a in enumerate(argv) if a == "-k" and i + 1 < len(argv)]
-    try:
-        harness.geoetcd_bin()
-        harness.etcd_bin()
-    except harness.HarnessError as exc:
-        print("FATAL: %s" % exc)
-        print("0 passed, 1 failed")
-        return 1
-    passed = failed = 0
-    for name, fn in SCENARIOS:
-        if filters and not any(f in name for f in filters):
-            continue
-        diffs = run_scenario(name, fn, verbose, dump)
-        if diffs:
-            failed += 1
-            print("FAIL %s" % name)
-            for d in diffs[:MAX_DIFFS_SHOWN]:
-                print("  DIFF %s\n%s" % d if isinstance(d, tuple) else "  %s" % d)
-            if len(diffs) > MAX_DIFFS_SHOWN:
-                print("  ... %d more" % (len(diffs) - MAX_DIFFS_SHOWN))
-        else:
-            passed += 1
-            print("ok   %s" % name)
-        sys.stdout.flush()
-    unseen = set(KNOWN_DIFFERENCES) - set(KNOWN_SEEN)
-    if unseen and not filters:
-        failed += 1
-        print("FAIL known differences never reached: %s" % sorted(unseen))
-    print("%d passed, %d failed" % (passed, failed))
-    return 0 if failed == 0 and passed > 0 else 1
+    return harness.run_differential(SCENARIOS, Session, argv, KNOWN_DIFFERENCES,
+                                    dump_step=dump_step)
 
 
 if __name__ == "__main__":

@@ -30,9 +30,6 @@ Exit status 0 when every scenario matches, 1 otherwise.
 
 import os
 import sys
-import threading
-import time
-import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
@@ -40,7 +37,6 @@ import harness  # noqa: E402
 from harness import rpc_pb2 as kv_rpc  # noqa: E402  (python3-etcd3's stubs, for KV calls)
 from watch_client import pb  # noqa: E402  (the tree's protos: every field of 3.5)
 
-MAX_DIFFS_SHOWN = 12
 GEOETCD_VERSION = "3.5.17"  # gateway/admin_services.h kEtcdCompatibleVersion
 MEMBERSHIP_FIXED = ("error", "UNIMPLEMENTED",
                     "geoetcd: membership change (regions are fixed by --initial-cluster in "
@@ -78,7 +74,6 @@ KNOWN_DIFFERENCES = {
          "geoetcd: move-leader (the write region is per account) is not implemented"),
         "etcd: FAILED_PRECONDITION 'etcdserver: bad leader transferee'"),
 }
-KNOWN_SEEN = set()
 
 
 def b(x):
@@ -215,11 +210,7 @@ class Session:
 # --------------------------------------------------------------------------------------------
 
 SCENARIOS = []
-
-
-def scenario(fn):
-    SCENARIOS.append((fn.__name__[3:], fn))
-    return fn
+scenario = harness.scenario_registry(SCENARIOS)
 
 
 @scenario
@@ -370,123 +361,10 @@ def sc_member_changes(s):
 # Runner
 # --------------------------------------------------------------------------------------------
 
-def start_named_pair():
-    """A reference etcd and a geoetcd, both named m1 (so MemberList names compare)."""
-    servers = [harness.Server("etcd", name="m1"), harness.Server("geoetcd", name="m1")]
-    errors = []
-
-    def run(srv):
-        try:
-            srv.start()
-        except Exception as exc:
-            errors.append(exc)
-
-    threads = [threading.Thread(target=run, args=(srv,)) for srv in servers]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    if errors:
-        for srv in servers:
-            srv.destroy()
-        raise errors[0]
-    return servers
-
-
-def run_on(server, fn, out):
-    s = Session(server)
-    try:
-        fn(s)
-    except Exception:
-        s.record("scenario raised", ("exception", traceback.format_exc()))
-    out[server.kind] = s
-
-
-def run_scenario(name, fn, verbose=False, dump=False):
-    t0 = time.monotonic()
-    try:
-        etcd, geo = start_named_pair()
-    except Exception as exc:
-        return ["could not start servers: %s" % exc]
-    try:
-        out = {}
-        threads = [threading.Thread(target=run_on, args=(srv, fn, out)) for srv in (etcd, geo)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(120)
-        if len(out) != 2:
-            return ["scenario did not finish on %s" % sorted({"etcd", "geoetcd"} - set(out))]
-        e_steps, g_steps = out["etcd"].steps, out["geoetcd"].steps
-        before = len(harness.DIFFS)
-        for i in range(max(len(e_steps), len(g_steps))):
-            e = e_steps[i] if i < len(e_steps) else ("<missing>", ("missing",))
-            g = g_steps[i] if i < len(g_steps) else ("<missing>", ("missing",))
-            label = e[0]
-            if dump:
-                print("  %2d %s\n       etcd    -> %s\n       geoetcd -> %s"
-                      % (i + 1, label, harness._fmt(e[1]), harness._fmt(g[1])))
-            key = (name, label) if (name, label) in KNOWN_DIFFERENCES else label
-            known = KNOWN_DIFFERENCES.get(key)
-            if known is not None:
-                KNOWN_SEEN.add(key)
-                if verbose:
-                    print("    known difference %r: etcd %s" % (label, harness._fmt(e[1])))
-                harness.compare("%s step %d (known difference): %s" % (name, i + 1, label),
-                                known[0], g[1])
-                continue
-            harness.compare("%s step %d: %s" % (name, i + 1, label), e[1], g[1])
-        if not geo.alive():
-            harness.DIFFS.append(("%s: geoetcd exited (code %s)" % (name, geo.proc.returncode),
-                                  "    stderr tail:\n" + geo.stderr_tail(2000)))
-        if verbose:
-            print("  %-40s %3d steps %.2fs" % (name, len(e_steps), time.monotonic() - t0))
-        return harness.DIFFS[before:]
-    finally:
-        etcd.destroy()
-        geo.destroy()
-
-
 def main(argv):
-    verbose = "-v" in argv
-    dump = "--dump" in argv
-    if "--list" in argv:
-        for name, _ in SCENARIOS:
-            print(name)
-        return 0
-    filters = [argv[i + 1] for i, a in enumerate(argv) if a == "-k" and i + 1 < len(argv)]
-    try:
-        harness.geoetcd_bin()
-        harness.etcd_bin()
-    except harness.HarnessError as exc:
-        print("FATAL: %s" % exc)
-        print("0 passed, 1 failed")
-        return 1
-    passed = failed = 0
-    for name, fn in SCENARIOS:
-        if filters and not any(f in name for f in filters):
-            continue
-        diffs = run_scenario(name, fn, verbose, dump)
-        if diffs:
-            failed += 1
-            print("FAIL %s" % name)
-            for d in diffs[:MAX_DIFFS_SHOWN]:
-                print("  DIFF %s\n%s" % d if isinstance(d, tuple) else "  %s" % d)
-            if len(diffs) > MAX_DIFFS_SHOWN:
-                print("  ... %d more" % (len(diffs) - MAX_DIFFS_SHOWN))
-        else:
-            passed += 1
-            print("ok   %s" % name)
-        sys.stdout.flush()
-    for key, (_, why) in sorted(KNOWN_DIFFERENCES.items(), key=str):
-        if key in KNOWN_SEEN:
-            print("KNOWN DIFF %s: %s" % (key, why))
-    unseen = set(KNOWN_DIFFERENCES) - KNOWN_SEEN
-    if unseen and not filters:
-        failed += 1
-        print("FAIL known differences never reached: %s" % sorted(unseen, key=str))
-    print("%d passed, %d failed" % (passed, failed))
-    return 0 if failed == 0 and passed > 0 else 1
+    # Both servers are named m1, so MemberList names compare.
+    return harness.run_differential(SCENARIOS, Session, argv, KNOWN_DIFFERENCES,
+                                    server_name="m1")
 
 
 if __name__ == "__main__":

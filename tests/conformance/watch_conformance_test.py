@@ -28,8 +28,6 @@ import os
 import subprocess
 import sys
 import threading
-import time
-import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
@@ -131,7 +129,7 @@ def run_etcdctl(server, args, seconds):
 # Scenarios
 # --------------------------------------------------------------------------------------------
 
-SCENARIOS = []  # (name, fn, extra server args)
+SCENARIOS = []  # (name, fn) or (name, fn, extra server args)
 KNOWN_DIFFS = []  # (step, why, etcd 3.4's answer) of record_known_diff steps
 
 
@@ -150,12 +148,7 @@ def blank_json(obj):
     return obj
 
 
-def scenario(fn=None, args=None):
-    def register(f):
-        name = f.__name__[3:] if f.__name__.startswith("sc_") else f.__name__
-        SCENARIOS.append((name, f, args or []))
-        return f
-    return register(fn) if fn else register
+scenario = harness.scenario_registry(SCENARIOS)
 
 
 @scenario
@@ -427,89 +420,18 @@ def sc_etcdctl_watch(s):
 # Runner
 # --------------------------------------------------------------------------------------------
 
-def run_on(server, fn, out):
-    s = Session(server)
-    try:
-        fn(s)
-    except Exception:
-        s.steps.append(("<scenario raised>",
-                        ("exception", traceback.format_exc().strip().splitlines()[-1])))
-    finally:
-        s.close()
-    out[server.kind] = s
-
-
-def run_scenario(name, fn, args, verbose=False):
-    t0 = time.monotonic()
-    try:
-        etcd, geo = harness.start_pair(etcd_args=args, geo_args=args)
-    except Exception as exc:
-        return ["could not start servers: %s" % exc]
-    try:
-        out = {}
-        threads = [threading.Thread(target=run_on, args=(srv, fn, out)) for srv in (etcd, geo)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(180)
-        if len(out) != 2:
-            return ["scenario did not finish on %s" % sorted({"etcd", "geoetcd"} - set(out))]
-        e_steps, g_steps = out["etcd"].steps, out["geoetcd"].steps
-        before = len(harness.DIFFS)
-        for i in range(max(len(e_steps), len(g_steps))):
-            e = e_steps[i] if i < len(e_steps) else ("<missing>", ("missing",))
-            g = g_steps[i] if i < len(g_steps) else ("<missing>", ("missing",))
-            label = e[0] if e[0] == g[0] else "%s  |geoetcd step: %s" % (e[0], g[0])
-            harness.compare("%s step %d: %s" % (name, i + 1, label), e[1], g[1])
-        if not geo.alive():
-            harness.DIFFS.append(("%s: geoetcd exited (code %s)" % (name, geo.proc.returncode),
-                                  "    stderr tail:\n" + geo.stderr_tail(2000)))
-        if verbose:
-            print("  %-40s %3d steps %.2fs" % (name, len(e_steps), time.monotonic() - t0))
-        return harness.DIFFS[before:]
-    finally:
-        etcd.destroy()
-        geo.destroy()
-
-
-def main(argv):
-    verbose = "-v" in argv
-    if "--list" in argv:
-        for name, _, _ in SCENARIOS:
-            print(name)
-        return 0
-    filters = [argv[i + 1] for i, a in enumerate(argv) if a == "-k" and i + 1 < len(argv)]
-    try:
-        harness.geoetcd_bin()
-        harness.etcd_bin()
-    except harness.HarnessError as exc:
-        print("FATAL: %s" % exc)
-        print("0 passed, 1 failed")
-        return 1
-    selected = [sc for sc in SCENARIOS if not filters or any(x in sc[0] for x in filters)]
-    passed = failed = 0
-    t0 = time.monotonic()
-    for name, fn, args in selected:
-        diffs = run_scenario(name, fn, args, verbose)
-        if diffs:
-            failed += 1
-            print("FAIL %s" % name)
-            for d in diffs:
-                if isinstance(d, tuple):
-                    print("  DIFF %s\n%s" % d)
-                else:
-                    print("  %s" % d)
-        else:
-            passed += 1
-            print("ok   %s" % name)
-        sys.stdout.flush()
+def report_known_diffs():
     for step, why, etcd_answer in KNOWN_DIFFS:
         print("KNOWN DIFF %s: %s\n    etcd 3.4 answered: %s"
               % (step, why, harness._fmt(etcd_answer)))
-    print("watch conformance: %d scenarios in %.1fs, %d comparisons"
-          % (len(selected), time.monotonic() - t0, harness._COMPARED[0]))
-    print("%d passed, %d failed" % (passed, failed))
-    return 0 if failed == 0 and passed > 0 else 1
+
+
+def main(argv):
+    # Known differences are settled inside the steps (Session.record_known_diff).
+    return harness.run_differential(
+        SCENARIOS, Session, argv, timeout=180, on_raise=harness.record_exception_line,
+        dump_step=None, label_both=True, max_diffs_shown=None, summary="watch",
+        report=report_known_diffs)
 
 
 if __name__ == "__main__":
