@@ -43,22 +43,27 @@ std::string PosText(const Pos& p) {
                  : absl::StrCat("commit at revision ", p.revision);
 }
 
-void ForEachObservedKv(const ResponseOp& r, const std::function<void(const mvccpb::KeyValue&)>& f) {
-  switch (r.response_case()) {
-    case ResponseOp::kResponseRange:
-      for (const auto& kv : r.response_range().kvs()) f(kv);
-      break;
-    case ResponseOp::kResponsePut:
-      if (r.response_put().has_prev_kv()) f(r.response_put().prev_kv());
-      break;
-    case ResponseOp::kResponseDeleteRange:
-      for (const auto& kv : r.response_delete_range().prev_kvs()) f(kv);
-      break;
-    case ResponseOp::kResponseTxn:
-      for (const auto& inner : r.response_txn().responses()) ForEachObservedKv(inner, f);
-      break;
-    default:
-      break;
+// Calls `f(request, response, header revision)` for every read at the current revision in
+// `ok`: plain Ranges, and the Ranges of a Txn that changed nothing (it read at its header
+// revision). `f` skips historical reads itself (request.revision() != 0).
+using CurrentReadFn = std::function<void(const etcdserverpb::RangeRequest&,
+                                         const etcdserverpb::RangeResponse&, int64_t)>;
+void ForEachCurrentRead(const std::vector<const HistoryOp*>& ok, const CurrentReadFn& f) {
+  for (const HistoryOp* op : ok) {
+    const RequestOp& req = op->call.request;
+    if (req.has_request_range()) {
+      f(req.request_range(), op->response.response_range(), op->header_revision());
+    } else if (req.has_request_txn() && !ResponseChangedState(op->response)) {
+      const auto& t = req.request_txn();
+      const auto& branch = op->response.response_txn().succeeded() ? t.success() : t.failure();
+      const auto& resps = op->response.response_txn().responses();
+      for (int i = 0; i < branch.size() && i < resps.size(); ++i) {
+        if (branch.Get(i).has_request_range()) {
+          f(branch.Get(i).request_range(), resps.Get(i).response_range(),
+            op->header_revision());
+        }
+      }
+    }
   }
 }
 
@@ -719,22 +724,7 @@ class RevisionReplay {
         if (present.count(*it) == 0) absent_at_[*it].push_back(header);
       }
     };
-    for (const HistoryOp* op : ok) {
-      const RequestOp& req = op->call.request;
-      if (req.has_request_range()) {
-        add(req.request_range(), op->response.response_range(), op->header_revision());
-      } else if (req.has_request_txn() && !ResponseChangedState(op->response)) {
-        const auto& t = req.request_txn();
-        const auto& branch = op->response.response_txn().succeeded() ? t.success() : t.failure();
-        const auto& resps = op->response.response_txn().responses();
-        for (int i = 0; i < branch.size() && i < resps.size(); ++i) {
-          if (branch.Get(i).has_request_range()) {
-            add(branch.Get(i).request_range(), resps.Get(i).response_range(),
-                op->header_revision());
-          }
-        }
-      }
-    }
+    ForEachCurrentRead(ok, add);
     // A key created at c was absent at c - 1.
     for (const auto& [key, versions] : observed_) {
       for (const ObservedVersion& o : versions) {
@@ -782,23 +772,7 @@ class RevisionReplay {
           unchanged_[kv.key()].emplace_back(kv.mod_revision() + 1, header);
       }
     };
-    for (const HistoryOp* op : ok) {
-      const RequestOp& req = op->call.request;
-      if (req.has_request_range()) {
-        add(req.request_range(), op->response.response_range(), op->header_revision());
-      } else if (req.has_request_txn() && !ResponseChangedState(op->response)) {
-        // A txn that changed nothing read at its header revision.
-        const auto& t = req.request_txn();
-        const auto& branch = op->response.response_txn().succeeded() ? t.success() : t.failure();
-        const auto& resps = op->response.response_txn().responses();
-        for (int i = 0; i < branch.size() && i < resps.size(); ++i) {
-          if (branch.Get(i).has_request_range()) {
-            add(branch.Get(i).request_range(), resps.Get(i).response_range(),
-                op->header_revision());
-          }
-        }
-      }
-    }
+    ForEachCurrentRead(ok, add);
     for (auto& [key, windows] : unchanged_) {
       std::sort(windows.begin(), windows.end());
       for (size_t i = 1; i < windows.size(); ++i) {

@@ -481,4 +481,25 @@ uint64_t DigestOutcome(const HistoryOp& op) {
   return d.value();
 }
 
+void ForEachObservedKv(const etcdserverpb::ResponseOp& r,
+                       const std::function<void(const mvccpb::KeyValue&)>& f) {
+  using etcdserverpb::ResponseOp;
+  switch (r.response_case()) {
+    case ResponseOp::kResponseRange:
+      for (const auto& kv : r.response_range().kvs()) f(kv);
+      break;
+    case ResponseOp::kResponsePut:
+      if (r.response_put().has_prev_kv()) f(r.response_put().prev_kv());
+      break;
+    case ResponseOp::kResponseDeleteRange:
+      for (const auto& kv : r.response_delete_range().prev_kvs()) f(kv);
+      break;
+    case ResponseOp::kResponseTxn:
+      for (const auto& inner : r.response_txn().responses()) ForEachObservedKv(inner, f);
+      break;
+    default:
+      break;
+  }
+}
+
 }  // namespace geoetcd::sim

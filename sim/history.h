@@ -6,6 +6,7 @@
 #define GEOETCD_SIM_HISTORY_H_
 
 #include <cstdint>
+#include <functional>
 #include <limits>
 #include <string>
 #include <vector>
@@ -145,6 +146,10 @@ std::string FormatWatchSession(const WatchSession& session);
 std::string FormatWatchResponse(const etcdserverpb::WatchResponse& response);
 // Writes every operation and crash, one per line. Returns false if the file can't be written.
 bool WriteHistory(const History& history, const std::string& path);
+// Calls `f` on every key-value a response shows its client: Range kvs, a Put's prev_kv, a
+// DeleteRange's prev_kvs, recursively through Txn responses.
+void ForEachObservedKv(const etcdserverpb::ResponseOp& r,
+                       const std::function<void(const mvccpb::KeyValue&)>& f);
 // A canonical digest of an operation's outcome and response (fixed encoding, never a
 // serialized protobuf), folded into the trace hash.
 uint64_t DigestOutcome(const HistoryOp& op);

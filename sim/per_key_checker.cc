@@ -144,7 +144,7 @@ class Projector {
       if (op.call.kind == OpKind::kCompact) continue;
       CollectKeys(op.call.request, &keys);
       if (op.outcome == OpOutcome::kOk)
-        ForEachKv(op.response, [&](const mvccpb::KeyValue& kv) { keys.push_back(kv.key()); });
+        ForEachObservedKv(op.response, [&](const mvccpb::KeyValue& kv) { keys.push_back(kv.key()); });
     }
     std::sort(keys.begin(), keys.end());
     keys.erase(std::unique(keys.begin(), keys.end()), keys.end());
@@ -198,26 +198,6 @@ class Projector {
  private:
   using Touched = std::map<int32_t, KeyOp>;
 
-  static void ForEachKv(const ResponseOp& r,
-                        const std::function<void(const mvccpb::KeyValue&)>& f) {
-    switch (r.response_case()) {
-      case ResponseOp::kResponseRange:
-        for (const auto& kv : r.response_range().kvs()) f(kv);
-        break;
-      case ResponseOp::kResponsePut:
-        if (r.response_put().has_prev_kv()) f(r.response_put().prev_kv());
-        break;
-      case ResponseOp::kResponseDeleteRange:
-        for (const auto& kv : r.response_delete_range().prev_kvs()) f(kv);
-        break;
-      case ResponseOp::kResponseTxn:
-        for (const auto& inner : r.response_txn().responses()) ForEachKv(inner, f);
-        break;
-      default:
-        break;
-    }
-  }
-
   static void CollectKeys(const RequestOp& op, std::vector<std::string>* keys) {
     if (op.has_request_put()) keys->push_back(op.request_put().key());
     if (op.has_request_txn()) {
@@ -267,7 +247,7 @@ class Projector {
   }
 
   void ObserveResponse(const RequestOp& req, const ResponseOp& r, int64_t rev) {
-    ForEachKv(r, [this](const mvccpb::KeyValue& kv) { ObserveKv(kv); });
+    ForEachObservedKv(r, [this](const mvccpb::KeyValue& kv) { ObserveKv(kv); });
     if (r.has_response_put() && req.has_request_put()) {
       mods_.try_emplace(ModKey(IdOfKey(req.request_put().key()), rev),
                         IdOf(req.request_put().value()));
