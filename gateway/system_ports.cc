@@ -23,10 +23,7 @@ AsioExecutor::AsioExecutor() : work_(asio::make_work_guard(io_)) {}
 AsioExecutor::~AsioExecutor() { Stop(); }
 
 void AsioExecutor::Start() {
-  thread_ = std::thread([this] {
-    thread_id_ = std::this_thread::get_id();
-    io_.run();
-  });
+  thread_ = std::thread([this] { io_.run(); });
 }
 
 void AsioExecutor::Stop() {
@@ -65,10 +62,6 @@ void AsioExecutor::Cancel(TimerId id) {
   if (it == timers_.end()) return;
   it->second->cancel();
   timers_.erase(it);
-}
-
-bool AsioExecutor::InExecutorThread() const {
-  return std::this_thread::get_id() == thread_id_;
 }
 
 }  // namespace geoetcd

@@ -37,7 +37,6 @@ class AsioExecutor : public Executor {
   void Post(std::function<void()> fn) override;
   TimerId PostAfter(int64_t delay_ms, std::function<void()> fn) override;
   void Cancel(TimerId id) override;
-  bool InExecutorThread() const;
   absl::Mutex& state_mutex() { return state_mu_; }
 
  private:
@@ -48,7 +47,6 @@ class AsioExecutor : public Executor {
   asio::io_context io_;
   asio::executor_work_guard<asio::io_context::executor_type> work_;
   std::thread thread_;
-  std::thread::id thread_id_;
   TimerId next_timer_ = 1;
   std::map<TimerId, std::unique_ptr<asio::steady_timer>> timers_;
 };
