@@ -199,6 +199,52 @@ TEST_F(SnapshotStreamTest, ACancelledStreamLeavesNoScratchFiles) {
   EXPECT_GT(ReadSnapshot(source_.maintenance.get()).size(), kKeys * kValueBytes);
 }
 
+TEST_F(SnapshotStreamTest, AFifthConcurrentSnapshotIsRefusedUntilOneEnds) {
+  // kSnapshotStreamsMax streams, each stalled after its first message: the client reads no
+  // further, so gRPC flow control keeps each one open with its checkpoint on disk.
+  struct Open {
+    grpc::ClientContext ctx;
+    std::unique_ptr<grpc::ClientReader<etcdserverpb::SnapshotResponse>> reader;
+  };
+  std::vector<std::unique_ptr<Open>> open;
+  for (int i = 0; i < kSnapshotStreamsMax; ++i) {
+    auto o = std::make_unique<Open>();
+    o->ctx.set_deadline(Deadline());
+    o->reader = source_.maintenance->Snapshot(&o->ctx, etcdserverpb::SnapshotRequest());
+    etcdserverpb::SnapshotResponse first;
+    ASSERT_TRUE(o->reader->Read(&first));
+    ASSERT_GT(first.remaining_bytes(), 0u);
+    open.push_back(std::move(o));
+  }
+  ASSERT_EQ(ScratchEntries(dir_.Sub("data")).size(), static_cast<size_t>(kSnapshotStreamsMax));
+
+  {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(Deadline());
+    auto reader = source_.maintenance->Snapshot(&ctx, etcdserverpb::SnapshotRequest());
+    etcdserverpb::SnapshotResponse resp;
+    EXPECT_FALSE(reader->Read(&resp));
+    const grpc::Status s = reader->Finish();
+    EXPECT_EQ(s.error_code(), grpc::UNAVAILABLE);
+    EXPECT_EQ(s.error_message(),
+              "geoetcd: too many snapshots in progress (at most 4); retry later");
+  }
+
+  for (auto& o : open) {
+    o->ctx.TryCancel();
+    etcdserverpb::SnapshotResponse rest;
+    while (o->reader->Read(&rest)) {
+    }
+    o->reader->Finish();
+  }
+  // Once the cancelled streams have let go, snapshots are served again.
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (!ScratchEntries(dir_.Sub("data")).empty() && std::chrono::steady_clock::now() < until) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_GT(ReadSnapshot(source_.maintenance.get()).size(), kKeys * kValueBytes);
+}
+
 TEST_F(SnapshotStreamTest, LeftoversOfACrashAreRemovedAtStart) {
   source_.server->Shutdown();
   source_.server.reset();
