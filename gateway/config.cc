@@ -248,6 +248,10 @@ absl::Status SetCompactionMode(absl::string_view value, ServerConfig* config) {
   return SetOneOf(value, {"periodic", "revision"}, &config->auto_compaction_mode);
 }
 
+absl::Status SetClientTransport(absl::string_view value, ServerConfig* config) {
+  return SetOneOf(value, {"native", "grpc"}, &config->client_transport);
+}
+
 absl::Status SetLogLevel(absl::string_view value, ServerConfig* config) {
   return SetOneOf(value, {"debug", "info", "warn", "error", "dpanic", "panic", "fatal"},
                   &config->log_level);
@@ -309,6 +313,9 @@ const Flag kFlags[] = {
      "etcd 3.6 spelling of --experimental-watch-progress-notify-interval."},
     {"group-commit-max-ops", ValueKind::kCount, &SetCount<&ServerConfig::group_commit_batch_max>,
      kGeoetcd, "4096", "Most write operations grouped into one storage commit (1 to 1048576)."},
+    {"client-transport", ValueKind::kEnum, &SetClientTransport, kGeoetcd, "native",
+     "How client gRPC is served: 'native' (geoetcd's own HTTP/2 transport, the fast path)\n"
+     "    or 'grpc' (gRPC C++'s server for everything)."},
 };
 
 // etcd flags that geoetcd accepts but does not act on.

@@ -70,6 +70,9 @@ struct ServerConfig {
 
   // geoetcd-specific. --group-commit-max-ops: most operations one storage commit groups.
   int64_t group_commit_batch_max = kGroupCommitBatchMaxDefault;  // 1 .. kGroupCommitBatchMaxLimit
+  // --client-transport: "native" serves client gRPC with gateway/h2 (KV natively, the rest
+  // through gRPC C++ in-process); "grpc" serves everything with gRPC C++'s server.
+  std::string client_transport = "native";
 
   // The config file actually used, or empty.
   std::string config_file;

@@ -9,6 +9,7 @@
 #include "gateway/admin_services.h"
 #include "gateway/kv_service.h"
 #include "gateway/lease_service.h"
+#include "gateway/native_frontend.h"
 #include "gateway/rocksdb_storage.h"
 #include "gateway/snapshot_stream.h"
 #include "gateway/system_ports.h"
@@ -86,15 +87,20 @@ absl::Status Server::Init(const ServerConfig& config) {
   }
   executor_->Start();
 
-  grpc::ServerBuilder builder;
   auto addresses = UrlsToListenAddresses(config.listen_client_urls);
   if (!addresses.ok()) return addresses.status();
+  const bool native = config.client_transport == "native";
+  const int max_receive = static_cast<int>(config.max_request_bytes + kGrpcOverheadBytes);
+
+  grpc::ServerBuilder builder;
   std::vector<int> ports_bound(addresses->size(), 0);
-  for (size_t i = 0; i < addresses->size(); ++i) {
-    builder.AddListeningPort((*addresses)[i], grpc::InsecureServerCredentials(), &ports_bound[i]);
+  if (!native) {
+    for (size_t i = 0; i < addresses->size(); ++i) {
+      builder.AddListeningPort((*addresses)[i], grpc::InsecureServerCredentials(),
+                               &ports_bound[i]);
+    }
   }
-  builder.SetMaxReceiveMessageSize(
-      static_cast<int>(config.max_request_bytes + kGrpcOverheadBytes));
+  builder.SetMaxReceiveMessageSize(max_receive);
   builder.SetMaxSendMessageSize(std::numeric_limits<int>::max());
   // Per-call bookkeeping nobody reads: channelz's call counters.
   builder.AddChannelArgument(GRPC_ARG_ENABLE_CHANNELZ, 0);
@@ -116,6 +122,18 @@ absl::Status Server::Init(const ServerConfig& config) {
   if (grpc_server_ == nullptr) {
     return absl::UnavailableError("cannot listen on client URLs (address in use?)");
   }
+  if (native) {
+    // The gRPC C++ services stay reachable in-process for every method the native transport
+    // relays; nothing of theirs listens on a socket.
+    grpc::ChannelArguments args;
+    args.SetMaxReceiveMessageSize(-1);
+    args.SetMaxSendMessageSize(-1);
+    h2::ServerOptions options;
+    options.max_receive_message_bytes = static_cast<uint32_t>(max_receive);
+    native_ = std::make_unique<NativeFrontend>(node_.get(), executor_.get(),
+                                               grpc_server_->InProcessChannel(args), options);
+    return native_->Start(*addresses);
+  }
   for (size_t i = 0; i < addresses->size(); ++i) {
     if (ports_bound[i] == 0) {
       return absl::UnavailableError("cannot listen on " + (*addresses)[i]);
@@ -131,6 +149,8 @@ void Server::Wait() {
 void Server::Shutdown() {
   if (shut_down_) return;
   shut_down_ = true;
+  // The native transport first: its relayed calls are clients of the gRPC server.
+  if (native_) native_->Shutdown(2000);
   if (grpc_server_) {
     // Give in-flight calls a moment to finish, then cancel the rest.
     grpc_server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));

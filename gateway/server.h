@@ -18,6 +18,7 @@ class Service;
 namespace geoetcd {
 
 class AsioExecutor;
+class NativeFrontend;
 class Node;
 class RocksDbStorage;
 class SnapshotStreamer;
@@ -52,6 +53,7 @@ class Server {
   std::unique_ptr<SnapshotStreamer> snapshots_;
   std::vector<std::unique_ptr<grpc::Service>> services_;
   std::unique_ptr<grpc::Server> grpc_server_;
+  std::unique_ptr<NativeFrontend> native_;
   bool shut_down_ = false;
 };
 

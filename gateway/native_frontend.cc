@@ -1,0 +1,226 @@
+#include "gateway/native_frontend.h"
+
+#include <grpcpp/generic/generic_stub.h>
+#include <grpcpp/grpcpp.h>
+#include <time.h>
+
+#include <deque>
+#include <mutex>
+#include <utility>
+
+#include "absl/synchronization/mutex.h"
+#include "core/node.h"
+#include "etcd/etcdserverpb/rpc.pb.h"
+#include "gateway/system_ports.h"
+
+namespace geoetcd {
+namespace {
+
+constexpr int kCodeInternal = 13;
+constexpr int kCodeResourceExhausted = 8;
+
+void FinishWithStatus(const h2::CallPtr& call, const absl::Status& status) {
+  call->Finish(static_cast<int>(status.code()),
+               std::string_view(status.message().data(), status.message().size()));
+}
+
+// A mutation: parsed on the I/O thread and applied under the exclusive state lock, answered
+// by the Node once durable (from the executor's thread).
+template <typename Req, typename Resp>
+h2::UnaryMethod Mutation(Node* node, AsioExecutor* executor,
+                         void (Node::*method)(const RequestContext&, const Req&, Reply<Resp>)) {
+  return [node, executor, method](const h2::CallPtr& call, std::string_view bytes,
+                                  const h2::CallStart&) {
+    Req req;
+    if (!req.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
+      call->Finish(kCodeInternal, "grpc: error unmarshalling request");
+      return;
+    }
+    const RequestContext rc;
+    absl::MutexLock lock(&executor->state_mutex());
+    (node->*method)(rc, req, [call](absl::StatusOr<Resp> result) {
+      if (!result.ok()) return FinishWithStatus(call, result.status());
+      call->Reply(result->SerializeAsString());
+    });
+  };
+}
+
+h2::UnaryMethod RangeMethod(Node* node, AsioExecutor* executor) {
+  return [node, executor](const h2::CallPtr& call, std::string_view bytes, const h2::CallStart&) {
+    etcdserverpb::RangeRequest req;
+    if (!req.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
+      call->Finish(kCodeInternal, "grpc: error unmarshalling request");
+      return;
+    }
+    absl::StatusOr<etcdserverpb::RangeResponse> result;
+    {
+      absl::ReaderMutexLock lock(&executor->state_mutex());
+      result = node->ReadRange(RequestContext(), req);
+    }
+    if (!result.ok()) return FinishWithStatus(call, result.status());
+    call->Reply(result->SerializeAsString());
+  };
+}
+
+// Headers that are the transport's business, not metadata a service reads.
+bool Forwardable(const std::string& name) {
+  if (name.empty() || name[0] == ':') return false;
+  if (name.rfind("grpc-", 0) == 0) return false;
+  if (name.size() > 4 && name.compare(name.size() - 4, 4, "-bin") == 0) return false;
+  return name != "content-type" && name != "te" && name != "user-agent" && name != "host" &&
+         name != "connection";
+}
+
+std::chrono::system_clock::time_point ToSystemDeadline(int64_t monotonic_ns) {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  const int64_t now = int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
+  return std::chrono::system_clock::now() + std::chrono::nanoseconds(monotonic_ns - now);
+}
+
+// Relays one call to the gRPC C++ services over the in-process channel: request messages
+// go up as they arrive, response messages come back as the service writes them, and the
+// service's status ends the HTTP/2 stream. Backpressure: while the client's flow-control
+// window holds back more than kHighWater bytes, no further response is read from the
+// service, so a slow watcher slows its Watch stream exactly as on gRPC C++'s transport.
+class ProxyCall final : public h2::CallHandler,
+                        public grpc::ClientBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
+ public:
+  static constexpr size_t kHighWater = 256 * 1024;
+  // Request messages queued for the service before the client must be told off.
+  static constexpr size_t kMaxQueuedRequests = 4096;
+
+  static std::shared_ptr<h2::CallHandler> Start(grpc::GenericStub* stub, const h2::CallPtr& call,
+                                                const h2::CallStart& start) {
+    auto proxy = std::shared_ptr<ProxyCall>(new ProxyCall(call));
+    proxy->self_ = proxy;
+    for (const h2::HeaderField& f : *start.metadata) {
+      if (Forwardable(f.name)) proxy->ctx_.AddMetadata(f.name, f.value);
+    }
+    if (start.deadline_ns != 0) proxy->ctx_.set_deadline(ToSystemDeadline(start.deadline_ns));
+    std::weak_ptr<ProxyCall> weak = proxy;
+    call->SetOnWritable(kHighWater, [weak] {
+      if (auto p = weak.lock()) p->ResumeReading();
+    });
+    stub->PrepareBidiStreamingCall(&proxy->ctx_, std::string(start.path), grpc::StubOptions(),
+                                   proxy.get());
+    proxy->StartRead(&proxy->response_);
+    proxy->StartCall();
+    return proxy;
+  }
+
+  // ---- from the client (the I/O thread) ----
+  void OnMessage(std::string_view message) override {
+    grpc::Slice slice(message.data(), message.size());
+    std::lock_guard<std::mutex> lock(mu_);
+    if (done_) return;
+    if (pending_.size() >= kMaxQueuedRequests) {
+      call_->Finish(kCodeResourceExhausted, "too many request messages queued on one stream");
+      ctx_.TryCancel();
+      return;
+    }
+    pending_.emplace_back(&slice, 1);
+    if (!writing_) WriteNextLocked();
+  }
+  void OnHalfClose() override {
+    std::lock_guard<std::mutex> lock(mu_);
+    half_closed_ = true;
+    if (!writing_ && !done_) StartWritesDone();
+  }
+  void OnCancel() override { ctx_.TryCancel(); }
+
+  // ---- from the service (gRPC's threads) ----
+  void OnWriteDone(bool ok) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    writing_ = false;
+    if (!ok || done_) return;
+    if (!pending_.empty()) {
+      WriteNextLocked();
+    } else if (half_closed_) {
+      StartWritesDone();
+    }
+  }
+  void OnReadDone(bool ok) override {
+    if (!ok) return;  // the service finished; OnDone follows
+    std::string bytes;
+    {
+      std::vector<grpc::Slice> slices;
+      if (response_.Dump(&slices).ok()) {
+        for (const grpc::Slice& s : slices) {
+          bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
+        }
+      }
+    }
+    std::lock_guard<std::mutex> lock(mu_);
+    call_->Write(bytes);
+    if (call_->blocked_bytes() >= kHighWater) {
+      read_paused_ = true;
+      return;
+    }
+    StartRead(&response_);
+  }
+  void OnDone(const grpc::Status& status) override {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      done_ = true;
+      call_->Finish(status.error_code(), status.error_message());
+    }
+    self_.reset();  // may delete this
+  }
+
+ private:
+  explicit ProxyCall(h2::CallPtr call) : call_(std::move(call)) {}
+
+  void ResumeReading() {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!read_paused_ || done_) return;
+    read_paused_ = false;
+    StartRead(&response_);
+  }
+  void WriteNextLocked() {
+    writing_ = true;
+    writing_buffer_ = std::move(pending_.front());
+    pending_.pop_front();
+    StartWrite(&writing_buffer_);
+  }
+
+  const h2::CallPtr call_;
+  std::shared_ptr<ProxyCall> self_;  // alive until OnDone
+  grpc::ClientContext ctx_;
+  grpc::ByteBuffer response_;
+  std::mutex mu_;
+  std::deque<grpc::ByteBuffer> pending_;
+  grpc::ByteBuffer writing_buffer_;
+  bool writing_ = false;
+  bool half_closed_ = false;
+  bool read_paused_ = false;
+  bool done_ = false;
+};
+
+}  // namespace
+
+NativeFrontend::NativeFrontend(Node* node, AsioExecutor* executor,
+                               std::shared_ptr<grpc::Channel> upstream, h2::ServerOptions options)
+    : upstream_(std::move(upstream)),
+      stub_(std::make_unique<grpc::GenericStub>(upstream_)),
+      server_(options) {
+  server_.AddUnary("/etcdserverpb.KV/Range", RangeMethod(node, executor));
+  server_.AddUnary("/etcdserverpb.KV/Put", Mutation(node, executor, &Node::Put));
+  server_.AddUnary("/etcdserverpb.KV/DeleteRange", Mutation(node, executor, &Node::DeleteRange));
+  server_.AddUnary("/etcdserverpb.KV/Txn", Mutation(node, executor, &Node::Txn));
+  server_.AddUnary("/etcdserverpb.KV/Compact", Mutation(node, executor, &Node::Compact));
+  grpc::GenericStub* stub = stub_.get();
+  server_.SetFallback([stub](const h2::CallPtr& call, const h2::CallStart& start) {
+    return ProxyCall::Start(stub, call, start);
+  });
+}
+
+NativeFrontend::~NativeFrontend() { Shutdown(0); }
+
+absl::Status NativeFrontend::Start(const std::vector<std::string>& addresses) {
+  return server_.Start(addresses);
+}
+
+void NativeFrontend::Shutdown(int64_t grace_ms) { server_.Shutdown(grace_ms); }
+
+}  // namespace geoetcd
