@@ -10,6 +10,7 @@
 
 #include "absl/synchronization/mutex.h"
 #include "core/node.h"
+#include "core/watch_buffer.h"
 #include "etcd/etcdserverpb/rpc.pb.h"
 #include "gateway/system_ports.h"
 
@@ -61,6 +62,104 @@ h2::UnaryMethod RangeMethod(Node* node, AsioExecutor* executor) {
     call->Reply(result->SerializeAsString());
   };
 }
+
+// etcd's Watch on the native transport. The Node's sink queues responses in a
+// WatchStreamBuffer (core/watch_buffer.h: the same bounds and refusal policy as the gRPC C++
+// service), and the queue moves into the HTTP/2 stream while the client's flow-control
+// window holds back less than kLowWater bytes; below that the transport calls back and the
+// queue drains further. A client that stops reading therefore fills the buffer and the hub
+// stops sending it events until it catches up, as on the gRPC C++ transport.
+class NativeWatch final : public h2::CallHandler {
+ public:
+  static constexpr size_t kLowWater = 64 * 1024;
+
+  static std::shared_ptr<h2::CallHandler> Start(Node* node, AsioExecutor* executor,
+                                                const h2::CallPtr& call) {
+    auto watch = std::shared_ptr<NativeWatch>(new NativeWatch(node, executor, call));
+    std::weak_ptr<NativeWatch> weak = watch;
+    call->SetOnWritable(kLowWater, [weak] {
+      if (auto w = weak.lock()) w->OnWritable();
+    });
+    std::shared_ptr<Outbound> out = watch->out_;
+    absl::MutexLock lock(&executor->state_mutex());
+    absl::StatusOr<uint64_t> id = node->OpenWatchStream(
+        RequestContext(), [out](etcdserverpb::WatchResponse resp) {
+          return out->Offer(std::move(resp));
+        });
+    if (!id.ok()) {
+      FinishWithStatus(call, id.status());
+      return watch;
+    }
+    watch->stream_id_ = *id;
+    return watch;
+  }
+
+  void OnMessage(std::string_view message) override {
+    etcdserverpb::WatchRequest req;
+    if (!req.ParseFromArray(message.data(), static_cast<int>(message.size()))) {
+      out_->call->Finish(kCodeInternal, "grpc: error unmarshalling request");
+      Close();
+      return;
+    }
+    if (stream_id_ == 0) return;
+    absl::MutexLock lock(&executor_->state_mutex());
+    node_->WatchRequest(stream_id_, req);
+  }
+  // etcd keeps sending on a half-closed watch stream until the client goes away.
+  void OnHalfClose() override {}
+  void OnCancel() override { Close(); }
+
+ private:
+  // Shared by the Node's sink and this handler; outlives either.
+  struct Outbound {
+    explicit Outbound(h2::CallPtr c) : call(std::move(c)) {}
+    const h2::CallPtr call;
+    std::mutex mu;
+    WatchStreamBuffer buffer;
+
+    // The Node's sink (state mutex held).
+    bool Offer(etcdserverpb::WatchResponse resp) {
+      std::lock_guard<std::mutex> lock(mu);
+      if (!buffer.Offer(std::move(resp))) return false;
+      DrainLocked();
+      return true;
+    }
+    void DrainLocked() {
+      while (!buffer.empty() && call->blocked_bytes() < kLowWater) {
+        if (!call->Write(buffer.Pop().SerializeAsString())) {
+          while (!buffer.empty()) buffer.Pop();  // the stream is gone
+        }
+      }
+    }
+  };
+
+  NativeWatch(Node* node, AsioExecutor* executor, h2::CallPtr call)
+      : node_(node), executor_(executor), out_(std::make_shared<Outbound>(std::move(call))) {}
+
+  void OnWritable() {
+    bool resume;
+    {
+      std::lock_guard<std::mutex> lock(out_->mu);
+      out_->DrainLocked();
+      resume = out_->buffer.TakeResume();
+    }
+    if (resume && stream_id_ != 0) {
+      executor_->Post([node = node_, id = stream_id_] { node->ResumeWatchStream(id); });
+    }
+  }
+
+  void Close() {
+    if (stream_id_ == 0) return;
+    const uint64_t id = stream_id_;
+    stream_id_ = 0;
+    executor_->Post([node = node_, id] { node->CloseWatchStream(id); });
+  }
+
+  Node* const node_;
+  AsioExecutor* const executor_;
+  const std::shared_ptr<Outbound> out_;
+  uint64_t stream_id_ = 0;  // the Node's id; 0 once closed (I/O thread)
+};
 
 // Headers that are the transport's business, not metadata a service reads.
 bool Forwardable(const std::string& name) {
@@ -209,6 +308,10 @@ NativeFrontend::NativeFrontend(Node* node, AsioExecutor* executor,
   server_.AddUnary("/etcdserverpb.KV/DeleteRange", Mutation(node, executor, &Node::DeleteRange));
   server_.AddUnary("/etcdserverpb.KV/Txn", Mutation(node, executor, &Node::Txn));
   server_.AddUnary("/etcdserverpb.KV/Compact", Mutation(node, executor, &Node::Compact));
+  server_.AddStreaming("/etcdserverpb.Watch/Watch",
+                        [node, executor](const h2::CallPtr& call, const h2::CallStart&) {
+                          return NativeWatch::Start(node, executor, call);
+                        });
   grpc::GenericStub* stub = stub_.get();
   server_.SetFallback([stub](const h2::CallPtr& call, const h2::CallStart& start) {
     return ProxyCall::Start(stub, call, start);
