@@ -111,6 +111,10 @@ void Worker::Run(const RunClock* clock) {
   active_clients_ = static_cast<int>(clients_.size()) + 1;
   for (auto& c : clients_) c->Start();
   ClientFinished();
+  if (loop_ != nullptr) {
+    loop_->Run();
+    cq_.Shutdown();  // unused, but a queue must be shut down before it is destroyed
+  }
   void* tag = nullptr;
   bool ok = false;
   while (cq_.Next(&tag, &ok)) static_cast<Completion*>(tag)->Done(ok);
@@ -119,7 +123,12 @@ void Worker::Run(const RunClock* clock) {
 
 void Worker::ClientFinished() {
   CHECK(active_clients_ > 0);
-  if (--active_clients_ == 0) cq_.Shutdown();
+  if (--active_clients_ > 0) return;
+  if (loop_ != nullptr) {
+    loop_->Stop();
+  } else {
+    cq_.Shutdown();
+  }
 }
 
 Worker::Admission Worker::Admit(int64_t now_ns, int64_t* send_at_ns, bool* measured) {

@@ -117,6 +117,17 @@ class Client {
   virtual void Start() = 0;
 };
 
+// An event loop a Worker runs instead of its completion queue, for clients that do not use
+// gRPC (the h2 transport, bench/h2_client.h). Both methods run on the worker's thread.
+class WorkerLoop {
+ public:
+  virtual ~WorkerLoop() = default;
+  // Dispatches the clients' events until Stop().
+  virtual void Run() = 0;
+  // Called when the last client finished; Run() returns soon after.
+  virtual void Stop() = 0;
+};
+
 // One thread and its completion queue, with a slice of the clients, the quota and rate.
 class Worker {
  public:
@@ -124,6 +135,8 @@ class Worker {
          double rate_per_s, uint64_t seed);
 
   grpc::CompletionQueue* cq() { return &cq_; }
+  // Run `loop` instead of the completion queue; set before Run().
+  void set_loop(WorkerLoop* loop) { loop_ = loop; }
   int index() const { return index_; }
   FastRandom* rng() { return &rng_; }
   void AddClient(std::unique_ptr<Client> client) { clients_.push_back(std::move(client)); }
@@ -171,6 +184,7 @@ class Worker {
   const BenchOptions& options_;
   const RunClock* clock_ = nullptr;
   grpc::CompletionQueue cq_;
+  WorkerLoop* loop_ = nullptr;
   std::vector<std::unique_ptr<Client>> clients_;
   int active_clients_ = 0;
   uint64_t quota_;           // total mode: measured requests left to admit

@@ -99,6 +99,8 @@ const char* WorkloadName(Workload w) {
   return "?";
 }
 
+const char* TransportName(Transport t) { return t == Transport::kH2 ? "h2" : "grpc"; }
+
 absl::StatusOr<int64_t> ParseDuration(const std::string& text) {
   struct Unit {
     const char* suffix;
@@ -154,6 +156,9 @@ load:
   --rate R               requests/s over all clients, 0 = unlimited (watch: writer, 100)
   --timeout D            per-RPC deadline (default 30s; 0 = none, slightly cheaper)
   --connect-timeout D    fail when an endpoint does not connect in D (default 5s)
+  --transport grpc|h2    put, range, txn-put, mixed: gRPC C++'s client (default) or the
+                         bench's own lean HTTP/2 client, which leaves the server more CPU;
+                         with h2 each thread owns its conns, so threads <= conns
 
 keys and values:
   --key-size N           key bytes including the prefix (default 32)
@@ -265,6 +270,17 @@ absl::StatusOr<ParsedCommand> ParseCommandLine(int argc, const char* const* argv
       {"timeout", duration_flag(&o.timeout_ns, true)},
       {"connect-timeout", duration_flag(&o.connect_timeout_ns, false)},
       {"watch-grace", duration_flag(&o.watch_grace_ns, true)},
+      {"transport",
+       [&](const std::string& flag, const std::string& v) -> absl::Status {
+         if (v == "grpc") {
+           o.transport = Transport::kGrpc;
+         } else if (v == "h2") {
+           o.transport = Transport::kH2;
+         } else {
+           return Bad(flag, absl::StrCat("'", v, "' is not grpc or h2"));
+         }
+         return absl::OkStatus();
+       }},
       {"rate",
        [&](const std::string& flag, const std::string& v) -> absl::Status {
          auto r = ParseDouble(flag, v, 0, 1e9);
@@ -392,6 +408,12 @@ absl::StatusOr<ParsedCommand> ParseCommandLine(int argc, const char* const* argv
   if (watch && o.val_size < kWatchStampBytes) {
     return Bad("val-size", absl::StrCat("watch needs at least ", kWatchStampBytes,
                                         " bytes to carry the send time"));
+  }
+  if (o.transport == Transport::kH2 && o.workload != Workload::kPut &&
+      o.workload != Workload::kRange && o.workload != Workload::kTxnPut &&
+      o.workload != Workload::kMixed) {
+    return Bad("transport", absl::StrCat("h2 runs only put, range, txn-put and mixed; ",
+                                         WorkloadName(o.workload), " needs --transport grpc"));
   }
   if (o.no_progress) o.progress = false;
   const int needed = static_cast<int>(o.key_prefix.size()) + DecimalDigits(o.key_space - 1);

@@ -16,6 +16,12 @@ enum class Workload { kPut, kRange, kTxnPut, kMixed, kWatch, kLease, kRocksDbSyn
 
 const char* WorkloadName(Workload w);
 
+// How the unary KV workloads reach the server: gRPC C++'s async client, or geoetcd-bench's
+// own HTTP/2 client (bench/h2_client.h), which costs the shared CPU far less per call.
+enum class Transport { kGrpc, kH2 };
+
+const char* TransportName(Transport t);
+
 struct BenchOptions {
   Workload workload = Workload::kPut;
 
@@ -30,6 +36,7 @@ struct BenchOptions {
   double rate = 0;                      // requests/s over all clients; 0 = as fast as possible
   int64_t timeout_ns = 30'000'000'000;  // per unary RPC; 0 = no deadline
   int64_t connect_timeout_ns = 5'000'000'000;  // per channel, before the run
+  Transport transport = Transport::kGrpc;      // put, range, txn-put, mixed only
 
   // Keys and values.
   int key_size = 32;   // bytes, including key_prefix

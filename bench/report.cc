@@ -107,6 +107,10 @@ std::string ToJson(const BenchOptions& o, const RunResult& r) {
   if (!rocks && o.workload != Workload::kGrpcEmpty) {
     str("endpoints", absl::StrJoin(o.endpoints, ","));
   }
+  if (o.workload == Workload::kPut || o.workload == Workload::kRange ||
+      o.workload == Workload::kTxnPut || o.workload == Workload::kMixed) {
+    str("transport", TransportName(o.transport));
+  }
   num("conns", o.conns);
   num("clients", o.clients);
   num("threads", o.threads);

@@ -30,7 +30,7 @@ constexpr int kCodeUnimplemented = 12;
 constexpr int kCodeResourceExhausted = 8;
 
 constexpr uint64_t kTagFd = 1ull << 63;  // epoll data: a listener or the wakeup eventfd
-constexpr size_t kReadChunk = 256 * 1024;
+constexpr size_t kReadChunk = 64 * 1024;
 constexpr size_t kGrpcPrefix = 5;
 
 int64_t MonotonicNowNs() {
@@ -162,6 +162,8 @@ class IoLoop {
   void CloseAll();
   void GoAwayAll();
   Server* server() const { return server_; }
+  // A read buffer shared by the loop's connections (frames are handled before the next read).
+  char* scratch() { return scratch_.get(); }
 
  private:
   void Wake() {
@@ -182,6 +184,7 @@ class IoLoop {
   // The loop thread's own.
   std::vector<std::shared_ptr<Connection>> local_flush_;
   absl::flat_hash_map<Connection*, std::shared_ptr<Connection>> conns_;
+  std::unique_ptr<char[]> scratch_{new char[kReadChunk]};
   bool stopped_ = false;
 };
 
@@ -215,23 +218,27 @@ class Connection : public std::enable_shared_from_this<Connection> {
     ScheduleFlushLocked();
   }
 
-  // Loop thread: reads what the socket has, then handles every complete frame.
+  // Loop thread: reads what the socket has into the loop's scratch buffer and handles every
+  // complete frame in place; only a frame cut by the read is copied, into partial_.
   void OnReadable() {
+    char* const scratch = loop_->scratch();
     while (!closed_) {
-      if (in_.size() - in_pos_ + kReadChunk > in_.capacity() && in_pos_ > 0) {
-        in_.erase(0, in_pos_);
-        in_pos_ = 0;
-      }
-      const size_t old = in_.size();
-      in_.resize(old + kReadChunk);
-      const ssize_t n = read(fd_, in_.data() + old, kReadChunk);
+      const ssize_t n = read(fd_, scratch, kReadChunk);
       if (n > 0) {
-        in_.resize(old + static_cast<size_t>(n));
-        if (!Process()) return;
+        size_t used;
+        bool alive;
+        if (partial_.empty()) {
+          used = Process(scratch, static_cast<size_t>(n), &alive);
+          if (alive && used < static_cast<size_t>(n)) partial_.assign(scratch + used, n - used);
+        } else {
+          partial_.append(scratch, static_cast<size_t>(n));
+          used = Process(partial_.data(), partial_.size(), &alive);
+          if (alive) partial_.erase(0, used);
+        }
+        if (!alive) return;
         if (static_cast<size_t>(n) < kReadChunk) return;
         continue;
       }
-      in_.resize(old);
       if (n == 0) {
         CloseNow();
         return;
@@ -247,6 +254,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // Loop thread: writes what Call writers queued and reaps streams that finished.
   void Flush() {
     std::vector<CallPtr> reaped;
+    std::vector<std::function<void()>> dropped;
     std::vector<CallPtr> notify;
     {
       std::lock_guard<std::mutex> lock(mu_);
@@ -256,6 +264,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
         if (it == streams_.end()) continue;
         // The response ended before the request did: tell the client to stop sending.
         if (!it->second->input_closed_) AppendRstStream(&out_, id, ErrorCode::kNoError);
+        dropped.push_back(TakeOnWritableLocked(it->second.get()));
         reaped.push_back(std::move(it->second));
         streams_.erase(it);
       }
@@ -279,18 +288,23 @@ class Connection : public std::enable_shared_from_this<Connection> {
       }
       if (fn) fn();
     }
+    // The calls are over: let go of their handlers, which usually hold the call (and so the
+    // connection); destroyed here, on the loop thread, without mu_.
+    for (const CallPtr& call : reaped) call->handler_.reset();
   }
 
   // Loop thread: closes the socket and cancels every open call.
   void CloseNow() {
     if (closed_) return;
     std::vector<CallPtr> calls;
+    std::vector<std::function<void()>> dropped;
     {
       std::lock_guard<std::mutex> lock(mu_);
       closed_ = true;
       for (auto& [id, call] : streams_) {
         call->cancelled_ = true;
         call->trailers_sent_ = true;
+        dropped.push_back(TakeOnWritableLocked(call.get()));
         calls.push_back(call);
       }
       streams_.clear();
@@ -375,6 +389,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   }
   void SetOnWritable(Call* call, size_t low_watermark, std::function<void()> fn) {
     std::lock_guard<std::mutex> lock(mu_);
+    if (closed_ || call->trailers_sent_) return;  // over: fn would never be released
     call->low_watermark_ = low_watermark;
     call->on_writable_ = std::move(fn);
   }
@@ -386,35 +401,38 @@ class Connection : public std::enable_shared_from_this<Connection> {
  private:
   // ---- input, on the loop thread ----
 
-  // Handles every complete frame in in_. Returns false when the connection was closed.
-  bool Process() {
+  // Handles every complete frame in data[0, len) and returns how many bytes it used.
+  // *alive turns false when the connection was closed or stopped reading.
+  size_t Process(const char* data, size_t len, bool* alive) {
+    *alive = true;
+    size_t pos = 0;
     if (!preface_seen_) {
-      const size_t have = in_.size() - in_pos_;
-      const size_t n = std::min(have, kClientPreface.size());
-      if (std::string_view(in_).substr(in_pos_, n) != kClientPreface.substr(0, n)) {
+      const size_t n = std::min(len, kClientPreface.size());
+      if (std::string_view(data, n) != kClientPreface.substr(0, n)) {
         CloseNow();  // not HTTP/2 with prior knowledge (gRPC clients always are)
-        return false;
+        *alive = false;
+        return 0;
       }
-      if (have < kClientPreface.size()) return true;
-      in_pos_ += kClientPreface.size();
+      if (len < kClientPreface.size()) return 0;
+      pos = kClientPreface.size();
       preface_seen_ = true;
     }
-    while (in_.size() - in_pos_ >= kFrameHeaderBytes) {
-      const auto* p = reinterpret_cast<const uint8_t*>(in_.data() + in_pos_);
-      const FrameHeader h = ParseFrameHeader(p);
+    while (len - pos >= kFrameHeaderBytes) {
+      const FrameHeader h = ParseFrameHeader(reinterpret_cast<const uint8_t*>(data + pos));
       if (h.length > kDefaultMaxFrameSize) {
-        return ConnectionError(ErrorCode::kFrameSizeError, "frame larger than SETTINGS_MAX_FRAME_SIZE");
+        *alive = ConnectionError(ErrorCode::kFrameSizeError,
+                                 "frame larger than SETTINGS_MAX_FRAME_SIZE");
+        return pos;
       }
-      if (in_.size() - in_pos_ < kFrameHeaderBytes + h.length) break;
-      const std::string_view payload(in_.data() + in_pos_ + kFrameHeaderBytes, h.length);
-      in_pos_ += kFrameHeaderBytes + h.length;
-      if (!HandleFrame(h, payload)) return false;
+      if (len - pos < kFrameHeaderBytes + h.length) break;
+      const std::string_view payload(data + pos + kFrameHeaderBytes, h.length);
+      pos += kFrameHeaderBytes + h.length;
+      if (!HandleFrame(h, payload)) {
+        *alive = false;
+        return pos;
+      }
     }
-    if (in_pos_ == in_.size()) {
-      in_.clear();
-      in_pos_ = 0;
-    }
-    return true;
+    return pos;
   }
 
   bool ConnectionError(ErrorCode code, std::string_view why) {
@@ -588,11 +606,13 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   bool StreamError(const CallPtr& call, ErrorCode code) {
     std::shared_ptr<CallHandler> handler;
+    std::function<void()> dropped;
     {
       std::lock_guard<std::mutex> lock(mu_);
       AppendRstStream(&out_, call->id_, code);
       call->cancelled_ = true;
       call->trailers_sent_ = true;
+      dropped = TakeOnWritableLocked(call.get());
       handler = std::move(call->handler_);
       streams_.erase(call->id_);
       ScheduleFlushLocked();
@@ -743,12 +763,14 @@ class Connection : public std::enable_shared_from_this<Connection> {
     CallPtr call = std::move(it->second);
     streams_.erase(it);
     std::shared_ptr<CallHandler> handler;
+    std::function<void()> dropped;
     {
       std::lock_guard<std::mutex> lock(mu_);
       call->cancelled_ = true;
       call->trailers_sent_ = true;
       call->blocked_.clear();
       call->blocked_pos_ = 0;
+      dropped = TakeOnWritableLocked(call.get());
       handler = std::move(call->handler_);
     }
     call->unary_method_ = nullptr;
@@ -858,6 +880,14 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   // ---- output helpers, mu_ held ----
 
+  // Takes the call's writable callback away, for a call that is over. The caller destroys it
+  // after releasing mu_: it may hold the call, and its destruction may run user code.
+  static std::function<void()> TakeOnWritableLocked(Call* call) {
+    std::function<void()> fn = std::move(call->on_writable_);
+    call->on_writable_ = nullptr;
+    return fn;
+  }
+
   // Sends as much of the call's blocked bytes as the windows allow, then its trailers.
   void PumpLocked(Call* call) {
     while (call->blocked_pos_ < call->blocked_.size()) {
@@ -897,19 +927,15 @@ class Connection : public std::enable_shared_from_this<Connection> {
   }
 
   void PumpBlockedLocked() {
-    std::vector<CallPtr> still;
-    for (CallPtr& call : blocked_calls_) {
+    // PumpLocked re-queues each call that is still blocked, so pump from a detached list
+    // (appending to the vector being iterated would invalidate the iteration).
+    std::vector<CallPtr> blocked;
+    blocked.swap(blocked_calls_);
+    for (const CallPtr& call : blocked) {
       call->queued_blocked_ = false;
       if (call->trailers_sent_) continue;
       PumpLocked(call.get());
     }
-    blocked_calls_.erase(std::remove_if(blocked_calls_.begin(), blocked_calls_.end(),
-                                        [](const CallPtr& c) { return !c->queued_blocked_; }),
-                         blocked_calls_.end());
-    // PumpLocked re-queued the ones still blocked at the end; drop duplicates.
-    std::sort(blocked_calls_.begin(), blocked_calls_.end());
-    blocked_calls_.erase(std::unique(blocked_calls_.begin(), blocked_calls_.end()),
-                         blocked_calls_.end());
   }
 
   void ScheduleFlushLocked() {
@@ -950,8 +976,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   const ServerOptions& opts_;
 
   // Input: the loop thread's.
-  std::string in_;
-  size_t in_pos_ = 0;
+  std::string partial_;  // the start of a frame the last read cut off
   bool preface_seen_ = false;
   bool reading_stopped_ = false;
   HpackDecoder decoder_;
@@ -1251,9 +1276,16 @@ void Server::Shutdown(int64_t grace_ms) {
   shut_down_ = true;
   if (!started_) return;
   stopping_.store(true);
+  // Close the listeners now, not after the grace period: until then the kernel would
+  // complete handshakes nobody accepts, and reconnecting clients would hang instead of
+  // failing over. On loop 0, which accepts, so no accept races the close.
   for (int fd : listen_fds_) {
-    loops_[0]->Post([loop = loops_[0].get(), fd] { loop->UnwatchListener(fd); });
+    loops_[0]->Post([loop = loops_[0].get(), fd] {
+      loop->UnwatchListener(fd);
+      close(fd);
+    });
   }
+  listen_fds_.clear();
   for (auto& loop : loops_) loop->GoAwayAll();
   if (grace_ms > 0) {
     // Calls already accepted get the grace period to finish.
@@ -1264,8 +1296,6 @@ void Server::Shutdown(int64_t grace_ms) {
   }
   for (auto& loop : loops_) loop->Stop();
   loops_.clear();
-  for (int fd : listen_fds_) close(fd);
-  listen_fds_.clear();
 }
 
 }  // namespace geoetcd::h2
