@@ -585,6 +585,7 @@ TEST(ServerConfigTest, HelpDocumentsEveryFlag) {
                                  "--config-file",
                                  "--experimental-watch-progress-notify-interval '10m'",
                                  "--group-commit-max-ops '4096'",
+                                 "--client-transport 'native'",
                                  "--version",
                                  "--help",
                                  "--snapshot-count",
@@ -595,6 +596,14 @@ TEST(ServerConfigTest, HelpDocumentsEveryFlag) {
   for (absl::string_view line : absl::StrSplit(help, '\n')) {
     EXPECT_LE(line.size(), 100u) << line;
   }
+}
+
+TEST(ServerConfigTest, ClientTransportIsNativeOrGrpc) {
+  EXPECT_EQ(MustParse({}).client_transport, "native");
+  EXPECT_EQ(MustParse({"--client-transport", "grpc"}).client_transport, "grpc");
+  EXPECT_EQ(MustParse({"--client-transport=native"}).client_transport, "native");
+  EXPECT_THAT(ParseError({"--client-transport", "http"}), HasSubstr("must be one of native, grpc"));
+  EXPECT_THAT(ParseError({"--client-transport", ""}), HasSubstr("must be one of"));
 }
 
 TEST(ServerConfigTest, EtcdSubcommandsAreUnimplemented) {

@@ -200,8 +200,51 @@ def test_default_data_dir():
         harness.remove_temp_dir(cwd)
 
 
+def test_client_transports():
+    """Both --client-transport values serve KV, Watch (native on one, gRPC C++ on the
+    other) and a relayed call (Status); a bad value is refused before anything starts."""
+    for transport in ("native", "grpc"):
+        cwd = harness.make_temp_dir("cli-transport-")
+        try:
+            def make_args(s, t=transport):
+                u = urls(s)
+                return ["--name", s.name, "--data-dir", os.path.join(cwd, "data"),
+                        "--listen-client-urls", u["client"], "--advertise-client-urls",
+                        u["client"], "--listen-peer-urls", u["peer"],
+                        "--initial-advertise-peer-urls", u["peer"], "--initial-cluster",
+                        u["cluster"], "--client-transport", t]
+
+            srv = custom_server(make_args, cwd=cwd)
+            srv.start(new_ports=False, attempts=1)
+            try:
+                serves(srv)
+                stubs = srv.stubs()
+                status = stubs.maintenance.Status(rpc_pb2.StatusRequest(),
+                                                  timeout=harness.RPC_TIMEOUT)
+                check(status.header.revision >= 2, "%s: Status header %s" % (transport, status))
+                responses = stubs.watch.Watch(iter([rpc_pb2.WatchRequest(
+                    create_request=rpc_pb2.WatchCreateRequest(key=b"cli-probe",
+                                                              start_revision=1))]),
+                    timeout=harness.RPC_TIMEOUT)
+                events = []
+                for resp in responses:
+                    events.extend(resp.events)
+                    if events:
+                        break
+                responses.cancel()
+                check(len(events) == 1 and events[0].kv.value == b"ok",
+                      "%s: watch from revision 1 saw %s" % (transport, events))
+            finally:
+                srv.destroy()
+        finally:
+            harness.remove_temp_dir(cwd)
+    code, _, err = run_bin(["--client-transport", "quic"])
+    check(code != 0 and "--client-transport" in err and "must be one of native, grpc" in err,
+          "bad transport: exit %d, stderr %r" % (code, err))
+
+
 TESTS = [test_help, test_version, test_ignored_etcd_flags_warn, test_env_vars, test_config_file,
-         test_unknown_flag, test_default_data_dir]
+         test_unknown_flag, test_default_data_dir, test_client_transports]
 
 
 def main():
