@@ -29,7 +29,7 @@ struct BenchOptions {
   std::vector<std::string> endpoints = {"127.0.0.1:2379"};
   int conns = 1;       // distinct gRPC channels (TCP connections)
   int clients = 1;     // concurrently outstanding requests, spread over conns
-  int threads = 1;     // completion-queue poller threads
+  int threads = 1;     // worker threads: completion-queue pollers, or h2 epoll loops
   uint64_t total = 0;  // requests to measure; 0 when duration_ns is set
   int64_t duration_ns = 0;
   int64_t warmup_ns = 0;                // load before measuring, not counted

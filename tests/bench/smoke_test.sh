@@ -80,6 +80,9 @@ check_json "$work/put.json" put
 "$bench" range --endpoints "$endpoint" --total 200 --clients 4 --key-space 50 \
   --json >"$work/range.json" || fail "range run exited $?"
 check_json "$work/range.json" range
+"$bench" put --endpoints "$endpoint" --total 200 --clients 4 --conns 2 --threads 2 \
+  --key-space 50 --transport h2 --json >"$work/put-h2.json" || fail "h2 put run exited $?"
+check_json "$work/put-h2.json" put
 
 # Bad input: usage errors exit 2, an unreachable endpoint exits 1, each with a message.
 expect_exit() {
@@ -94,9 +97,13 @@ expect_exit() {
 expect_exit 2 "unknown workload 'puts'" puts --endpoints "$endpoint"
 expect_exit 2 "exclude each other" put --endpoints "$endpoint" --total 5 --duration 1s
 expect_exit 2 "val-size" put --endpoints "$endpoint" --val-size 0
+expect_exit 2 "h2 runs only put, range, txn-put and mixed" watch --endpoints "$endpoint" \
+  --transport h2
 kill "$server_pid"
 wait "$server_pid" 2>/dev/null || true
 server_pid=""
 expect_exit 1 "cannot connect to $endpoint" put --endpoints "$endpoint" --total 5 \
   --connect-timeout 2s
+expect_exit 1 "cannot connect to $endpoint (connection 1 of 1 failed" put \
+  --endpoints "$endpoint" --total 5 --connect-timeout 2s --transport h2
 echo "bench_smoke: ok"
