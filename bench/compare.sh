@@ -19,6 +19,10 @@
 #   BENCH_RSS_KEYS=1000000  keys of BENCH_VAL_SIZE=256 bytes loaded before reading VmRSS
 #   BENCH_THREADS=2      geoetcd-bench poller threads; it shares the cores with the server,
 #                        and one thread tops out near 40k RPC/s here (see client CPU)
+#   BENCH_TRANSPORT=h2   geoetcd-bench's transport for the put, range and txn-put runs: h2 (its
+#                        own lean HTTP/2 client, ~5 us of CPU per call) or grpc (gRPC C++'s
+#                        client, ~26 us); the watch run always uses gRPC C++
+#   BENCH_TAG=<date>     name of the results; an existing one gets -b, -c, ... appended
 #   BENCH_FLOOR_DURATION=5s   each floor run
 #   BUILD_DIR=build  JOBS=$(nproc)  ETCD_BIN=/usr/bin/etcd  BENCH_OUT=bench/results
 set -euo pipefail
@@ -58,7 +62,7 @@ fi
 : "${BENCH_KEYS:=100000}" "${BENCH_TXN_KEYS:=10000}" "${BENCH_WATCHERS:=10000}"
 : "${BENCH_WATCH_STREAMS:=100}" "${BENCH_WATCH_RATE:=10}" "${BENCH_WATCH_PUTS:=100}"
 : "${BENCH_RSS_KEYS:=1000000}" "${BENCH_VAL_SIZE:=256}" "${BENCH_THREADS:=2}"
-: "${BENCH_FLOOR_DURATION:=5s}" "${BUILD_DIR:=build}" "${JOBS:=$(nproc)}"
+: "${BENCH_TRANSPORT:=h2}" "${BENCH_FLOOR_DURATION:=5s}" "${BUILD_DIR:=build}" "${JOBS:=$(nproc)}"
 : "${ETCD_BIN:=/usr/bin/etcd}" "${BENCH_OUT:=bench/results}"
 [[ "$BUILD_DIR" = /* ]] || BUILD_DIR="$root/$BUILD_DIR"
 [[ "$BENCH_OUT" = /* ]] || BENCH_OUT="$root/$BENCH_OUT"
@@ -83,9 +87,15 @@ geoetcd_bin="$BUILD_DIR/geoetcd"
 bench="$BUILD_DIR/geoetcd-bench"
 python=/usr/bin/python3
 
-tag="$(date +%F)"
+tag="${BENCH_TAG:-$(date +%F)}"
 ((quick)) && tag="$tag-quick"
 [[ -n "$only" ]] && tag="$tag-$only"
+# A second full run the same day keeps the first: -b, -c, ...
+if [[ -z "${BENCH_TAG:-}" && $quick -eq 0 && -z "$only" && -e "$BENCH_OUT/$tag.md" ]]; then
+  for suffix in b c d e f g h i j k l m n o p q r s t u v w x y z; do
+    if [[ ! -e "$BENCH_OUT/$tag-$suffix.md" ]]; then tag="$tag-$suffix"; break; fi
+  done
+fi
 raw="$BENCH_OUT/$tag"
 rm -rf "$raw"
 mkdir -p "$raw/etcd" "$raw/geoetcd" "$raw/floors"
@@ -208,6 +218,7 @@ print("    %.0f req/s  p50 %.2f ms  p99 %.2f ms  errors %d" % (d["requests_per_s
 }
 
 many=(--conns "$BENCH_CONNS" --clients "$BENCH_CLIENTS")
+kv=(--transport "$BENCH_TRANSPORT")
 timed=(--duration "$BENCH_DURATION" --warmup "$BENCH_WARMUP" --val-size "$BENCH_VAL_SIZE")
 range_keys=(--key-space "$BENCH_KEYS" --key-prefix range/)
 
@@ -223,22 +234,22 @@ bench_server() {
   done
   if want put-1 || want put-1000 || ((need_range)) || want txn-put || want watch; then
     start_server "$kind"
-    maybe put-1 put --clients 1 "${timed[@]}" --key-space 100000
-    maybe put-1000 put "${many[@]}" "${timed[@]}" --key-space 100000
+    maybe put-1 put "${kv[@]}" --clients 1 "${timed[@]}" --key-space 100000
+    maybe put-1000 put "${kv[@]}" "${many[@]}" "${timed[@]}" --key-space 100000
     if ((need_range)); then
-      run preload put "${many[@]}" --total "$BENCH_KEYS" --sequential-keys \
+      run preload put "${kv[@]}" "${many[@]}" --total "$BENCH_KEYS" --sequential-keys \
         "${range_keys[@]}" --val-size "$BENCH_VAL_SIZE"
-      maybe range-lin-1 range --clients 1 "${timed[@]}" "${range_keys[@]}" \
+      maybe range-lin-1 range "${kv[@]}" --clients 1 "${timed[@]}" "${range_keys[@]}" \
         --consistency linearizable
-      maybe range-lin-1000 range "${many[@]}" "${timed[@]}" "${range_keys[@]}" \
+      maybe range-lin-1000 range "${kv[@]}" "${many[@]}" "${timed[@]}" "${range_keys[@]}" \
         --consistency linearizable
-      maybe range-ser-1 range --clients 1 "${timed[@]}" "${range_keys[@]}" \
+      maybe range-ser-1 range "${kv[@]}" --clients 1 "${timed[@]}" "${range_keys[@]}" \
         --consistency serializable
-      maybe range-ser-1000 range "${many[@]}" "${timed[@]}" "${range_keys[@]}" \
+      maybe range-ser-1000 range "${kv[@]}" "${many[@]}" "${timed[@]}" "${range_keys[@]}" \
         --consistency serializable
     fi
     # Keys of their own, absent at first, so a CAS starts from mod_revision 0.
-    maybe txn-put txn-put "${many[@]}" "${timed[@]}" --key-space "$BENCH_TXN_KEYS" \
+    maybe txn-put txn-put "${kv[@]}" "${many[@]}" "${timed[@]}" --key-space "$BENCH_TXN_KEYS" \
       --key-prefix txn/
     maybe watch watch --watchers "$BENCH_WATCHERS" --streams "$BENCH_WATCH_STREAMS" \
       --conns "$(( BENCH_WATCH_STREAMS < BENCH_CONNS ? BENCH_WATCH_STREAMS : BENCH_CONNS ))" \
@@ -249,7 +260,7 @@ bench_server() {
   if want rss; then
     # A fresh server: memory after loading BENCH_RSS_KEYS distinct keys and nothing else.
     start_server "$kind"
-    run rss-load put "${many[@]}" --total "$BENCH_RSS_KEYS" --key-space "$BENCH_RSS_KEYS" \
+    run rss-load put "${kv[@]}" "${many[@]}" --total "$BENCH_RSS_KEYS" --key-space "$BENCH_RSS_KEYS" \
       --sequential-keys --key-prefix rss/ --val-size "$BENCH_VAL_SIZE"
     sleep 2  # let background flushes settle before reading memory
     "$python" - "$server_pid" "$BENCH_RSS_KEYS" "$BENCH_VAL_SIZE" >"$raw/$kind/rss.json" <<'PY'
@@ -323,6 +334,7 @@ facts = {
         "watchers": $BENCH_WATCHERS, "watch_streams": $BENCH_WATCH_STREAMS,
         "watch_rate": $BENCH_WATCH_RATE, "watch_puts": $BENCH_WATCH_PUTS,
         "rss_keys": $BENCH_RSS_KEYS, "val_size": $BENCH_VAL_SIZE, "threads": $BENCH_THREADS,
+        "transport": "$BENCH_TRANSPORT",
     },
 }
 json.dump(facts, open(sys.argv[1], "w"), indent=1)
