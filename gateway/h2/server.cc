@@ -690,15 +690,18 @@ class Connection : public std::enable_shared_from_this<Connection> {
     streams_.emplace(id, call);
     call->input_closed_ = header_end_stream_;
 
-    std::string_view method_name, content_type;
+    // Decided before the fields move into metadata_ (a short string's bytes move with it).
+    bool post = false, grpc_content = false;
     for (HeaderField& f : fields) {
       if (!f.name.empty() && f.name[0] == ':') {
         if (f.name == ":path") call->path_ = std::move(f.value);
-        else if (f.name == ":method") method_name = f.value;
+        else if (f.name == ":method") post = f.value == "POST";
         continue;
       }
-      if (f.name == "content-type") content_type = f.value;
-      else if (f.name == "grpc-timeout") {
+      if (f.name == "content-type") {
+        // "application/grpc" or "application/grpc+<codec>" (gRPC's spec), not "-web".
+        grpc_content = f.value == "application/grpc" || f.value.rfind("application/grpc+", 0) == 0;
+      } else if (f.name == "grpc-timeout") {
         const int64_t ns = ParseGrpcTimeout(f.value);
         if (ns >= 0) call->deadline_ns_ = MonotonicNowNs() + std::min(ns, INT64_MAX / 4);
       }
@@ -711,8 +714,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
                    absl::StrCat("header list larger than ", opts_.max_header_list_bytes, " bytes"));
       return true;
     }
-    if (method_name != "POST" || call->path_.empty() || call->path_[0] != '/' ||
-        content_type.substr(0, 16) != "application/grpc") {
+    if (!post || call->path_.empty() || call->path_[0] != '/' || !grpc_content) {
       // Not a gRPC request: HTTP 415 as gRPC servers answer, and the stream ends.
       std::lock_guard<std::mutex> lock(mu_);
       std::string block;
@@ -754,12 +756,11 @@ class Connection : public std::enable_shared_from_this<Connection> {
     if (h.stream_id == 0) return ConnectionError(ErrorCode::kProtocolError, "RST_STREAM on stream 0");
     if (payload.size() != 4) return ConnectionError(ErrorCode::kFrameSizeError, "RST_STREAM size");
     auto it = streams_.find(h.stream_id);
-    if (it == streams_.end()) {
-      if (h.stream_id > last_client_stream_) {
-        return ConnectionError(ErrorCode::kProtocolError, "RST_STREAM on an idle stream");
-      }
-      return true;
-    }
+    // A stream we do not have: closed already, or idle. RFC 9113 makes the idle case a
+    // connection error, but gRPC core clients reset streams whose HEADERS they never sent
+    // when a call is cancelled right after it starts (grpc/grpc#19655); like grpc-go's
+    // server (etcd's), ignore it rather than fail every other call on the connection.
+    if (it == streams_.end()) return true;
     CallPtr call = std::move(it->second);
     streams_.erase(it);
     std::shared_ptr<CallHandler> handler;
@@ -865,17 +866,17 @@ class Connection : public std::enable_shared_from_this<Connection> {
     if (it == streams_.end()) return true;  // closed streams may still get updates
     CallPtr call = it->second;
     if (inc == 0) return StreamError(call, ErrorCode::kProtocolError);
-    std::lock_guard<std::mutex> lock(mu_);
-    call->send_window_ += inc;
-    if (call->send_window_ > kMaxWindow) {
-      AppendRstStream(&out_, call->id_, ErrorCode::kFlowControlError);
-      call->cancelled_ = call->trailers_sent_ = true;
-      done_ids_.push_back(call->id_);
-    } else {
-      PumpLocked(call.get());
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (call->send_window_ + inc <= kMaxWindow) {
+        call->send_window_ += inc;
+        PumpLocked(call.get());
+        ScheduleFlushLocked();
+        return true;
+      }
     }
-    ScheduleFlushLocked();
-    return true;
+    // Overflow: a stream error, and the handler is told like for any other reset.
+    return StreamError(call, ErrorCode::kFlowControlError);
   }
 
   // ---- output helpers, mu_ held ----
