@@ -60,6 +60,11 @@ absl::Status Server::Init(const ServerConfig& config) {
   }
   clock_ = std::make_unique<SystemClock>();
   executor_ = std::make_unique<AsioExecutor>();
+  if (config.client_transport == "native") {
+    // Replies the Node produces in one executor task leave from the executor's thread at
+    // the task's end, one write per connection, instead of waking the I/O loops.
+    executor_->SetAfterTask([] { h2::FlushDeferred(); });
+  }
   auto storage = RocksDbStorage::Open(config.data_dir + "/rocksdb", executor_.get(),
                                       RocksDbOptions());
   if (!storage.ok()) return storage.status();

@@ -33,8 +33,11 @@ void AsioExecutor::Stop() {
 }
 
 void AsioExecutor::RunLocked(const std::function<void()>& fn) {
-  absl::MutexLock lock(&state_mu_);
-  fn();
+  {
+    absl::MutexLock lock(&state_mu_);
+    fn();
+  }
+  if (after_task_) after_task_();
 }
 
 void AsioExecutor::Post(std::function<void()> fn) {
@@ -47,10 +50,13 @@ Executor::TimerId AsioExecutor::PostAfter(int64_t delay_ms, std::function<void()
   auto timer = std::make_unique<asio::steady_timer>(io_, std::chrono::milliseconds(delay_ms));
   timer->async_wait([this, id, fn = std::move(fn)](const asio::error_code& ec) {
     if (ec) return;  // cancelled
-    absl::MutexLock lock(&state_mu_);
-    // Cancel() may have run after the timer fired but before this handler got the lock.
-    if (timers_.erase(id) == 0) return;
-    fn();
+    {
+      absl::MutexLock lock(&state_mu_);
+      // Cancel() may have run after the timer fired but before this handler got the lock.
+      if (timers_.erase(id) == 0) return;
+      fn();
+    }
+    if (after_task_) after_task_();
   });
   timers_[id] = std::move(timer);
   return id;

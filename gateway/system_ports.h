@@ -38,6 +38,9 @@ class AsioExecutor : public Executor {
   TimerId PostAfter(int64_t delay_ms, std::function<void()> fn) override;
   void Cancel(TimerId id) override;
   absl::Mutex& state_mutex() { return state_mu_; }
+  // Runs on the executor's thread after every task, without the state mutex (the native
+  // transport sends the replies a task produced, coalesced per connection). Set before Start.
+  void SetAfterTask(std::function<void()> fn) { after_task_ = std::move(fn); }
 
  private:
   // Runs `fn` as the executor's thread does: holding the state mutex.
@@ -49,6 +52,7 @@ class AsioExecutor : public Executor {
   std::thread thread_;
   TimerId next_timer_ = 1;
   std::map<TimerId, std::unique_ptr<asio::steady_timer>> timers_;
+  std::function<void()> after_task_;
 };
 
 }  // namespace geoetcd

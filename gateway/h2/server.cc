@@ -55,6 +55,9 @@ void AppendTrailerFields(int code, std::string_view message, std::string* block)
 }
 
 thread_local IoLoop* current_loop = nullptr;
+// FlushDeferred() was called on this thread: its writes wait for the next call to it.
+thread_local bool defer_flushes = false;
+thread_local std::vector<std::shared_ptr<Connection>> deferred_flushes;
 
 }  // namespace
 
@@ -249,10 +252,38 @@ class Connection : public std::enable_shared_from_this<Connection> {
     }
   }
 
-  void OnWritable() { WriteOut(); }
+  void OnWritable() {
+    bool close;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      close = !WriteOutLocked() || (close_after_flush_ && sending_.empty());
+    }
+    if (close) CloseNow();
+  }
+
+  // Another thread (FlushDeferred's): sends what its writes queued, coalesced. Finished
+  // streams are left for the loop to reap on its next pass over this connection.
+  void FlushFromThisThread() {
+    std::lock_guard<std::mutex> lock(mu_);
+    flush_scheduled_ = false;
+    if (closed_) return;
+    TakeOutLocked();
+    const bool ok = WriteOutLocked();
+    if (!done_ids_.empty()) reap_pending_.store(true, std::memory_order_relaxed);
+    if (!ok || !writable_notify_.empty() || close_after_flush_) {
+      // A socket error or a GOAWAY to close after (the loop closes), or callbacks that must
+      // run on the loop.
+      flush_scheduled_ = true;
+      loop_->ScheduleFlush(shared_from_this());
+    }
+  }
+
+  // Loop thread: whether finished streams wait to be reaped (see FlushFromThisThread).
+  bool reap_pending() const { return reap_pending_.load(std::memory_order_relaxed); }
 
   // Loop thread: writes what Call writers queued and reaps streams that finished.
   void Flush() {
+    bool close;
     std::vector<CallPtr> reaped;
     std::vector<std::function<void()>> dropped;
     std::vector<CallPtr> notify;
@@ -269,17 +300,11 @@ class Connection : public std::enable_shared_from_this<Connection> {
         streams_.erase(it);
       }
       done_ids_.clear();
+      reap_pending_.store(false, std::memory_order_relaxed);
       notify.swap(writable_notify_);
-      if (sending_pos_ == sending_.size()) {
-        sending_.clear();
-        sending_pos_ = 0;
-        sending_.swap(out_);
-      } else {
-        sending_.append(out_);
-        out_.clear();
-      }
+      TakeOutLocked();
+      close = !WriteOutLocked() || (close_after_flush_ && sending_.empty());
     }
-    WriteOut();
     for (const CallPtr& call : notify) {
       std::function<void()> fn;
       {
@@ -291,6 +316,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     // The calls are over: let go of their handlers, which usually hold the call (and so the
     // connection); destroyed here, on the loop thread, without mu_.
     for (const CallPtr& call : reaped) call->handler_.reset();
+    if (close) CloseNow();
   }
 
   // Loop thread: closes the socket and cancels every open call.
@@ -312,7 +338,6 @@ class Connection : public std::enable_shared_from_this<Connection> {
       writable_notify_.clear();
       out_.clear();
     }
-    loop_->SetWantWrite(this, fd_, false);
     shutdown(fd_, SHUT_RDWR);
     for (const CallPtr& call : calls) {
       if (call->handler_) call->handler_->OnCancel();
@@ -443,7 +468,6 @@ class Connection : public std::enable_shared_from_this<Connection> {
       ScheduleFlushLocked();
     }
     // Stop reading; the GOAWAY goes out with the next flush, then the socket closes.
-    loop_->SetWantWrite(this, fd_, true);
     reading_stopped_ = true;
     return false;
   }
@@ -942,14 +966,31 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void ScheduleFlushLocked() {
     if (flush_scheduled_ || closed_) return;
     flush_scheduled_ = true;
-    loop_->ScheduleFlush(shared_from_this());
+    if (defer_flushes && current_loop == nullptr) {
+      deferred_flushes.push_back(shared_from_this());
+    } else {
+      loop_->ScheduleFlush(shared_from_this());
+    }
   }
 
-  // Loop thread: writes sending_ until done or the socket is full.
-  void WriteOut() {
+  // Appends out_ to what is being sent.
+  void TakeOutLocked() {
+    if (sending_pos_ == sending_.size()) {
+      sending_.clear();
+      sending_pos_ = 0;
+      sending_.swap(out_);
+    } else {
+      sending_.append(out_);
+      out_.clear();
+    }
+  }
+
+  // Writes sending_ until done or the socket is full (then the loop waits for EPOLLOUT).
+  // False on a socket error: the caller closes the connection on the loop thread.
+  bool WriteOutLocked() {
     while (sending_pos_ < sending_.size()) {
       const ssize_t n = send(fd_, sending_.data() + sending_pos_, sending_.size() - sending_pos_,
-                             MSG_NOSIGNAL);
+                             MSG_NOSIGNAL | MSG_DONTWAIT);
       if (n > 0) {
         sending_pos_ += static_cast<size_t>(n);
         continue;
@@ -957,15 +998,14 @@ class Connection : public std::enable_shared_from_this<Connection> {
       if (n < 0 && errno == EINTR) continue;
       if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
         loop_->SetWantWrite(this, fd_, true);
-        return;
+        return true;
       }
-      CloseNow();
-      return;
+      return false;
     }
     sending_.clear();
     sending_pos_ = 0;
     loop_->SetWantWrite(this, fd_, false);
-    if (close_after_flush_) CloseNow();
+    return true;
   }
 
   friend class Call;
@@ -989,13 +1029,14 @@ class Connection : public std::enable_shared_from_this<Connection> {
   uint32_t conn_recv_unacked_ = 0;
   // Loop thread, but also read under mu_ by Flush (same thread).
   absl::flat_hash_map<uint32_t, CallPtr> streams_;
-  std::string sending_;
-  size_t sending_pos_ = 0;
-  bool want_write_ = false;
+  std::atomic<bool> reap_pending_{false};
 
   // Output: guarded by mu_.
   std::mutex mu_;
-  std::string out_;
+  std::string out_;      // queued frames
+  std::string sending_;  // being written to the socket, from sending_pos_
+  size_t sending_pos_ = 0;
+  bool want_write_ = false;  // EPOLLOUT is armed
   bool flush_scheduled_ = false;
   bool closed_ = false;
   bool goaway_sent_ = false;
@@ -1035,6 +1076,7 @@ void IoLoop::Adopt(int fd) {
   });
 }
 
+// REQUIRES: conn->mu_ held.
 void IoLoop::SetWantWrite(Connection* conn, int fd, bool want) {
   if (conn->want_write_ == want || conn->closed_) return;
   conn->want_write_ = want;
@@ -1101,7 +1143,13 @@ void IoLoop::Run() {
       }
       auto* conn = static_cast<Connection*>(events[i].data.ptr);
       if (conn->closed()) continue;
-      if (events[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR | EPOLLRDHUP)) conn->OnReadable();
+      if (events[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR | EPOLLRDHUP)) {
+        conn->OnReadable();
+        if (!conn->closed() && conn->reap_pending()) {
+          std::lock_guard<std::mutex> lock(conn->mu_);
+          conn->ScheduleFlushLocked();
+        }
+      }
       if (!conn->closed() && (events[i].events & EPOLLOUT)) conn->OnWritable();
     }
     FlushAll();
@@ -1126,6 +1174,15 @@ void IoLoop::CloseAll() {
   local_flush_.clear();
   std::lock_guard<std::mutex> lock(mu_);
   remote_flush_.clear();
+}
+
+void FlushDeferred() {
+  defer_flushes = true;
+  while (!deferred_flushes.empty()) {
+    std::vector<std::shared_ptr<Connection>> batch;
+    batch.swap(deferred_flushes);
+    for (const auto& conn : batch) conn->FlushFromThisThread();
+  }
 }
 
 // ---- Server --------------------------------------------------------------------------------

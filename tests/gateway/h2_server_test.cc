@@ -1155,6 +1155,77 @@ TEST_F(H2ServerTest, ReplyAndFinishFromAnotherThread) {
   EXPECT_EQ(good.load(), 400);
 }
 
+// The Node's executor replies from its own thread and calls FlushDeferred() after each task:
+// those replies are sent by that thread at the flush, coalesced, and big ones that fill the
+// socket are finished by the I/O loop.
+TEST(H2DeferredFlushTest, ReplierThreadSendsItsBurstsItself) {
+  std::mutex mu;
+  std::condition_variable cv;
+  std::deque<std::pair<CallPtr, std::string>> queue;
+  bool stop = false;
+  Server server{ServerOptions()};
+  server.AddUnary("/t.T/Deferred", [&](const CallPtr& call, std::string_view request,
+                                       const CallStart&) {
+    std::lock_guard<std::mutex> lock(mu);
+    queue.emplace_back(call, std::string(request));
+    cv.notify_one();
+  });
+  ASSERT_TRUE(server.Start({"127.0.0.1:0"}).ok());
+  std::thread replier([&] {
+    std::unique_lock<std::mutex> lock(mu);
+    while (true) {
+      cv.wait(lock, [&] { return stop || !queue.empty(); });
+      if (queue.empty()) return;
+      std::deque<std::pair<CallPtr, std::string>> burst;
+      burst.swap(queue);
+      lock.unlock();
+      for (auto& [call, request] : burst) {
+        if (request.rfind("big ", 0) == 0) {
+          call->Reply(Pattern(8u << 20, 3));  // more than the socket buffer takes at once
+        } else if (request.rfind("error ", 0) == 0) {
+          call->Finish(5, request);
+        } else {
+          call->Reply(request);
+        }
+      }
+      burst.clear();
+      FlushDeferred();
+      lock.lock();
+    }
+  });
+  auto channel = MakeChannel(server.bound_ports()[0]);
+  std::atomic<int> good{0};
+  std::vector<std::thread> clients;
+  for (int t = 0; t < 4; ++t) {
+    clients.emplace_back([&, t] {
+      Client client(channel);
+      for (int i = 0; i < 200; ++i) {
+        std::string response;
+        const std::string request = i % 50 == 7   ? absl::StrCat("big ", t, " ", i)
+                                    : i % 3 == 0 ? absl::StrCat("error ", t, " ", i)
+                                                 : absl::StrCat("echo ", t, " ", i);
+        const grpc::Status s = client.Unary("/t.T/Deferred", request, &response);
+        if (request[0] == 'b') {
+          if (s.ok() && response == Pattern(8u << 20, 3)) ++good;
+        } else if (request[0] == 'e' && request[1] == 'r') {
+          if (s.error_code() == grpc::StatusCode::NOT_FOUND && s.error_message() == request) ++good;
+        } else if (s.ok() && response == request) {
+          ++good;
+        }
+      }
+    });
+  }
+  for (std::thread& t : clients) t.join();
+  EXPECT_EQ(good.load(), 800);
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    stop = true;
+  }
+  cv.notify_one();
+  replier.join();
+  server.Shutdown(1000);
+}
+
 TEST_F(H2ServerTest, RepliesRacingCancellations) {
   // Answers from other threads while clients give up at about the same moment: every call
   // ends one way or the other, nothing crashes, and the connection keeps serving.
