@@ -72,6 +72,7 @@ h2::UnaryMethod RangeMethod(Node* node, AsioExecutor* executor) {
 class NativeWatch final : public h2::CallHandler {
  public:
   static constexpr size_t kLowWater = 64 * 1024;
+  static constexpr size_t kFanOutFlushConnections = 8;
 
   static std::shared_ptr<h2::CallHandler> Start(Node* node, AsioExecutor* executor,
                                                 const h2::CallPtr& call) {
@@ -119,9 +120,14 @@ class NativeWatch final : public h2::CallHandler {
 
     // The Node's sink (state mutex held).
     bool Offer(etcdserverpb::WatchResponse resp) {
-      std::lock_guard<std::mutex> lock(mu);
-      if (!buffer.Offer(std::move(resp))) return false;
-      DrainLocked();
+      {
+        std::lock_guard<std::mutex> lock(mu);
+        if (!buffer.Offer(std::move(resp))) return false;
+        DrainLocked();
+      }
+      // One put fans out to every watcher in one executor task; send as it goes rather
+      // than after the last watcher's response is built.
+      h2::FlushDeferredIfMany(kFanOutFlushConnections);
       return true;
     }
     void DrainLocked() {

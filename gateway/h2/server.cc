@@ -1176,6 +1176,10 @@ void IoLoop::CloseAll() {
   remote_flush_.clear();
 }
 
+void FlushDeferredIfMany(size_t connections) {
+  if (defer_flushes && deferred_flushes.size() >= connections) FlushDeferred();
+}
+
 void FlushDeferred() {
   defer_flushes = true;
   while (!deferred_flushes.empty()) {

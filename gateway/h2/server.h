@@ -180,6 +180,9 @@ class Server {
 // them itself, one write per connection. This saves a wakeup per burst and the replies leave
 // without a thread hop. Call it after every burst (task) on that thread.
 void FlushDeferred();
+// FlushDeferred() now if at least `connections` connections wait for it: a long task (a
+// watch fan-out) starts sending while it still produces. Call without any h2 lock held.
+void FlushDeferredIfMany(size_t connections);
 
 // gRPC's grpc-message encoding: bytes outside printable ASCII, and '%', as %XX.
 std::string PercentEncode(std::string_view text);
