@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages geoetcd needs, only those missing.
 #   scripts/deps.sh build   - what building and running the server needs
-#   scripts/deps.sh test    - plus a real etcd 3.4, etcdctl and python3-etcd3 for the
-#                             conformance suite
+#   scripts/deps.sh test    - plus a real etcd 3.4, etcdctl, python3-etcd3 and Node.js
+#                             with npm for the conformance suites
 set -euo pipefail
 
 build_pkgs=(build-essential cmake ninja-build pkg-config
@@ -12,7 +12,12 @@ build_pkgs=(build-essential cmake ninja-build pkg-config
 test_pkgs=(etcd-server etcd-client python3 python3-etcd3 python3-grpcio python3-protobuf)
 
 want=("${build_pkgs[@]}")
-if [[ "${1:-build}" == "test" ]]; then want+=("${test_pkgs[@]}"); fi
+if [[ "${1:-build}" == "test" ]]; then
+  want+=("${test_pkgs[@]}")
+  # The Node.js client suite needs node and npm; a machine that has them from elsewhere
+  # (nvm, NodeSource) keeps its own.
+  if ! command -v node >/dev/null || ! command -v npm >/dev/null; then want+=(nodejs npm); fi
+fi
 
 missing=()
 for p in "${want[@]}"; do

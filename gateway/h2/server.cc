@@ -429,6 +429,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // Handles every complete frame in data[0, len) and returns how many bytes it used.
   // *alive turns false when the connection was closed or stopped reading.
   size_t Process(const char* data, size_t len, bool* alive) {
+    if (reading_stopped_) {  // after a connection error: input is dropped until we close
+      *alive = false;
+      return len;
+    }
     *alive = true;
     size_t pos = 0;
     if (!preface_seen_) {
@@ -461,14 +465,17 @@ class Connection : public std::enable_shared_from_this<Connection> {
   }
 
   bool ConnectionError(ErrorCode code, std::string_view why) {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      AppendGoAway(&out_, last_client_stream_, code, why);
-      close_after_flush_ = true;
-      ScheduleFlushLocked();
-    }
-    // Stop reading; the GOAWAY goes out with the next flush, then the socket closes.
+    std::lock_guard<std::mutex> lock(mu_);
+    return ConnectionErrorLocked(code, why);
+  }
+
+  // GOAWAY with `code`, then the socket closes once it is written; nothing more is read.
+  // Returns false (for HandleFrame's "stop").
+  bool ConnectionErrorLocked(ErrorCode code, std::string_view why) {
+    AppendGoAway(&out_, last_client_stream_, code, why);
+    close_after_flush_ = true;
     reading_stopped_ = true;
+    ScheduleFlushLocked();
     return false;
   }
 
@@ -818,11 +825,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
       switch (static_cast<Setting>(id)) {
         case Setting::kInitialWindowSize: {
           if (value > kMaxWindow) {
-            AppendGoAway(&out_, last_client_stream_, ErrorCode::kFlowControlError, "window");
-            close_after_flush_ = true;
-            reading_stopped_ = true;
-            ScheduleFlushLocked();
-            return false;
+            return ConnectionErrorLocked(ErrorCode::kFlowControlError, "window");
           }
           const int64_t delta = int64_t{value} - peer_initial_window_;
           peer_initial_window_ = value;
@@ -831,21 +834,13 @@ class Connection : public std::enable_shared_from_this<Connection> {
         }
         case Setting::kMaxFrameSize:
           if (value < kDefaultMaxFrameSize || value > kMaxAllowedFrameSize) {
-            AppendGoAway(&out_, last_client_stream_, ErrorCode::kProtocolError, "frame size");
-            close_after_flush_ = true;
-            reading_stopped_ = true;
-            ScheduleFlushLocked();
-            return false;
+            return ConnectionErrorLocked(ErrorCode::kProtocolError, "frame size");
           }
           peer_max_frame_ = value;
           break;
         case Setting::kEnablePush:
           if (value > 1) {
-            AppendGoAway(&out_, last_client_stream_, ErrorCode::kProtocolError, "ENABLE_PUSH");
-            close_after_flush_ = true;
-            reading_stopped_ = true;
-            ScheduleFlushLocked();
-            return false;
+            return ConnectionErrorLocked(ErrorCode::kProtocolError, "ENABLE_PUSH");
           }
           break;
         default:
@@ -876,11 +871,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
       std::lock_guard<std::mutex> lock(mu_);
       conn_send_window_ += inc;
       if (conn_send_window_ > kMaxWindow) {
-        AppendGoAway(&out_, last_client_stream_, ErrorCode::kFlowControlError, "window overflow");
-        close_after_flush_ = true;
-        reading_stopped_ = true;
-        ScheduleFlushLocked();
-        return false;
+        return ConnectionErrorLocked(ErrorCode::kFlowControlError, "window overflow");
       }
       PumpBlockedLocked();
       ScheduleFlushLocked();
