@@ -445,6 +445,10 @@ absl::Status HpackDecoder::Decode(std::string_view block, size_t max_list_bytes,
   return absl::OkStatus();
 }
 
+void HpackEncoder::EncodeTableSizeUpdate(uint32_t max_size, std::string* out) {
+  AppendInteger(0x20, 5, max_size, out);
+}
+
 void HpackEncoder::Encode(std::string_view name, std::string_view value, std::string* out) {
   for (size_t i = 0; i < kStaticTableLength; ++i) {
     if (kStaticTable[i][0] != name) continue;

@@ -81,6 +81,9 @@ class HpackEncoder {
   // literal without indexing with indexed name; otherwise literal without indexing with a
   // literal name. Strings are sent raw (no Huffman).
   static void Encode(std::string_view name, std::string_view value, std::string* out);
+  // Appends a dynamic table size update (RFC 7541 6.3) to `max_size`: it must lead the next
+  // header block after the peer lowers SETTINGS_HEADER_TABLE_SIZE below what we may use.
+  static void EncodeTableSizeUpdate(uint32_t max_size, std::string* out);
 };
 
 // Appends the Huffman coding (RFC 7541 5.2, Appendix B) of `in`, padded with the most

@@ -360,7 +360,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     std::lock_guard<std::mutex> lock(mu_);
     if (closed_ || call->finished_ || call->trailers_sent_) return false;
     if (!call->headers_sent_) {
-      AppendHeaders(&out_, call->id_, ResponseHeadersBlock(), false, peer_max_frame_);
+      AppendHeaderBlockLocked(call->id_, ResponseHeadersBlock(), false);
       call->headers_sent_ = true;
     }
     const uint32_t len = static_cast<uint32_t>(message.size());
@@ -397,7 +397,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
       // Trailers-Only: one HEADERS frame with the status and END_STREAM.
       std::string block = ResponseHeadersBlock();
       AppendTrailerFields(code, message, &block);
-      AppendHeaders(&out_, call->id_, block, true, peer_max_frame_);
+      AppendHeaderBlockLocked(call->id_, block, true);
       call->headers_sent_ = true;
       call->trailers_sent_ = true;
       done_ids_.push_back(call->id_);
@@ -750,7 +750,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
       std::lock_guard<std::mutex> lock(mu_);
       std::string block;
       HpackEncoder::Encode(":status", "415", &block);
-      AppendHeaders(&out_, id, block, true, peer_max_frame_);
+      AppendHeaderBlockLocked(id, block, true);
       call->headers_sent_ = call->finished_ = call->trailers_sent_ = true;
       done_ids_.push_back(id);
       ScheduleFlushLocked();
@@ -843,8 +843,16 @@ class Connection : public std::enable_shared_from_this<Connection> {
             return ConnectionErrorLocked(ErrorCode::kProtocolError, "ENABLE_PUSH");
           }
           break;
+        case Setting::kHeaderTableSize:
+          // Our encoder never adds entries, but a smaller limit than the table it may use
+          // must still be acknowledged with a size update (RFC 7541 §4.2).
+          if (value < encoder_table_max_) {
+            encoder_table_max_ = value;
+            table_update_pending_ = true;
+          }
+          break;
         default:
-          break;  // table size: our encoder never indexes; the rest do not concern a server
+          break;  // the rest do not concern a server
       }
     }
     AppendSettingsAck(&out_);
@@ -935,7 +943,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
       }
     }
     if (left == 0 && call->finished_ && !call->trailers_sent_) {
-      AppendHeaders(&out_, call->id_, call->trailers_, true, peer_max_frame_);
+      AppendHeaderBlockLocked(call->id_, call->trailers_, true);
       call->trailers_.clear();
       call->trailers_sent_ = true;
       done_ids_.push_back(call->id_);
@@ -952,6 +960,20 @@ class Connection : public std::enable_shared_from_this<Connection> {
       if (call->trailers_sent_) continue;
       PumpLocked(call.get());
     }
+  }
+
+  // One header block as HEADERS (+ CONTINUATION), led by a dynamic table size update when
+  // the client lowered SETTINGS_HEADER_TABLE_SIZE since our last block.
+  void AppendHeaderBlockLocked(uint32_t stream_id, std::string_view block, bool end_stream) {
+    if (!table_update_pending_) {
+      AppendHeaders(&out_, stream_id, block, end_stream, peer_max_frame_);
+      return;
+    }
+    table_update_pending_ = false;
+    std::string led;
+    HpackEncoder::EncodeTableSizeUpdate(encoder_table_max_, &led);
+    led.append(block);
+    AppendHeaders(&out_, stream_id, led, end_stream, peer_max_frame_);
   }
 
   void ScheduleFlushLocked() {
@@ -1035,6 +1057,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   int64_t conn_send_window_ = kDefaultInitialWindow;
   int64_t peer_initial_window_ = kDefaultInitialWindow;
   uint32_t peer_max_frame_ = kDefaultMaxFrameSize;
+  uint32_t encoder_table_max_ = 4096;  // the peer's SETTINGS_HEADER_TABLE_SIZE, once lowered
+  bool table_update_pending_ = false;
   std::vector<CallPtr> blocked_calls_;
   std::vector<uint32_t> done_ids_;
   std::vector<CallPtr> writable_notify_;

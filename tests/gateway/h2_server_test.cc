@@ -2054,6 +2054,36 @@ TEST_F(H2ServerTest, RawResponseHeadersAndTrailers) {
   EXPECT_EQ(r.Messages(), std::vector<std::string>{"hi"});
 }
 
+// A client that lowers SETTINGS_HEADER_TABLE_SIZE gets a table size update leading the next
+// header block (RFC 7541 4.2), once; strict decoders (nghttp2) require it.
+TEST_F(H2ServerTest, RawLoweredHeaderTableSizeIsAcknowledgedInTheNextBlock) {
+  StartServer();
+  RawConnection conn(port_);
+  conn.Handshake();
+  std::string settings;
+  AppendSettings(&settings, {{Setting::kHeaderTableSize, 0}});
+  ASSERT_TRUE(conn.Send(settings));
+  std::vector<uint8_t> first_octets;
+  for (uint32_t id : {1u, 3u}) {
+    const std::string m = "hi";
+    ASSERT_TRUE(conn.SendRequest(id, "/t.T/Echo", &m));
+    RawFrame frame;
+    while (true) {
+      ASSERT_EQ(conn.Read(&frame), ReadResult::kFrame);
+      if (frame.header.type == FrameType::kHeaders && frame.header.stream_id == id) break;
+    }
+    ASSERT_FALSE(frame.payload.empty());
+    first_octets.push_back(static_cast<uint8_t>(frame.payload[0]));
+    HpackDecoder decoder(0);
+    std::vector<HeaderField> fields;
+    ASSERT_TRUE(decoder.Decode(frame.payload, 1 << 20, &fields).ok());
+    ASSERT_FALSE(fields.empty());
+    EXPECT_EQ(fields[0].name, ":status");
+  }
+  EXPECT_EQ(first_octets[0], 0x20);  // size update to 0
+  EXPECT_NE(first_octets[1], 0x20);  // only once
+}
+
 TEST_F(H2ServerTest, RawLongStatusMessageUsesContinuation) {
   StartServer();
   RawConnection conn(port_);

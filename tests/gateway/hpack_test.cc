@@ -651,5 +651,26 @@ TEST(HpackDecoderTest, FieldsAfterTheLimitAreDroppedEvenIfSmall) {
             absl::StatusCode::kInvalidArgument);
 }
 
+TEST(HpackEncoderTest, TableSizeUpdateLeadsABlockAndIsBounded) {
+  std::string block;
+  HpackEncoder::EncodeTableSizeUpdate(0, &block);
+  EXPECT_EQ(block, std::string(1, '\x20'));
+  HpackEncoder::Encode(":status", "200", &block);
+  HpackDecoder decoder(4096);
+  std::vector<HeaderField> fields;
+  ASSERT_TRUE(decoder.Decode(block, 1 << 20, &fields).ok());
+  ASSERT_EQ(fields.size(), 1u);
+  EXPECT_EQ(fields[0].value, "200");
+
+  std::string at_max, over_max;
+  HpackEncoder::EncodeTableSizeUpdate(4096, &at_max);  // 5-bit prefix continues: 0x3f 0xe1 0x1f
+  EXPECT_EQ(at_max, std::string("\x3f\xe1\x1f", 3));
+  HpackEncoder::EncodeTableSizeUpdate(4097, &over_max);
+  HpackDecoder bounded(4096);
+  fields.clear();
+  EXPECT_TRUE(bounded.Decode(at_max, 1 << 20, &fields).ok());
+  EXPECT_EQ(bounded.Decode(over_max, 1 << 20, &fields).code(), absl::StatusCode::kInvalidArgument);
+}
+
 }  // namespace
 }  // namespace geoetcd::h2
