@@ -25,6 +25,14 @@ void FinishWithStatus(const h2::CallPtr& call, const absl::Status& status) {
                std::string_view(status.message().data(), status.message().size()));
 }
 
+// Parses one request message; a malformed one ends the call with INTERNAL, as gRPC does.
+template <typename Req>
+bool ParseRequest(const h2::CallPtr& call, std::string_view bytes, Req* req) {
+  if (req->ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) return true;
+  call->Finish(kCodeInternal, "grpc: error unmarshalling request");
+  return false;
+}
+
 // A mutation: parsed on the I/O thread and applied under the exclusive state lock, answered
 // by the Node once durable (from the executor's thread).
 template <typename Req, typename Resp>
@@ -33,10 +41,7 @@ h2::UnaryMethod Mutation(Node* node, AsioExecutor* executor,
   return [node, executor, method](const h2::CallPtr& call, std::string_view bytes,
                                   const h2::CallStart&) {
     Req req;
-    if (!req.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
-      call->Finish(kCodeInternal, "grpc: error unmarshalling request");
-      return;
-    }
+    if (!ParseRequest(call, bytes, &req)) return;
     const RequestContext rc;
     absl::MutexLock lock(&executor->state_mutex());
     (node->*method)(rc, req, [call](absl::StatusOr<Resp> result) {
@@ -49,10 +54,7 @@ h2::UnaryMethod Mutation(Node* node, AsioExecutor* executor,
 h2::UnaryMethod RangeMethod(Node* node, AsioExecutor* executor) {
   return [node, executor](const h2::CallPtr& call, std::string_view bytes, const h2::CallStart&) {
     etcdserverpb::RangeRequest req;
-    if (!req.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
-      call->Finish(kCodeInternal, "grpc: error unmarshalling request");
-      return;
-    }
+    if (!ParseRequest(call, bytes, &req)) return;
     absl::StatusOr<etcdserverpb::RangeResponse> result;
     {
       absl::ReaderMutexLock lock(&executor->state_mutex());
@@ -97,8 +99,7 @@ class NativeWatch final : public h2::CallHandler {
 
   void OnMessage(std::string_view message) override {
     etcdserverpb::WatchRequest req;
-    if (!req.ParseFromArray(message.data(), static_cast<int>(message.size()))) {
-      out_->call->Finish(kCodeInternal, "grpc: error unmarshalling request");
+    if (!ParseRequest(out_->call, message, &req)) {
       Close();
       return;
     }

@@ -134,14 +134,7 @@ class IoLoop {
 
   // Runs `fn` on this loop's thread; nullptr stops the loop.
   void Post(std::function<void()> fn) {
-    bool wake;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      tasks_.push_back(std::move(fn));
-      wake = !wake_pending_;
-      wake_pending_ = true;
-    }
-    if (wake) Wake();
+    EnqueueAndWake([&] { tasks_.push_back(std::move(fn)); });
   }
 
   // Asks the loop to write `conn`'s queued output; cheap when called from the loop itself.
@@ -150,25 +143,29 @@ class IoLoop {
       local_flush_.push_back(std::move(conn));
       return;
     }
-    bool wake;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      remote_flush_.push_back(std::move(conn));
-      wake = !wake_pending_;
-      wake_pending_ = true;
-    }
-    if (wake) Wake();
+    EnqueueAndWake([&] { remote_flush_.push_back(std::move(conn)); });
   }
 
   void Adopt(int fd);
   void SetWantWrite(Connection* conn, int fd, bool want);
   void CloseAll();
   void GoAwayAll();
-  Server* server() const { return server_; }
   // A read buffer shared by the loop's connections (frames are handled before the next read).
   char* scratch() { return scratch_.get(); }
 
  private:
+  // Runs `add` under mu_ and wakes the loop unless a wakeup is already on its way.
+  template <typename Add>
+  void EnqueueAndWake(Add add) {
+    bool wake;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      add();
+      wake = !wake_pending_;
+      wake_pending_ = true;
+    }
+    if (wake) Wake();
+  }
   void Wake() {
     const uint64_t one = 1;
     [[maybe_unused]] ssize_t n = write(wakefd_, &one, sizeof(one));
@@ -759,7 +756,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
     if (auto u = server_->unary_.find(call->path_); u != server_->unary_.end()) {
       call->unary_method_ = &u->second;
-      if (call->input_closed_) HalfCloseWithoutData(call);
+      if (call->input_closed_) HalfClose(call);  // HEADERS with END_STREAM: no message
       return true;
     }
     const StreamMethod* factory = nullptr;
@@ -774,13 +771,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
     }
     CallStart start{call->path_, &call->metadata_, call->deadline_ns_};
     call->handler_ = (*factory)(call, start);
-    if (call->input_closed_ && call->handler_) call->handler_->OnHalfClose();
+    if (call->input_closed_) HalfClose(call);
     return true;
-  }
-
-  void HalfCloseWithoutData(const CallPtr& call) {
-    call->unary_method_ = nullptr;
-    call->Finish(kCodeInternal, "request has no message");
   }
 
   bool OnRstStream(const FrameHeader& h, std::string_view payload) {

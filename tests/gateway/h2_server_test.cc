@@ -758,6 +758,7 @@ int64_t SettingValue(std::string_view payload, Setting id) {
 class H2ServerTest : public ::testing::Test {
  protected:
   void TearDown() override {
+    raw_.reset();
     svc_.Stop();
     if (server_ != nullptr) server_->Shutdown(0);
     server_.reset();
@@ -772,6 +773,14 @@ class H2ServerTest : public ::testing::Test {
     ASSERT_EQ(server_->bound_ports().size(), 1u);
     port_ = server_->bound_ports()[0];
     ASSERT_GT(port_, 0);
+  }
+
+  // A server with the test methods and one raw connection past the preface and SETTINGS.
+  RawConnection& StartRawSession() {
+    StartServer();
+    raw_ = std::make_unique<RawConnection>(port_);
+    raw_->Handshake();
+    return *raw_;
   }
 
   // Every streaming call the methods saw, and its handler, released by the transport once
@@ -793,6 +802,7 @@ class H2ServerTest : public ::testing::Test {
   Service svc_;
   std::unique_ptr<Server> server_;
   int port_ = 0;
+  std::unique_ptr<RawConnection> raw_;  // StartRawSession's
 };
 
 // ---- unit: the two helpers server.h exports -----------------------------------------------
@@ -1458,9 +1468,7 @@ TEST_F(H2ServerTest, RawFirstFrameIsSettings) {
 }
 
 TEST_F(H2ServerTest, RawPingIsAnsweredWithTheSamePayload) {
-  StartServer();
-  RawConnection conn(port_);
-  conn.Handshake();
+  RawConnection& conn = StartRawSession();
   const uint8_t opaque[8] = {0xde, 0xad, 0xbe, 0xef, 0, 1, 2, 0xff};
   std::string out;
   AppendPing(&out, false, opaque);
@@ -1501,9 +1509,7 @@ TEST_F(H2ServerTest, RawPrefaceInPiecesIsAccepted) {
 }
 
 TEST_F(H2ServerTest, RawFrameSizeBound) {
-  StartServer();
-  RawConnection conn(port_);
-  conn.Handshake();
+  RawConnection& conn = StartRawSession();
   // An unknown frame type is ignored, at exactly SETTINGS_MAX_FRAME_SIZE too.
   std::string out;
   AppendFrameHeader(&out, 16384, static_cast<FrameType>(0xee), 0, 0);
@@ -1519,9 +1525,7 @@ TEST_F(H2ServerTest, RawFrameSizeBound) {
 }
 
 TEST_F(H2ServerTest, RawDataOnStreamZeroIsAProtocolError) {
-  StartServer();
-  RawConnection conn(port_);
-  conn.Handshake();
+  RawConnection& conn = StartRawSession();
   std::string out;
   AppendData(&out, 0, "abc", false, kDefaultMaxFrameSize);
   ASSERT_TRUE(conn.Send(out));
@@ -1530,9 +1534,7 @@ TEST_F(H2ServerTest, RawDataOnStreamZeroIsAProtocolError) {
 }
 
 TEST_F(H2ServerTest, RawDataOnAnIdleStreamIsAProtocolError) {
-  StartServer();
-  RawConnection conn(port_);
-  conn.Handshake();
+  RawConnection& conn = StartRawSession();
   std::string out;
   AppendData(&out, 7, Framed("abc"), true, kDefaultMaxFrameSize);
   ASSERT_TRUE(conn.Send(out));
@@ -1540,9 +1542,7 @@ TEST_F(H2ServerTest, RawDataOnAnIdleStreamIsAProtocolError) {
 }
 
 TEST_F(H2ServerTest, RawHeadersOnAnEvenStreamIsAProtocolError) {
-  StartServer();
-  RawConnection conn(port_);
-  conn.Handshake();
+  RawConnection& conn = StartRawSession();
   std::string out;
   AppendHeaders(&out, 2, RequestBlock("/t.T/Echo"), false, kDefaultMaxFrameSize);
   ASSERT_TRUE(conn.Send(out));
@@ -1551,9 +1551,7 @@ TEST_F(H2ServerTest, RawHeadersOnAnEvenStreamIsAProtocolError) {
 }
 
 TEST_F(H2ServerTest, RawStreamIdsMustIncrease) {
-  StartServer();
-  RawConnection conn(port_);
-  conn.Handshake();
+  RawConnection& conn = StartRawSession();
   const std::string m = "m";
   ASSERT_TRUE(conn.SendRequest(5, "/t.T/Echo", &m));
   RawResponse r = conn.ReadResponse(5);
@@ -1643,9 +1641,7 @@ TEST_F(H2ServerTest, RawHeaderListBound) {
 }
 
 TEST_F(H2ServerTest, RawConnectionWindowUpdateOfZeroIsAProtocolError) {
-  StartServer();
-  RawConnection conn(port_);
-  conn.Handshake();
+  RawConnection& conn = StartRawSession();
   std::string out;
   AppendWindowUpdate(&out, 0, 0);
   ASSERT_TRUE(conn.Send(out));
@@ -1654,9 +1650,7 @@ TEST_F(H2ServerTest, RawConnectionWindowUpdateOfZeroIsAProtocolError) {
 }
 
 TEST_F(H2ServerTest, RawStreamWindowUpdateOfZeroResetsTheStream) {
-  StartServer();
-  RawConnection conn(port_);
-  conn.Handshake();
+  RawConnection& conn = StartRawSession();
   ASSERT_TRUE(conn.SendRequest(1, "/t.T/Bidi", nullptr));
   std::string out;
   AppendWindowUpdate(&out, 1, 0);
@@ -1668,9 +1662,7 @@ TEST_F(H2ServerTest, RawStreamWindowUpdateOfZeroResetsTheStream) {
 }
 
 TEST_F(H2ServerTest, RawStreamWindowOverflowCancelsTheCall) {
-  StartServer();
-  RawConnection conn(port_);
-  conn.Handshake();
+  RawConnection& conn = StartRawSession();
   ASSERT_TRUE(conn.SendRequest(1, "/t.T/Hang", nullptr));
   ASSERT_TRUE(svc_.WaitFor([&] { return svc_.started == 1; }));
   std::string out;
@@ -1690,9 +1682,7 @@ TEST_F(H2ServerTest, RawStreamWindowOverflowCancelsTheCall) {
 }
 
 TEST_F(H2ServerTest, RawConnectionWindowOverflowBound) {
-  StartServer();
-  RawConnection conn(port_);
-  conn.Handshake();
+  RawConnection& conn = StartRawSession();
   std::string out;
   AppendWindowUpdate(&out, 0, static_cast<uint32_t>(kMaxWindow - kDefaultInitialWindow));
   ASSERT_TRUE(conn.Send(out));
@@ -1858,9 +1848,7 @@ TEST_F(H2ServerTest, RawConnectionWindowSharedByBlockedStreams) {
 }
 
 TEST_F(H2ServerTest, RawRequestWithoutGrpcContentTypeGets415) {
-  StartServer();
-  RawConnection conn(port_);
-  conn.Handshake();
+  RawConnection& conn = StartRawSession();
   const std::string m = "x";
   std::string out;
   AppendHeaders(&out, 1, RequestBlock("/t.T/Echo", {}, ""), false, kDefaultMaxFrameSize);
@@ -1887,9 +1875,7 @@ TEST_F(H2ServerTest, RawRequestWithoutGrpcContentTypeGets415) {
 }
 
 TEST_F(H2ServerTest, RawHeadersWithPaddingAndPriority) {
-  StartServer();
-  RawConnection conn(port_);
-  conn.Handshake();
+  RawConnection& conn = StartRawSession();
   const std::string block = RequestBlock("/t.T/Echo");
   std::string payload;
   payload.push_back(10);                         // pad length
@@ -1921,9 +1907,7 @@ TEST_F(H2ServerTest, RawHeadersWithPaddingAndPriority) {
 }
 
 TEST_F(H2ServerTest, RawHeadersSplitOverContinuation) {
-  StartServer();
-  RawConnection conn(port_);
-  conn.Handshake();
+  RawConnection& conn = StartRawSession();
   const std::string block = RequestBlock("/t.T/Echo", {{"x-long", std::string(300, 'v')}});
   std::string out;
   AppendHeaders(&out, 1, block, false, 100);  // HEADERS + 3 CONTINUATION
@@ -1935,9 +1919,7 @@ TEST_F(H2ServerTest, RawHeadersSplitOverContinuation) {
 }
 
 TEST_F(H2ServerTest, RawOtherFrameInsideAHeaderBlockIsAProtocolError) {
-  StartServer();
-  RawConnection conn(port_);
-  conn.Handshake();
+  RawConnection& conn = StartRawSession();
   const std::string block = RequestBlock("/t.T/Echo");
   std::string out;
   AppendFrameHeader(&out, 10, FrameType::kHeaders, 0, 1);
@@ -1949,9 +1931,7 @@ TEST_F(H2ServerTest, RawOtherFrameInsideAHeaderBlockIsAProtocolError) {
 }
 
 TEST_F(H2ServerTest, RawMessageInOneByteDataFrames) {
-  StartServer();
-  RawConnection conn(port_);
-  conn.Handshake();
+  RawConnection& conn = StartRawSession();
   const std::string message = Framed(Pattern(100, 1));
   std::string out;
   AppendHeaders(&out, 1, RequestBlock("/t.T/Echo"), false, kDefaultMaxFrameSize);
@@ -1965,9 +1945,7 @@ TEST_F(H2ServerTest, RawMessageInOneByteDataFrames) {
 }
 
 TEST_F(H2ServerTest, RawSeveralMessagesInOneDataFrame) {
-  StartServer();
-  RawConnection conn(port_);
-  conn.Handshake();
+  RawConnection& conn = StartRawSession();
   std::string out;
   AppendHeaders(&out, 1, RequestBlock("/t.T/Bidi"), false, kDefaultMaxFrameSize);
   AppendData(&out, 1, Framed("one") + Framed("") + Framed("three"), true, kDefaultMaxFrameSize);
@@ -1978,9 +1956,7 @@ TEST_F(H2ServerTest, RawSeveralMessagesInOneDataFrame) {
 }
 
 TEST_F(H2ServerTest, RawRequestEndingInsideAMessageIsInternal) {
-  StartServer();
-  RawConnection conn(port_);
-  conn.Handshake();
+  RawConnection& conn = StartRawSession();
   std::string out;
   AppendHeaders(&out, 1, RequestBlock("/t.T/Echo"), false, kDefaultMaxFrameSize);
   AppendData(&out, 1, Framed("0123456789").substr(0, 8), true, kDefaultMaxFrameSize);
@@ -1992,9 +1968,7 @@ TEST_F(H2ServerTest, RawRequestEndingInsideAMessageIsInternal) {
 }
 
 TEST_F(H2ServerTest, RawUnaryWithoutAMessageIsInternal) {
-  StartServer();
-  RawConnection conn(port_);
-  conn.Handshake();
+  RawConnection& conn = StartRawSession();
   ASSERT_TRUE(conn.SendRequest(1, "/t.T/Echo", nullptr, /*end_stream_on_headers=*/true));
   RawResponse r = conn.ReadResponse(1);
   EXPECT_EQ(r.Get("grpc-status"), "13");
@@ -2008,9 +1982,7 @@ TEST_F(H2ServerTest, RawUnaryWithoutAMessageIsInternal) {
 }
 
 TEST_F(H2ServerTest, RawCompressedMessageIsUnimplemented) {
-  StartServer();
-  RawConnection conn(port_);
-  conn.Handshake();
+  RawConnection& conn = StartRawSession();
   std::string out;
   AppendHeaders(&out, 1, RequestBlock("/t.T/Echo"), false, kDefaultMaxFrameSize);
   AppendData(&out, 1, Framed("zz", 1), true, kDefaultMaxFrameSize);
@@ -2020,9 +1992,7 @@ TEST_F(H2ServerTest, RawCompressedMessageIsUnimplemented) {
 }
 
 TEST_F(H2ServerTest, RawClientTrailersHalfClose) {
-  StartServer();
-  RawConnection conn(port_);
-  conn.Handshake();
+  RawConnection& conn = StartRawSession();
   std::string out;
   AppendHeaders(&out, 1, RequestBlock("/t.T/Bidi"), false, kDefaultMaxFrameSize);
   AppendData(&out, 1, Framed("before trailers"), false, kDefaultMaxFrameSize);
@@ -2036,9 +2006,7 @@ TEST_F(H2ServerTest, RawClientTrailersHalfClose) {
 }
 
 TEST_F(H2ServerTest, RawResponseHeadersAndTrailers) {
-  StartServer();
-  RawConnection conn(port_);
-  conn.Handshake();
+  RawConnection& conn = StartRawSession();
   const std::string m = "hi";
   ASSERT_TRUE(conn.SendRequest(1, "/t.T/Echo", &m));
   RawResponse r = conn.ReadResponse(1);
@@ -2057,9 +2025,7 @@ TEST_F(H2ServerTest, RawResponseHeadersAndTrailers) {
 // A client that lowers SETTINGS_HEADER_TABLE_SIZE gets a table size update leading the next
 // header block (RFC 7541 4.2), once; strict decoders (nghttp2) require it.
 TEST_F(H2ServerTest, RawLoweredHeaderTableSizeIsAcknowledgedInTheNextBlock) {
-  StartServer();
-  RawConnection conn(port_);
-  conn.Handshake();
+  RawConnection& conn = StartRawSession();
   std::string settings;
   AppendSettings(&settings, {{Setting::kHeaderTableSize, 0}});
   ASSERT_TRUE(conn.Send(settings));
@@ -2085,9 +2051,7 @@ TEST_F(H2ServerTest, RawLoweredHeaderTableSizeIsAcknowledgedInTheNextBlock) {
 }
 
 TEST_F(H2ServerTest, RawLongStatusMessageUsesContinuation) {
-  StartServer();
-  RawConnection conn(port_);
-  conn.Handshake();
+  RawConnection& conn = StartRawSession();
   const std::string message(20000, 'e');
   const std::string request = "9 " + message;
   ASSERT_TRUE(conn.SendRequest(1, "/t.T/Status", &request));
@@ -2099,9 +2063,7 @@ TEST_F(H2ServerTest, RawLongStatusMessageUsesContinuation) {
 }
 
 TEST_F(H2ServerTest, RawResponseBeforeTheRequestEndsResetsWithNoError) {
-  StartServer();
-  RawConnection conn(port_);
-  conn.Handshake();
+  RawConnection& conn = StartRawSession();
   std::string out;
   AppendHeaders(&out, 1, RequestBlock("/t.T/Many"), false, kDefaultMaxFrameSize);
   AppendData(&out, 1, Framed("3"), false, kDefaultMaxFrameSize);  // no END_STREAM
@@ -2127,9 +2089,7 @@ TEST_F(H2ServerTest, RawResponseBeforeTheRequestEndsResetsWithNoError) {
 }
 
 TEST_F(H2ServerTest, RawDataAfterEndStreamIsStreamClosed) {
-  StartServer();
-  RawConnection conn(port_);
-  conn.Handshake();
+  RawConnection& conn = StartRawSession();
   ASSERT_TRUE(conn.SendRequest(1, "/t.T/Hang", nullptr, /*end_stream_on_headers=*/true));
   ASSERT_TRUE(svc_.WaitFor([&] { return svc_.started == 1; }));
   std::string out;
@@ -2143,9 +2103,7 @@ TEST_F(H2ServerTest, RawDataAfterEndStreamIsStreamClosed) {
 }
 
 TEST_F(H2ServerTest, RawStreamingCallWithEndStreamOnHeaders) {
-  StartServer();
-  RawConnection conn(port_);
-  conn.Handshake();
+  RawConnection& conn = StartRawSession();
   ASSERT_TRUE(conn.SendRequest(1, "/t.T/Bidi", nullptr, /*end_stream_on_headers=*/true));
   RawResponse r = conn.ReadResponse(1);
   EXPECT_TRUE(r.ended);
@@ -2204,9 +2162,7 @@ TEST_F(H2ServerTest, RawRequestRespectingSmallServerWindows) {
 }
 
 TEST_F(H2ServerTest, RawRstStreamReachesOnCancel) {
-  StartServer();
-  RawConnection conn(port_);
-  conn.Handshake();
+  RawConnection& conn = StartRawSession();
   ASSERT_TRUE(conn.SendRequest(1, "/t.T/Hang", nullptr));
   ASSERT_TRUE(svc_.WaitFor([&] { return svc_.started == 1; }));
   std::string out;
@@ -2219,9 +2175,7 @@ TEST_F(H2ServerTest, RawRstStreamReachesOnCancel) {
 TEST_F(H2ServerTest, RawRstStreamOnAnIdleStreamIsIgnored) {
   // gRPC core clients send these when a call is cancelled before its HEADERS went out
   // (grpc/grpc#19655); the other calls on the connection must not pay for it.
-  StartServer();
-  RawConnection conn(port_);
-  conn.Handshake();
+  RawConnection& conn = StartRawSession();
   std::string out;
   AppendRstStream(&out, 9, ErrorCode::kCancel);
   ASSERT_TRUE(conn.Send(out));
@@ -2246,9 +2200,7 @@ TEST_F(H2ServerTest, RawDisconnectCancelsOpenCalls) {
 }
 
 TEST_F(H2ServerTest, RawShutdownSendsGoAwayAndRefusesNewStreams) {
-  StartServer();
-  RawConnection conn(port_);
-  conn.Handshake();
+  RawConnection& conn = StartRawSession();
   ASSERT_TRUE(conn.SendRequest(1, "/t.T/Hang", nullptr));
   ASSERT_TRUE(svc_.WaitFor([&] { return svc_.started == 1; }));
   std::thread shutdown([&] { server_->Shutdown(1000); });
