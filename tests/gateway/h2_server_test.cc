@@ -1438,6 +1438,19 @@ TEST_F(H2ServerTest, ServesUnixSocketsAndSeveralAddresses) {
 
 // ---- raw HTTP/2 ----------------------------------------------------------------------------
 
+// The limits README.md documents for geoetcd's default transport, as clients are told them.
+TEST_F(H2ServerTest, RawDefaultsAreTheDocumentedLimits) {
+  StartServer();
+  RawConnection conn(port_);
+  ASSERT_TRUE(conn.Send(kClientPreface));
+  RawFrame f;
+  ASSERT_EQ(conn.Read(&f), ReadResult::kFrame);
+  ASSERT_EQ(f.header.type, FrameType::kSettings);
+  EXPECT_EQ(SettingValue(f.payload, Setting::kMaxConcurrentStreams), 100000);
+  EXPECT_EQ(SettingValue(f.payload, Setting::kMaxHeaderListSize), 64 * 1024);
+  EXPECT_EQ(ServerOptions().max_receive_message_bytes, 4u << 20);  // geoetcd sets its own
+}
+
 TEST_F(H2ServerTest, RawFirstFrameIsSettings) {
   ServerOptions options;
   options.max_concurrent_streams = 77;
