@@ -24,6 +24,9 @@
 #                        client, ~26 us); the watch run always uses gRPC C++
 #   BENCH_TAG=<date>     name of the results; an existing one gets -b, -c, ... appended
 #   BENCH_FLOOR_DURATION=5s   each floor run
+#   BENCH_COST_RATE=2000 BENCH_COST_KEYS=10000 BENCH_COST_PY_THREADS=8   the `cost` runs:
+#                        server CPU per request at a fixed rate, under geoetcd-bench and
+#                        under a second client (python3-etcd3, bench/py_client_load.py)
 #   BUILD_DIR=build  JOBS=$(nproc)  ETCD_BIN=/usr/bin/etcd  BENCH_OUT=bench/results
 set -euo pipefail
 
@@ -31,7 +34,7 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 
 all_workloads=(put-1 put-1000 range-lin-1 range-lin-1000 range-ser-1 range-ser-1000 txn-put
-               watch rss floors)
+               watch rss cost floors)
 quick=0
 only=""
 while (($#)); do
@@ -64,6 +67,7 @@ fi
 : "${BENCH_RSS_KEYS:=1000000}" "${BENCH_VAL_SIZE:=256}" "${BENCH_THREADS:=2}"
 : "${BENCH_TRANSPORT:=h2}" "${BENCH_FLOOR_DURATION:=5s}" "${BUILD_DIR:=build}" "${JOBS:=$(nproc)}"
 : "${ETCD_BIN:=/usr/bin/etcd}" "${BENCH_OUT:=bench/results}"
+: "${BENCH_COST_RATE:=2000}" "${BENCH_COST_KEYS:=10000}" "${BENCH_COST_PY_THREADS:=8}"
 [[ "$BUILD_DIR" = /* ]] || BUILD_DIR="$root/$BUILD_DIR"
 [[ "$BENCH_OUT" = /* ]] || BENCH_OUT="$root/$BENCH_OUT"
 
@@ -217,6 +221,30 @@ print("    %.0f req/s  p50 %.2f ms  p99 %.2f ms  errors %d" % (d["requests_per_s
 ' "$out" >&2
 }
 
+# duration_seconds 10s|500ms|2m: the duration in seconds, as geoetcd-bench reads it.
+duration_seconds() {
+  "$python" - "$1" <<'PY'
+import re, sys
+m = re.fullmatch(r"([0-9.]+)(ms|s|m)", sys.argv[1])
+if not m:
+    sys.exit("compare: bad duration %r" % sys.argv[1])
+print(float(m.group(1)) * {"ms": 0.001, "s": 1, "m": 60}[m.group(2)])
+PY
+}
+
+# run_py <name> <py_client_load.py args after the endpoint...>: like run(), with the second
+# client (python3-etcd3) instead of geoetcd-bench.
+run_py() {
+  local name="$1"
+  shift
+  local out="$raw/$server_kind/$name.json" cpu0 cpu1
+  log "$server_kind $name: py_client_load.py $*"
+  cpu0="$(server_cpu)"
+  /usr/bin/python3 "$root/bench/py_client_load.py" "$endpoint" "$@" >"$out"
+  cpu1="$(server_cpu)"
+  annotate "$out" server_cpu_seconds "$("$python" -c "print($cpu1 - $cpu0)")"
+}
+
 many=(--conns "$BENCH_CONNS" --clients "$BENCH_CLIENTS")
 kv=(--transport "$BENCH_TRANSPORT")
 timed=(--duration "$BENCH_DURATION" --warmup "$BENCH_WARMUP" --val-size "$BENCH_VAL_SIZE")
@@ -255,6 +283,26 @@ bench_server() {
       --conns "$(( BENCH_WATCH_STREAMS < BENCH_CONNS ? BENCH_WATCH_STREAMS : BENCH_CONNS ))" \
       --rate "$BENCH_WATCH_RATE" --total "$BENCH_WATCH_PUTS" --val-size "$BENCH_VAL_SIZE" \
       --key-prefix watch/ --key-space 1000
+    stop_server
+  fi
+  if want cost; then
+    # Server CPU per request at a moderate fixed rate, from two unrelated clients: if
+    # geoetcd-bench's HTTP/2 client made a server look slow, the second client would show it.
+    start_server "$kind"
+    local cost_keys=(--key-space "$BENCH_COST_KEYS" --key-prefix cost/)
+    local paced=(--transport h2 --conns 10 --clients 100 --rate "$BENCH_COST_RATE"
+                 --duration "$BENCH_DURATION" --val-size "$BENCH_VAL_SIZE")
+    run cost-preload put --transport h2 --conns 10 --clients 100 --total "$BENCH_COST_KEYS" \
+      --sequential-keys "${cost_keys[@]}" --val-size "$BENCH_VAL_SIZE"
+    run cost-bench-put put "${paced[@]}" "${cost_keys[@]}"
+    run cost-bench-range-lin range "${paced[@]}" "${cost_keys[@]}" --consistency linearizable
+    run cost-bench-range-ser range "${paced[@]}" "${cost_keys[@]}" --consistency serializable
+    local op
+    for op in put range-lin range-ser; do
+      run_py "cost-py-$op" "$op" "$(duration_seconds "$BENCH_DURATION")" \
+        "$BENCH_COST_PY_THREADS" cost/ 32 \
+        "$BENCH_COST_KEYS" "$BENCH_VAL_SIZE"
+    done
     stop_server
   fi
   if want rss; then
@@ -334,7 +382,8 @@ facts = {
         "watchers": $BENCH_WATCHERS, "watch_streams": $BENCH_WATCH_STREAMS,
         "watch_rate": $BENCH_WATCH_RATE, "watch_puts": $BENCH_WATCH_PUTS,
         "rss_keys": $BENCH_RSS_KEYS, "val_size": $BENCH_VAL_SIZE, "threads": $BENCH_THREADS,
-        "transport": "$BENCH_TRANSPORT",
+        "transport": "$BENCH_TRANSPORT", "cost_rate": $BENCH_COST_RATE,
+        "cost_keys": $BENCH_COST_KEYS, "cost_py_threads": $BENCH_COST_PY_THREADS,
     },
 }
 json.dump(facts, open(sys.argv[1], "w"), indent=1)

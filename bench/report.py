@@ -225,6 +225,39 @@ def markdown(raw, md_path, facts, rows, svg_name):
         out.append("etcd's RssFile is mostly its memory-mapped bbolt file.")
         out.append("")
 
+    cost_rows = []
+    for op, label in (("put", "put"), ("range-lin", "range linearizable"),
+                      ("range-ser", "range serializable")):
+        for client, prefix in (("geoetcd-bench (h2)", "cost-bench-"),
+                               ("python3-etcd3 (grpcio)", "cost-py-")):
+            e = load(os.path.join(raw, "etcd", prefix + op + ".json"))
+            g = load(os.path.join(raw, "geoetcd", prefix + op + ".json"))
+            if e or g:
+                cost_rows.append((label, client, e, g))
+    if cost_rows:
+        out.append("## Server CPU per request at a fixed rate, two clients")
+        out.append("")
+        out.append("Each server's CPU time during the run divided by the requests it answered, "
+                   "at a moderate load: geoetcd-bench paced to %s req/s over 10 connections, "
+                   "and python3-etcd3 (a different gRPC stack) from %s blocking threads. If "
+                   "geoetcd-bench's own HTTP/2 client made a server look slow, the second "
+                   "client would not agree." % (
+                       s.get("cost_rate"), s.get("cost_py_threads")))
+        out.append("")
+        out.append("| workload | client | etcd req/s | geoetcd req/s | etcd µs/req | "
+                   "geoetcd µs/req | ratio | errors etcd/geo |")
+        out.append("|---|---|--:|--:|--:|--:|--:|--:|")
+        us = lambda d: (1e6 * d["server_cpu_seconds"] / d["requests"]
+                        if d and d.get("requests") and d.get("server_cpu_seconds") is not None
+                        else None)
+        for label, client, e, g in cost_rows:
+            out.append("| %s | %s | %s | %s | %s | %s | %s | %s / %s |" % (
+                label, client, fmt_num((e or {}).get("requests_per_sec")),
+                fmt_num((g or {}).get("requests_per_sec")), fmt_num(us(e)), fmt_num(us(g)),
+                fmt_ratio(ratio(us(g), us(e))),
+                fmt_num((e or {}).get("errors")), fmt_num((g or {}).get("errors"))))
+        out.append("")
+
     floors = [
         ("rocksdb-1x1", "RocksDB synced WriteBatch, 1 writer, 1 key/batch"),
         ("rocksdb-16x1", "RocksDB synced WriteBatch, 16 writers, 1 key/batch"),

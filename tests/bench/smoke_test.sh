@@ -84,6 +84,20 @@ check_json "$work/range.json" range
   --key-space 50 --transport h2 --json >"$work/put-h2.json" || fail "h2 put run exited $?"
 check_json "$work/put-h2.json" put
 
+# The second client of compare.sh's `cost` runs: reads the keys the put run wrote.
+py_load="$(dirname "$0")/../../bench/py_client_load.py"
+"$python" "$py_load" "$endpoint" range-ser 0.3 2 bench/ 32 50 256 >"$work/py.json" ||
+  fail "py_client_load.py exited $?"
+"$python" - "$work/py.json" <<'PY' || fail "bad JSON from py_client_load.py: $(cat "$work/py.json")"
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert d["requests"] > 0 and d["errors"] == 0, d
+print("bench_smoke: py_client_load.py ok: %.0f req/s" % d["requests_per_sec"])
+PY
+rc=0
+"$python" "$py_load" "$endpoint" scan 1 1 bench/ 32 50 256 >/dev/null 2>&1 || rc=$?
+[[ "$rc" == 2 ]] || fail "py_client_load.py with op 'scan' exited $rc, want 2"
+
 # Bad input: usage errors exit 2, an unreachable endpoint exits 1, each with a message.
 expect_exit() {
   local want="$1" pattern="$2"
