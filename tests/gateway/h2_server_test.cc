@@ -1125,11 +1125,19 @@ TEST_F(H2ServerTest, ManyThreadsManyCalls) {
       for (int i = 0; i < kCalls; ++i) {
         const std::string request = absl::StrCat("t", t, "-", i, "-", std::string(i % 300, 'p'));
         std::string response;
+        const auto sent = std::chrono::steady_clock::now();
         const grpc::Status s = client.Unary("/t.T/Echo", request, &response);
         if (s.ok() && response == request) {
           ++good;
-        } else {
-          if (bad++ < 5) ADD_FAILURE() << s.error_code() << " " << s.error_message();
+        } else if (bad++ < 5) {
+          // Enough to tell a stall (a deadline after 30 s) from a reset or a wrong answer.
+          ADD_FAILURE() << "thread " << t << " call " << i << " after "
+                        << std::chrono::duration_cast<milliseconds>(
+                               std::chrono::steady_clock::now() - sent).count()
+                        << " ms: code " << s.error_code() << " '" << s.error_message() << "' "
+                        << (s.ok() ? absl::StrCat("response of ", response.size(), " bytes, want ",
+                                                  request.size())
+                                   : std::string());
         }
       }
     });
