@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages geoetcd needs, only those missing.
 #   scripts/deps.sh build   - what building and running the server needs
-#   scripts/deps.sh test    - plus a real etcd 3.4, etcdctl, python3-etcd3 and Node.js
+#   scripts/deps.sh test    - plus a real etcd 3.4, etcdctl, python3-etcd3, python3-hpack and Node.js
 #                             with npm for the conformance suites
 set -euo pipefail
 
@@ -9,7 +9,8 @@ build_pkgs=(build-essential cmake ninja-build pkg-config
             libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
             librocksdb-dev libxxhash-dev libcxxopts-dev libasio-dev libabsl-dev
             libgtest-dev libgmock-dev libtcmalloc-minimal4)
-test_pkgs=(etcd-server etcd-client python3 python3-etcd3 python3-grpcio python3-protobuf)
+test_pkgs=(etcd-server etcd-client python3 python3-etcd3 python3-grpcio python3-protobuf
+           python3-hpack)
 
 want=("${build_pkgs[@]}")
 if [[ "${1:-build}" == "test" ]]; then
