@@ -240,7 +240,7 @@ run_py() {
   local out="$raw/$server_kind/$name.json" cpu0 cpu1
   log "$server_kind $name: py_client_load.py $*"
   cpu0="$(server_cpu)"
-  /usr/bin/python3 "$root/bench/py_client_load.py" "$endpoint" "$@" >"$out"
+  "$python" "$root/bench/py_client_load.py" "$endpoint" "$@" >"$out"
   cpu1="$(server_cpu)"
   annotate "$out" server_cpu_seconds "$("$python" -c "print($cpu1 - $cpu0)")"
 }
@@ -289,7 +289,8 @@ bench_server() {
     # Server CPU per request at a moderate fixed rate, from two unrelated clients: if
     # geoetcd-bench's HTTP/2 client made a server look slow, the second client would show it.
     start_server "$kind"
-    local cost_keys=(--key-space "$BENCH_COST_KEYS" --key-prefix cost/)
+    # Both clients name keys alike: the prefix, then the index zero-padded to 32 bytes.
+    local cost_keys=(--key-space "$BENCH_COST_KEYS" --key-prefix cost/ --key-size 32)
     local paced=(--transport h2 --conns 10 --clients 100 --rate "$BENCH_COST_RATE"
                  --duration "$BENCH_DURATION" --val-size "$BENCH_VAL_SIZE")
     run cost-preload put --transport h2 --conns 10 --clients 100 --total "$BENCH_COST_KEYS" \
@@ -300,8 +301,7 @@ bench_server() {
     local op
     for op in put range-lin range-ser; do
       run_py "cost-py-$op" "$op" "$(duration_seconds "$BENCH_DURATION")" \
-        "$BENCH_COST_PY_THREADS" cost/ 32 \
-        "$BENCH_COST_KEYS" "$BENCH_VAL_SIZE"
+        "$BENCH_COST_PY_THREADS" cost/ 32 "$BENCH_COST_KEYS" "$BENCH_VAL_SIZE"
     done
     stop_server
   fi

@@ -10,7 +10,8 @@ CPU is what matters, not the throughput.
 
 usage: bench/py_client_load.py <host:port> <put|range-lin|range-ser> <seconds> <threads>
                                <key prefix> <key size> <key space> <value size>
-Prints one JSON object: requests, errors, seconds, requests_per_sec, client.
+Prints one JSON object: requests, errors, range_misses (ranges that found no key), seconds,
+requests_per_sec, client.
 Keys are named as geoetcd-bench names them (the prefix, then the index zero-padded to
 <key size> bytes), so a range reads keys a preload wrote.
 """
@@ -49,20 +50,21 @@ def main():
     def worker(seed):
         client = etcd3.client(host=host, port=int(port))
         rng = random.Random(seed)
-        done = errors = 0
+        done = errors = misses = 0
         while time.monotonic() < stop:
             key = key_name(prefix, key_size, rng.randrange(key_space))
             try:
                 if op == "put":
                     client.put(key, value)
                 else:
-                    client.get(key, serializable=(op == "range-ser"))
+                    value_read, _ = client.get(key, serializable=(op == "range-ser"))
+                    misses += value_read is None
                 done += 1
             except Exception:  # any failed call counts; the run goes on
                 errors += 1
         client.close()
         with lock:
-            counts.append((done, errors))
+            counts.append((done, errors, misses))
 
     pool = [threading.Thread(target=worker, args=(i,)) for i in range(threads)]
     for t in pool:
@@ -72,6 +74,7 @@ def main():
     elapsed = time.monotonic() - start
     requests = sum(c[0] for c in counts)
     print(json.dumps({"requests": requests, "errors": sum(c[1] for c in counts),
+                      "range_misses": sum(c[2] for c in counts),
                       "seconds": elapsed, "requests_per_sec": requests / elapsed,
                       "client": "python3-etcd3", "threads": threads, "op": op}))
     return 0

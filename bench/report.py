@@ -245,17 +245,18 @@ def markdown(raw, md_path, facts, rows, svg_name):
                        s.get("cost_rate"), s.get("cost_py_threads")))
         out.append("")
         out.append("| workload | client | etcd req/s | geoetcd req/s | etcd µs/req | "
-                   "geoetcd µs/req | ratio | errors etcd/geo |")
-        out.append("|---|---|--:|--:|--:|--:|--:|--:|")
+                   "geoetcd µs/req | ratio | errors etcd/geo | ranges that missed etcd/geo |")
+        out.append("|---|---|--:|--:|--:|--:|--:|--:|--:|")
         us = lambda d: (1e6 * d["server_cpu_seconds"] / d["requests"]
                         if d and d.get("requests") and d.get("server_cpu_seconds") is not None
                         else None)
         for label, client, e, g in cost_rows:
-            out.append("| %s | %s | %s | %s | %s | %s | %s | %s / %s |" % (
+            out.append("| %s | %s | %s | %s | %s | %s | %s | %s / %s | %s / %s |" % (
                 label, client, fmt_num((e or {}).get("requests_per_sec")),
                 fmt_num((g or {}).get("requests_per_sec")), fmt_num(us(e)), fmt_num(us(g)),
                 fmt_ratio(ratio(us(g), us(e))),
-                fmt_num((e or {}).get("errors")), fmt_num((g or {}).get("errors"))))
+                fmt_num((e or {}).get("errors")), fmt_num((g or {}).get("errors")),
+                fmt_num((e or {}).get("range_misses")), fmt_num((g or {}).get("range_misses"))))
         out.append("")
 
     floors = [

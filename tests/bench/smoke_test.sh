@@ -91,7 +91,7 @@ py_load="$(dirname "$0")/../../bench/py_client_load.py"
 "$python" - "$work/py.json" <<'PY' || fail "bad JSON from py_client_load.py: $(cat "$work/py.json")"
 import json, sys
 d = json.load(open(sys.argv[1]))
-assert d["requests"] > 0 and d["errors"] == 0, d
+assert d["requests"] > 0 and d["errors"] == 0 and d["range_misses"] == 0, d
 print("bench_smoke: py_client_load.py ok: %.0f req/s" % d["requests_per_sec"])
 PY
 rc=0
