@@ -199,21 +199,29 @@ with open(path, "w") as f:
 PY
 }
 
-# run <name> <bench args...>: one measured run against the current server, its JSON saved as
-# <raw>/<server>/<name>.json with the server's CPU seconds added.
-run() {
-  local name="$1"
+# measured <json file> <command...>: runs the command against the current server with its
+# stdout in the file, then adds the server's CPU seconds and the whole machine's meanwhile
+# (everything else that ran shows up there: other users of the machine).
+measured() {
+  local out="$1" cpu0 cpu1 all0 all1
   shift
-  local out="$raw/$server_kind/$name.json" cpu0 cpu1 all0 all1
-  log "$server_kind $name: geoetcd-bench $*"
   cpu0="$(server_cpu)"
   all0="$(machine_cpu)"
-  "$bench" "$@" --endpoints "$endpoint" --threads "$BENCH_THREADS" --json >"$out"
+  "$@" >"$out"
   all1="$(machine_cpu)"
   cpu1="$(server_cpu)"
   annotate "$out" server_cpu_seconds "$("$python" -c "print($cpu1 - $cpu0)")"
-  # Everything else that ran meanwhile (other users of the machine) shows up here.
   annotate "$out" machine_cpu_seconds "$("$python" -c "print($all1 - $all0)")"
+}
+
+# run <name> <bench args...>: one geoetcd-bench run against the current server, its JSON saved
+# as <raw>/<server>/<name>.json.
+run() {
+  local name="$1"
+  shift
+  local out="$raw/$server_kind/$name.json"
+  log "$server_kind $name: geoetcd-bench $*"
+  measured "$out" "$bench" "$@" --endpoints "$endpoint" --threads "$BENCH_THREADS" --json
   "$python" -c '
 import json, sys
 d = json.load(open(sys.argv[1]))
@@ -237,12 +245,8 @@ PY
 run_py() {
   local name="$1"
   shift
-  local out="$raw/$server_kind/$name.json" cpu0 cpu1
   log "$server_kind $name: py_client_load.py $*"
-  cpu0="$(server_cpu)"
-  "$python" "$root/bench/py_client_load.py" "$endpoint" "$@" >"$out"
-  cpu1="$(server_cpu)"
-  annotate "$out" server_cpu_seconds "$("$python" -c "print($cpu1 - $cpu0)")"
+  measured "$raw/$server_kind/$name.json" "$python" "$root/bench/py_client_load.py" "$endpoint" "$@"
 }
 
 many=(--conns "$BENCH_CONNS" --clients "$BENCH_CLIENTS")

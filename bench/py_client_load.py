@@ -10,8 +10,8 @@ CPU is what matters, not the throughput.
 
 usage: bench/py_client_load.py <host:port> <put|range-lin|range-ser> <seconds> <threads>
                                <key prefix> <key size> <key space> <value size>
-Prints one JSON object: requests, errors, range_misses (ranges that found no key), seconds,
-requests_per_sec, client.
+Prints one JSON object: requests, errors, seconds, requests_per_sec, client, and for ranges
+range_misses (ranges that found no key).
 Keys are named as geoetcd-bench names them (the prefix, then the index zero-padded to
 <key size> bytes), so a range reads keys a preload wrote.
 """
@@ -73,10 +73,12 @@ def main():
         t.join()
     elapsed = time.monotonic() - start
     requests = sum(c[0] for c in counts)
-    print(json.dumps({"requests": requests, "errors": sum(c[1] for c in counts),
-                      "range_misses": sum(c[2] for c in counts),
-                      "seconds": elapsed, "requests_per_sec": requests / elapsed,
-                      "client": "python3-etcd3", "threads": threads, "op": op}))
+    result = {"requests": requests, "errors": sum(c[1] for c in counts),
+              "seconds": elapsed, "requests_per_sec": requests / elapsed,
+              "client": "python3-etcd3", "threads": threads, "op": op}
+    if op != "put":
+        result["range_misses"] = sum(c[2] for c in counts)
+    print(json.dumps(result))
     return 0
 
 

@@ -235,14 +235,18 @@ def markdown(raw, md_path, facts, rows, svg_name):
             if e or g:
                 cost_rows.append((label, client, e, g))
     if cost_rows:
+        # The runs' own JSON says how they were driven.
+        first = lambda kind: next((d for _, c, e, g in cost_rows if c.startswith(kind)
+                                   for d in (e, g) if d), {})
+        paced, py = first("geoetcd-bench"), first("python3")
         out.append("## Server CPU per request at a fixed rate, two clients")
         out.append("")
         out.append("Each server's CPU time during the run divided by the requests it answered, "
-                   "at a moderate load: geoetcd-bench paced to %s req/s over 10 connections, "
+                   "at a moderate load: geoetcd-bench paced to %s req/s over %s connections, "
                    "and python3-etcd3 (a different gRPC stack) from %s blocking threads. If "
                    "geoetcd-bench's own HTTP/2 client made a server look slow, the second "
                    "client would not agree." % (
-                       s.get("cost_rate"), s.get("cost_py_threads")))
+                       fmt_num(paced.get("rate")), paced.get("conns"), py.get("threads")))
         out.append("")
         out.append("| workload | client | etcd req/s | geoetcd req/s | etcd µs/req | "
                    "geoetcd µs/req | ratio | errors etcd/geo | ranges that missed etcd/geo |")
