@@ -1,0 +1,243 @@
+// Anti-entropy between two regions' copies of one account (ARCHITECTURE.md §2, §7): the
+// gossiped Digest, the decision which side is behind, and Merkle repair as a pair of pure,
+// message-driven state machines with no I/O, clock or randomness:
+//
+//   repairer (behind)                               source
+//   MerkleRepair::Start()        -- NodesRequest -->  MerkleRepairSource::OnNodesRequest()
+//   MerkleRepair::OnNodes()      <-- NodesResponse --
+//     descends only into children whose hashes differ; at the leaf level asks for buckets
+//   MerkleRepair::OnBucket()     <-- BucketResponse -- MerkleRepairSource::OnBucketRequest()
+//     yields RepairChanges (and conflicts) for the caller to apply to its keyspace
+//
+// Repair semantics (decided here, see ARCHITECTURE.md §7): a repair ends at the source's
+// state at one revision. For every bucket whose hashes differ, the repairer adopts the
+// source's registers exactly: keys the source lacks are removed, the others take the
+// source's register. Where the local register would have won the LWW merge (it is newer by
+// stamp, e.g. a write of a fenced old epoch past the fork point), it is still replaced, and
+// reported as a RepairConflict so the caller can re-submit it to the write region as a new
+// commit or surface it. RepairMode::kMergeLww instead keeps the merge winner for keys on
+// both sides and keeps keys the source lacks (a CRDT union); the repaired tree then equals
+// the source's only if no conflict was reported.
+//
+// One revision: the source answers every request of a session from one view (a copy of its
+// MerkleTree and its MVCC registers at `revision`); every message carries the session and
+// the revision, the source refuses a revision it is not serving, and the repairer ignores
+// replies of another session or revision. Duplicated, reordered or replayed replies are
+// ignored once their node or bucket part is no longer outstanding, so they cannot corrupt
+// state; malformed ones fail the repair.
+//
+// Bounds: at most kMerkleIndicesPerRequestMax nodes per request (so a nodes response is at
+// most 256 * 16 * 8 bytes of hashes plus framing), at most kMerkleBucketResponseBytesMax
+// bytes of registers per bucket response (a larger bucket is split with a continuation; a
+// single register larger than the budget travels alone), and at most
+// kRepairBucketsInFlightMax bucket requests outstanding; the rest wait in a queue bounded by
+// the number of leaves.
+//
+// Not thread-safe; both classes live on the Node's thread.
+#ifndef GEOETCD_CRDT_ANTI_ENTROPY_H_
+#define GEOETCD_CRDT_ANTI_ENTROPY_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "crdt/merkle_tree.h"
+#include "crdt/register.h"
+#include "geoetcd/anti_entropy.pb.h"
+
+namespace geoetcd {
+
+constexpr size_t kMerkleIndicesPerRequestMax = 256;
+constexpr size_t kMerkleBucketResponseBytesMax = size_t{1} << 20;  // 1 MiB of registers
+constexpr size_t kRepairBucketsInFlightMax = 64;
+
+// ---------------------------------------------------------------------------------------
+// Digest
+
+// One account's position at one region; what regions gossip.
+struct Digest {
+  uint64_t epoch = 0;
+  int64_t applied_index = 0;  // contiguous prefix of the commit stream applied
+  int64_t revision = 0;       // the account's revision after that prefix
+  int64_t compact_revision = 0;
+  uint64_t merkle_root = 0;
+
+  friend bool operator==(const Digest& a, const Digest& b) {
+    return a.epoch == b.epoch && a.applied_index == b.applied_index &&
+           a.revision == b.revision && a.compact_revision == b.compact_revision &&
+           a.merkle_root == b.merkle_root;
+  }
+};
+
+AntiEntropyDigest DigestToProto(const Digest& d);
+Digest DigestFromProto(const AntiEntropyDigest& p);
+
+enum class DigestRelation {
+  kInSync,        // same position, same root
+  kLocalBehind,   // remote is at a later (epoch, applied_index)
+  kRemoteBehind,  // local is at a later (epoch, applied_index)
+  kDiverged,      // same position, different roots: logs cannot explain it
+};
+enum class CatchUpMethod {
+  kNone,
+  kLog,           // the side behind pulls the missing commits from the other
+  kMerkleRepair,  // the side behind (or, when diverged, the caller's choice) repairs
+};
+struct DigestComparison {
+  DigestRelation relation = DigestRelation::kInSync;
+  CatchUpMethod method = CatchUpMethod::kNone;
+  friend bool operator==(const DigestComparison& a, const DigestComparison& b) {
+    return a.relation == b.relation && a.method == b.method;
+  }
+};
+
+// Which side is behind, and how it catches up. Positions are ordered by (epoch,
+// applied_index): a later epoch is ahead whatever its index (its commits supersede the old
+// epoch's past the fork point). The side behind can pull the log only if the other side still
+// holds the commits after its revision (behind.revision >= ahead.compact_revision);
+// otherwise it must repair by Merkle descent. Equal positions with different roots are
+// kDiverged with kMerkleRepair: which side repairs is the caller's policy (e.g. the one
+// that is not the write region). Pure; symmetric: swapping the arguments swaps
+// kLocalBehind and kRemoteBehind.
+DigestComparison CompareDigests(const Digest& local, const Digest& remote);
+
+// ---------------------------------------------------------------------------------------
+// Repair
+
+// Lists the registers of leaf `bucket` whose key is greater than `after_key` (all of them
+// for an empty after_key), in ascending key order (bytes compared unsigned), calling
+// `visit` for each until it returns false. Both sides supply one over their own keyspace;
+// it must agree with the MerkleTree it is paired with (same registers, same depth).
+using RegisterVisitor = std::function<bool(const Register&)>;
+using BucketLister =
+    std::function<void(uint64_t bucket, std::string_view after_key, const RegisterVisitor&)>;
+
+// One change for the repairer's keyspace: `after` is the key's new register, or nullopt to
+// remove the key (and its register) entirely.
+struct RepairChange {
+  std::string key;
+  std::optional<Register> after;
+};
+
+// A key whose local register would win the LWW merge against the source's.
+struct RepairConflict {
+  Register local;
+  Register source;
+};
+
+enum class RepairMode {
+  kAdoptSource,  // end at the source's state (the default; the repaired root equals it)
+  kMergeLww,     // keep merge winners and local-only keys
+};
+
+struct RepairStats {
+  uint64_t node_requests = 0;
+  uint64_t nodes_compared = 0;  // nodes whose 16 children were compared
+  uint64_t bucket_requests = 0;
+  uint64_t registers_received = 0;
+  uint64_t changes = 0;
+  uint64_t conflicts = 0;
+  uint64_t ignored_messages = 0;  // other session/revision, or no longer outstanding
+};
+
+// What the repairer wants next and what it learned.
+struct RepairStep {
+  std::vector<MerkleNodesRequest> node_requests;
+  std::vector<MerkleBucketRequest> bucket_requests;
+  std::vector<RepairChange> changes;
+  std::vector<RepairConflict> conflicts;
+};
+
+// The repairer side of one repair session against one source at one revision.
+class MerkleRepair {
+ public:
+  // `local_tree` and `local_lister` describe the repairer's keyspace; both must outlive this
+  // object. The caller may apply the changes of each step (updating keyspace and tree) before
+  // feeding the next response: a step's changes only touch keys of parts already compared.
+  // `session` tells this repair's messages apart; `source_revision` is the revision the
+  // source serves (from its digest).
+  MerkleRepair(const MerkleTree* local_tree, BucketLister local_lister, uint64_t session,
+               int64_t source_revision, RepairMode mode = RepairMode::kAdoptSource);
+
+  // The first request: the root's children. REQUIRES: called once, before anything else.
+  MerkleNodesRequest Start();
+
+  // Compares the source's child hashes with the local tree. Returns the next requests.
+  // Error (and failed()) on a malformed response of this session: wrong child count, ...
+  [[nodiscard]] absl::StatusOr<RepairStep> OnNodes(const MerkleNodesResponse& response);
+
+  // Compares one part of a bucket with the local registers of the same key range. Returns
+  // the changes and conflicts of that range, the request for the bucket's next part, and
+  // newly admitted bucket requests. Error (and failed()) if a register does not decode, is
+  // not in the bucket, or keys are not ascending past after_key.
+  [[nodiscard]] absl::StatusOr<RepairStep> OnBucket(const MerkleBucketResponse& response);
+
+  // True once every outstanding request was answered and nothing is queued.
+  bool done() const;
+  bool failed() const { return failed_; }
+  // The source's root, known once the level-0 response arrived. After the caller applied
+  // every change of a kAdoptSource repair, its tree's Root() equals it.
+  std::optional<uint64_t> source_root() const { return source_root_; }
+  const RepairStats& stats() const { return stats_; }
+
+ private:
+  absl::Status Fail(absl::Status status);
+  // Moves queued buckets into flight, up to kRepairBucketsInFlightMax.
+  void AdmitBuckets(RepairStep* step);
+  MerkleBucketRequest BucketRequest(uint64_t bucket, std::string after_key) const;
+  // Emits the change/conflict for one key given its local and source registers (either may
+  // be absent, not both).
+  void Reconcile(const std::string& key, const Register* local, const Register* source,
+                 RepairStep* step);
+
+  const MerkleTree* tree_;
+  BucketLister lister_;
+  const uint64_t session_;
+  const int64_t revision_;
+  const RepairMode mode_;
+  bool started_ = false;
+  bool failed_ = false;
+  std::optional<uint64_t> source_root_;
+  // Outstanding node requests: (level, index).
+  std::set<std::pair<int, uint64_t>> pending_nodes_;
+  // Buckets in flight -> the after_key of the part we wait for.
+  std::map<uint64_t, std::string> buckets_in_flight_;
+  // Differing buckets not yet requested, ascending.
+  std::deque<uint64_t> buckets_queued_;
+  RepairStats stats_;
+};
+
+// The source side: answers requests from its tree and its registers, at one revision.
+class MerkleRepairSource {
+ public:
+  // `tree` and `lister` must outlive this object and stay at `revision` while it answers
+  // (see the file comment); a MerkleTree copy is a cheap snapshot.
+  MerkleRepairSource(const MerkleTree* tree, BucketLister lister, int64_t revision);
+
+  // FailedPrecondition if the request names another revision; InvalidArgument if its depth
+  // differs, its level is not an inner level, it has no or more than
+  // kMerkleIndicesPerRequestMax indices, or one is out of range or out of order.
+  [[nodiscard]] absl::StatusOr<MerkleNodesResponse> OnNodesRequest(
+      const MerkleNodesRequest& request) const;
+  // Same revision and depth checks; InvalidArgument for a bucket out of range.
+  [[nodiscard]] absl::StatusOr<MerkleBucketResponse> OnBucketRequest(
+      const MerkleBucketRequest& request) const;
+
+ private:
+  const MerkleTree* tree_;
+  BucketLister lister_;
+  const int64_t revision_;
+};
+
+}  // namespace geoetcd
+
+#endif  // GEOETCD_CRDT_ANTI_ENTROPY_H_
