@@ -12,6 +12,7 @@
 #include "core/node.h"
 #include "core/watch_buffer.h"
 #include "etcd/etcdserverpb/rpc.pb.h"
+#include "gateway/h2/request_headers.h"
 #include "gateway/system_ports.h"
 
 namespace geoetcd {
@@ -168,9 +169,10 @@ class NativeWatch final : public h2::CallHandler {
   uint64_t stream_id_ = 0;  // the Node's id; 0 once closed (I/O thread)
 };
 
-// Headers that are the transport's business, not metadata a service reads.
-bool Forwardable(const std::string& name) {
-  if (name.empty() || name[0] == ':') return false;
+// Headers that are the transport's business, not metadata a service reads, and those gRPC
+// C++ would refuse as metadata (it aborts the process on them, and HTTP/2 allows some).
+bool Forwardable(const std::string& name, const std::string& value) {
+  if (!h2::IsGrpcMetadata(name, value)) return false;
   if (name.rfind("grpc-", 0) == 0) return false;
   if (name.size() > 4 && name.compare(name.size() - 4, 4, "-bin") == 0) return false;
   return name != "content-type" && name != "te" && name != "user-agent" && name != "host" &&
@@ -201,7 +203,7 @@ class ProxyCall final : public h2::CallHandler,
     auto proxy = std::shared_ptr<ProxyCall>(new ProxyCall(call));
     proxy->self_ = proxy;
     for (const h2::HeaderField& f : *start.metadata) {
-      if (Forwardable(f.name)) proxy->ctx_.AddMetadata(f.name, f.value);
+      if (Forwardable(f.name, f.value)) proxy->ctx_.AddMetadata(f.name, f.value);
     }
     if (start.deadline_ns != 0) proxy->ctx_.set_deadline(ToSystemDeadline(start.deadline_ns));
     std::weak_ptr<ProxyCall> weak = proxy;

@@ -20,6 +20,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "gateway/h2/frame.h"
+#include "gateway/h2/request_headers.h"
 
 namespace geoetcd::h2 {
 namespace {
@@ -697,6 +698,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
       // Trailers from the client: gRPC sends none, but END_STREAM on them half-closes.
       CallPtr call = existing->second;
       if (!header_end_stream_) return StreamError(call, ErrorCode::kProtocolError);
+      if (decoded.ok() && !MalformedReason(fields, HeaderBlockKind::kTrailers).empty()) {
+        return StreamError(call, ErrorCode::kProtocolError);
+      }
       if (!call->input_closed_) HalfClose(call);
       return true;
     }
@@ -704,6 +708,14 @@ class Connection : public std::enable_shared_from_this<Connection> {
       return ConnectionError(ErrorCode::kProtocolError, "HEADERS on a closed stream");
     }
     last_client_stream_ = id;
+    // A truncated list (over max_header_list_bytes) cannot be judged; its call is refused
+    // below without any field reaching a method.
+    if (decoded.ok() && !MalformedReason(fields, HeaderBlockKind::kRequest).empty()) {
+      std::lock_guard<std::mutex> lock(mu_);
+      AppendRstStream(&out_, id, ErrorCode::kProtocolError);
+      ScheduleFlushLocked();
+      return true;
+    }
 
     auto call = std::shared_ptr<Call>(new Call(shared_from_this(), server_->live_calls_, id));
     {

@@ -50,7 +50,8 @@ struct ServerOptions {
 };
 
 // What a call was started with. `metadata` holds every header but the pseudo-headers, in
-// lower case as HTTP/2 requires.
+// lower case as HTTP/2 requires and well-formed by RFC 9113 (gateway/h2/request_headers.h),
+// which is looser than gRPC's rule for metadata: check IsGrpcMetadata before relaying one.
 struct CallStart {
   std::string_view path;
   const std::vector<HeaderField>* metadata = nullptr;

@@ -39,6 +39,7 @@
 #include "absl/strings/str_cat.h"
 #include "gateway/h2/frame.h"
 #include "gateway/h2/hpack.h"
+#include "gateway/h2/request_headers.h"
 #include "gtest/gtest.h"
 
 namespace geoetcd::h2 {
@@ -2235,6 +2236,135 @@ TEST_F(H2ServerTest, RawShutdownSendsGoAwayAndRefusesNewStreams) {
   shutdown.join();
   EXPECT_TRUE(conn.WaitClosed());
   EXPECT_EQ(svc_.Get(svc_.cancels), 1);
+}
+
+// ---- request header validation (RFC 9113 §8.2-8.3) -----------------------------------------
+
+// A header block of exactly `fields`, in order.
+std::string BlockOf(const Fields& fields) {
+  std::string block;
+  for (const auto& [name, value] : fields) HpackEncoder::Encode(name, value, &block);
+  return block;
+}
+
+// Regression: one such field on a relayed method made gRPC C++ abort the whole process
+// (native_frontend relayed it as metadata). Each must reset only its own stream.
+TEST_F(H2ServerTest, RawMalformedRequestHeadersResetTheStream) {
+  RawConnection& conn = StartRawSession();
+  const Fields pseudo = {{":method", "POST"}, {":scheme", "http"}, {":path", "/t.T/Echo"},
+                         {":authority", "test"}};
+  const Fields grpc = {{"content-type", "application/grpc"}, {"te", "trailers"}};
+  std::vector<Fields> blocks;
+  for (const Fields& extra : std::vector<Fields>{
+           {{"User-Agent", "x"}},
+           {{"x y", "1"}},
+           {{"x:y", "1"}},
+           {{"", "1"}},
+           {{"x\x7f", "1"}},
+           {{"x\xc3\xa9", "1"}},
+           {{"x-v", std::string("a\0b", 3)}},
+           {{"x-v", "a\rb"}},
+           {{"x-v", "a\nb"}},
+           {{"x-v", " leading"}},
+           {{"x-v", "trailing\t"}},
+           {{"connection", "close"}},
+           {{"keep-alive", "1"}},
+           {{"proxy-connection", "1"}},
+           {{"transfer-encoding", "chunked"}},
+           {{"upgrade", "h2c"}},
+           {{"te", "gzip"}},
+       }) {
+    Fields f = pseudo;
+    f.insert(f.end(), grpc.begin(), grpc.end());
+    f.insert(f.end(), extra.begin(), extra.end());
+    blocks.push_back(f);
+  }
+  blocks.push_back({{":method", "POST"}, {":scheme", "http"}, {":path", "/t.T/Echo"},
+                    {":bogus", "1"}});
+  blocks.push_back({{":method", "POST"}, {":scheme", "http"}, {":path", "/t.T/Echo"},
+                    {":status", "200"}});
+  blocks.push_back({{":method", "POST"}, {":path", "/t.T/Echo"}, {":scheme", "http"},
+                    {":path", "/t.T/Echo"}});
+  blocks.push_back({{":method", "POST"}, {":scheme", "http"}, {"content-type", "application/grpc"},
+                    {":path", "/t.T/Echo"}});
+  blocks.push_back({{":method", "POST"}, {":path", "/t.T/Echo"}});
+  blocks.push_back({{":scheme", "http"}, {":path", "/t.T/Echo"}});
+  blocks.push_back({{":method", "POST"}, {":scheme", "http"}, {":path", ""}});
+  uint32_t id = 1;
+  for (const Fields& block : blocks) {
+    std::string out;
+    AppendHeaders(&out, id, BlockOf(block), false, kDefaultMaxFrameSize);
+    AppendData(&out, id, Framed("m"), true, kDefaultMaxFrameSize);
+    ASSERT_TRUE(conn.Send(out));
+    RawResponse r = conn.ReadResponse(id);
+    EXPECT_TRUE(r.reset) << "block " << id / 2;
+    EXPECT_EQ(r.reset_code, ErrorCode::kProtocolError) << "block " << id / 2;
+    id += 2;
+  }
+  ASSERT_TRUE(conn.PingPong());
+  const std::string m = "still serving";
+  ASSERT_TRUE(conn.SendRequest(id, "/t.T/Echo", &m));
+  RawResponse r = conn.ReadResponse(id);
+  EXPECT_EQ(r.Get("grpc-status"), "0");
+  EXPECT_EQ(r.Messages(), std::vector<std::string>{m});
+}
+
+// What RFC 9113 allows but gRPC metadata does not still reaches the method: the check
+// belongs to whoever relays metadata to gRPC (IsGrpcMetadata).
+TEST_F(H2ServerTest, RawWellFormedUnusualFieldsReachTheMethod) {
+  RawConnection& conn = StartRawSession();
+  const Fields extra = {{"x-obs", "caf\xc3\xa9"}, {"x-tab", "a\tb"}, {"x{y}", "1"},
+                        {"x-empty", ""}};
+  std::string out;
+  AppendHeaders(&out, 1, RequestBlock("/t.T/Meta", extra), false, kDefaultMaxFrameSize);
+  AppendData(&out, 1, Framed(""), true, kDefaultMaxFrameSize);
+  ASSERT_TRUE(conn.Send(out));
+  RawResponse r = conn.ReadResponse(1);
+  EXPECT_EQ(r.Get("grpc-status"), "0");
+  std::vector<HeaderField> meta = svc_.Get(svc_.meta);
+  for (const auto& [name, value] : extra) {
+    EXPECT_TRUE(std::any_of(meta.begin(), meta.end(), [&](const HeaderField& f) {
+      return f.name == name && f.value == value;
+    })) << name;
+  }
+}
+
+TEST_F(H2ServerTest, RawPseudoHeaderInTrailersResetsTheStream) {
+  RawConnection& conn = StartRawSession();
+  std::string out;
+  AppendHeaders(&out, 1, RequestBlock("/t.T/Hang"), false, kDefaultMaxFrameSize);
+  AppendHeaders(&out, 1, BlockOf({{":path", "/x"}}), true, kDefaultMaxFrameSize);
+  ASSERT_TRUE(conn.Send(out));
+  RawResponse r = conn.ReadResponse(1);
+  EXPECT_TRUE(r.reset);
+  EXPECT_EQ(r.reset_code, ErrorCode::kProtocolError);
+  EXPECT_TRUE(svc_.WaitFor([&] { return svc_.cancels == 1; }));
+  EXPECT_TRUE(conn.PingPong());
+}
+
+TEST(H2HelpersTest, MalformedReasonAcceptsWhatGrpcClientsSend) {
+  const std::vector<HeaderField> request = {
+      {":method", "POST"}, {":scheme", "http"}, {":path", "/a.B/C"}, {":authority", "h:1"},
+      {"content-type", "application/grpc"}, {"te", "trailers"}, {"user-agent", "grpc-go/1.5"},
+      {"grpc-timeout", "5S"}, {"x-bin", "AP8"}};  // -bin values travel in base64
+  EXPECT_EQ(MalformedReason(request, HeaderBlockKind::kRequest), "");
+  EXPECT_EQ(MalformedReason({{":method", "CONNECT"}, {":authority", "h:1"}},
+                            HeaderBlockKind::kRequest), "");
+  EXPECT_EQ(MalformedReason({{"x-trailer", "1"}}, HeaderBlockKind::kTrailers), "");
+  EXPECT_NE(MalformedReason({}, HeaderBlockKind::kRequest), "");
+}
+
+TEST(H2HelpersTest, IsGrpcMetadata) {
+  EXPECT_TRUE(IsGrpcMetadata("x-request-id_1.2", "printable ~ text"));
+  EXPECT_TRUE(IsGrpcMetadata("x-bin", std::string("\0\xff", 2)));  // binary: any bytes
+  EXPECT_TRUE(IsGrpcMetadata("x", ""));
+  EXPECT_FALSE(IsGrpcMetadata("", "x"));
+  EXPECT_FALSE(IsGrpcMetadata("User-Agent", "x"));
+  EXPECT_FALSE(IsGrpcMetadata("x{y}", "x"));
+  EXPECT_FALSE(IsGrpcMetadata(":path", "/x"));
+  EXPECT_FALSE(IsGrpcMetadata("x", "caf\xc3\xa9"));
+  EXPECT_FALSE(IsGrpcMetadata("x", "a\tb"));
+  EXPECT_FALSE(IsGrpcMetadata("x", "\x7f"));
 }
 
 }  // namespace

@@ -1,0 +1,40 @@
+// What a request's header list must look like before the transport acts on it: the rules of
+// RFC 9113 §8.2-8.3 that make a request malformed, and gRPC's stricter rule for metadata.
+//
+// A malformed request is a stream error PROTOCOL_ERROR (RFC 9113 §8.1.1), answered with
+// RST_STREAM as nghttp2 and Go's http2 server answer it; nothing of it reaches a method.
+// Fields HTTP/2 allows but gRPC metadata does not (obs-text, HTAB, '{' in a name) stay in
+// CallStart::metadata; whoever hands metadata to gRPC C++ checks IsGrpcMetadata first,
+// because gRPC C++ aborts the process on metadata it considers illegal.
+#ifndef GEOETCD_GATEWAY_H2_REQUEST_HEADERS_H_
+#define GEOETCD_GATEWAY_H2_REQUEST_HEADERS_H_
+
+#include <string_view>
+#include <vector>
+
+#include "gateway/h2/hpack.h"
+
+namespace geoetcd::h2 {
+
+enum class HeaderBlockKind {
+  kRequest,   // the block that opens a stream: pseudo-headers first, :method :scheme :path
+  kTrailers,  // a later block on the same stream: no pseudo-headers at all
+};
+
+// Empty when `fields` (in wire order) is a well-formed block of `kind`; otherwise a short
+// reason it is malformed. Checks: field names are non-empty and lowercase visible ASCII
+// without ':' (but for a pseudo-header's leading one); values hold no NUL, CR or LF and do
+// not start or end with SP or HTAB; only the four request pseudo-headers, each at most
+// once, all before the first regular field; :method, and :scheme and a non-empty :path
+// unless the method is CONNECT; no connection-specific fields (connection, keep-alive,
+// proxy-connection, transfer-encoding, upgrade); te only as "trailers".
+std::string_view MalformedReason(const std::vector<HeaderField>& fields, HeaderBlockKind kind);
+
+// Whether gRPC C++ accepts `name: value` as metadata (ClientContext::AddMetadata): the name
+// is non-empty [0-9a-z_.-], and, unless it ends in "-bin", the value is printable ASCII
+// (0x20-0x7e).
+bool IsGrpcMetadata(std::string_view name, std::string_view value);
+
+}  // namespace geoetcd::h2
+
+#endif  // GEOETCD_GATEWAY_H2_REQUEST_HEADERS_H_
