@@ -150,6 +150,14 @@ size_t MerkleTree::BucketSize(uint64_t bucket) const {
   return leaves_[bucket].size();
 }
 
+size_t MerkleTree::MemoryBytes() const {
+  size_t bytes = sizeof(*this) + leaves_.capacity() * sizeof(std::vector<Entry>);
+  for (const std::vector<Entry>& entries : leaves_) bytes += entries.capacity() * sizeof(Entry);
+  for (const std::vector<uint64_t>& level : hashes_) bytes += level.capacity() * sizeof(uint64_t);
+  for (const std::vector<bool>& level : dirty_) bytes += level.capacity() / 8;
+  return bytes;
+}
+
 void MerkleTree::CheckInvariants() const {
   CHECK(leaves_.size() == NodesAt(depth_));
   std::vector<uint64_t> fresh(NodesAt(depth_));

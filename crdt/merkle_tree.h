@@ -96,6 +96,8 @@ class MerkleTree {
   std::vector<uint64_t> Children(int level, uint64_t index) const;
   // Number of keys in leaf `bucket`. REQUIRES: bucket < NodesAt(depth()).
   size_t BucketSize(uint64_t bucket) const;
+  // Heap and inline bytes held by the tree (entries, leaf vectors, node hashes, dirty bits).
+  size_t MemoryBytes() const;
 
   // Recomputes every leaf and inner hash from the stored entries and CHECKs that each cached
   // value agrees, that entries are sorted, unique and in their key's leaf, that size() is
