@@ -22,8 +22,8 @@ namespace {
 
 using SteadyClock = std::chrono::steady_clock;
 
-// WaitForConnected() cannot be interrupted, so a dial waits in slices this long
-// and checks for Shutdown() between them.
+// WaitForConnected() cannot be interrupted, so a dial waits in slices this long and checks for
+// Shutdown() between them.
 constexpr int64_t kDialSliceMs = 50;
 
 int64_t NowUs() {
@@ -36,8 +36,8 @@ bool IsTls(const std::string& url) {
   return absl::StartsWithIgnoreCase(url, "https://") || absl::StartsWithIgnoreCase(url, "unixs://");
 }
 
-// A hello is parsed before anything about its sender is known, so its size is
-// bounded on its own terms.
+// A hello is parsed before anything about its sender is known, so its size is bounded on its own
+// terms.
 bool HelloShapeOk(const PeerHello& hello) {
   if (hello.name().size() > static_cast<size_t>(kPeerHelloNameBytesMax)) return false;
   if (hello.peer_urls_size() > kPeerHelloUrlsMax) return false;
@@ -132,8 +132,8 @@ class Backoff {
 
 }  // namespace
 
-// Everything the sender threads and the inbound reactors share. The peer map is
-// fixed at construction, so looking a peer up takes no lock.
+// Everything the sender threads and the inbound reactors share. The peer map is fixed at
+// construction, so looking a peer up takes no lock.
 struct GrpcPeerTransport::Core {
   struct Peer {
     uint64_t id = 0;
@@ -204,12 +204,10 @@ struct GrpcPeerTransport::Core {
   }
 
   void RunSender(Peer* peer);
-  // One dial and, if it succeeds, one stream's life. True if the hellos were
-  // exchanged.
+  // One dial and, if it succeeds, one stream's life. True if the hellos were exchanged.
   bool RunOneStream(Peer* peer, const std::string& target);
   void ReadReplies(Peer* peer, grpc::ClientReaderWriter<PeerFrame, PeerFrame>* stream);
-  // Writes queued envelopes and pings until the stream breaks or the transport
-  // stops.
+  // Writes queued envelopes and pings until the stream breaks or the transport stops.
   void WriteLoop(Peer* peer, grpc::ClientReaderWriter<PeerFrame, PeerFrame>* stream);
 
   const PeerTransportOptions options;
@@ -239,9 +237,8 @@ void GrpcPeerTransport::Core::RunSender(Peer* peer) {
 
 bool GrpcPeerTransport::Core::RunOneStream(Peer* peer, const std::string& target) {
   grpc::ChannelArguments args;
-  // A channel of its own per attempt, and no subchannel shared with an earlier
-  // one: gRPC's own reconnect backoff (1 s and up) would otherwise stack under
-  // ours.
+  // A channel of its own per attempt, and no subchannel shared with an earlier one: gRPC's own
+  // reconnect backoff (1 s and up) would otherwise stack under ours.
   args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS,
               static_cast<int>(options.reconnect_backoff_initial_ms));
@@ -260,9 +257,9 @@ bool GrpcPeerTransport::Core::RunOneStream(Peer* peer, const std::string& target
 
   const SteadyClock::time_point dial_deadline =
       SteadyClock::now() + std::chrono::milliseconds(options.dial_timeout_ms);
-  // Our own wait rather than WaitForConnected(): a refused connection ends the attempt at
-  // once (TRANSIENT_FAILURE) so that our backoff, not the dial timeout, paces the retries,
-  // and Shutdown() is noticed between slices.
+  // Our own wait rather than WaitForConnected(): a refused connection ends the attempt at once
+  // (TRANSIENT_FAILURE) so that our backoff, not the dial timeout, paces the retries, and
+  // Shutdown() is noticed between slices.
   bool ready = false;
   bool failed = false;
   while (!stopping && !ready && !failed && SteadyClock::now() < dial_deadline) {
@@ -303,6 +300,9 @@ bool GrpcPeerTransport::Core::RunOneStream(Peer* peer, const std::string& target
       peer->cv.wait_until(lock, dial_deadline,
                           [&] { return stopping || peer->stream_broken || peer->stream_hello_ok; });
       established = peer->stream_hello_ok && !peer->stream_broken && !stopping;
+      if (!established && !peer->stream_broken && peer->stream_error.empty()) {
+        peer->stream_error = "no hello from " + target + " within the dial timeout";
+      }
     }
     if (established) {
       peer->connected = true;
@@ -316,8 +316,8 @@ bool GrpcPeerTransport::Core::RunOneStream(Peer* peer, const std::string& target
       peer->live_context = nullptr;
       ended_by_peer = peer->stream_broken && peer->stream_error.empty();
     }
-    // Unblocks the reader's Read(). A stream the peer ended is left alone, so that Finish()
-    // returns the peer's reason ("cluster id mismatch") rather than our cancellation.
+    // Unblocks the reader's Read(). A stream the peer ended is left alone, so that Finish() returns
+    // the peer's reason ("cluster id mismatch") rather than our cancellation.
     if (!ended_by_peer) context.TryCancel();
     reader.join();
   } else {
@@ -349,18 +349,21 @@ void GrpcPeerTransport::Core::ReadReplies(Peer* peer,
   bool hello_seen = false;
   while (stream->Read(&frame)) {
     if (!hello_seen) {
+      std::string error;
       if (!frame.has_hello() || !HelloShapeOk(frame.hello())) {
         peer->counters.dropped_bad_parse++;
-        break;
-      }
-      if (frame.hello().cluster_id() != options.cluster_id) {
+        error = "peer's first frame is not a valid hello";
+      } else if (frame.hello().cluster_id() != options.cluster_id) {
         peer->counters.dropped_bad_cluster++;
-        break;
-      }
-      if (frame.hello().member_id() != peer->id) {
-        // Something else answers at this peer's URL: a misconfigured
-        // deployment.
+        error = "peer answered with another cluster id";
+      } else if (frame.hello().member_id() != peer->id) {
+        // Something else answers at this peer's URL: a misconfigured deployment.
         peer->counters.dropped_bad_unknown_member++;
+        error = "another member answered at this peer's URL";
+      }
+      if (!error.empty()) {
+        std::lock_guard<std::mutex> lock(peer->mu);
+        peer->stream_error = std::move(error);
         break;
       }
       hello_seen = true;
@@ -426,8 +429,8 @@ void GrpcPeerTransport::Core::WriteLoop(Peer* peer,
     if (!have_payload) continue;
     envelope->set_payload(std::move(payload));
     grpc::WriteOptions write_options;
-    // More are queued right behind this one: let gRPC coalesce them into one
-    // write; the last of a burst goes without the hint and flushes the lot.
+    // More are queued right behind this one: let gRPC coalesce them into one write; the last of a
+    // burst goes without the hint and flushes the lot.
     if (more) write_options.set_buffer_hint();
     if (!stream->Write(frame, write_options)) {
       peer->counters.dropped_in_flight++;
@@ -437,9 +440,8 @@ void GrpcPeerTransport::Core::WriteLoop(Peer* peer,
   }
 }
 
-// One inbound stream: a peer's hello, then its envelopes and pings. Reads one
-// frame at a time; the only writes are our hello and pongs, at most one in
-// flight.
+// One inbound stream: a peer's hello, then its envelopes and pings. Reads one frame at a time; the
+// only writes are our hello and pongs, at most one in flight.
 class GrpcPeerTransport::InboundReactor final
     : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
  public:
@@ -453,8 +455,7 @@ class GrpcPeerTransport::InboundReactor final
   }
 
   void OnReadDone(bool ok) override {
-    // !ok: the dialer half-closed or the call broke; it dials again if it wants
-    // to.
+    // !ok: the dialer half-closed or the call broke; it dials again if it wants to.
     if (!ok) return FinishOnce(grpc::Status::OK);
     PeerFrame frame;
     const bool fits = static_cast<int64_t>(in_.Length()) <= core_->FrameBytesMax();
@@ -542,8 +543,8 @@ class GrpcPeerTransport::InboundReactor final
     // A second hello or a pong from a dialer means nothing; ignored.
   }
 
-  // Starts a write unless one is in flight. Dropping a reply is harmless: a
-  // pong is only a measurement, and the hello is always the first write.
+  // Starts a write unless one is in flight. Dropping a reply is harmless: a pong is only a
+  // measurement, and the hello is always the first write.
   void Write(const PeerFrame& frame) {
     std::lock_guard<std::mutex> lock(mu_);
     if (writing_ || finished_) return;
@@ -570,8 +571,8 @@ class GrpcPeerTransport::InboundReactor final
   bool finished_ = false;
 };
 
-// Raw (ByteBuffer) method: a frame that does not parse must be counted, not
-// turned into a failed call by gRPC's own deserializer.
+// Raw (ByteBuffer) method: a frame that does not parse must be counted, not turned into a failed
+// call by gRPC's own deserializer.
 class GrpcPeerTransport::Service final
     : public PeerTransport::WithRawCallbackMethod_Stream<PeerTransport::Service> {
  public:
@@ -606,6 +607,13 @@ absl::Status GrpcPeerTransport::Start(const std::vector<std::string>& listen_url
       options.max_message_bytes > std::numeric_limits<int>::max() - kPeerFrameOverheadBytes) {
     return absl::InvalidArgumentError("max_message_bytes out of range");
   }
+  if (options.send_queue_bytes_max < 0 || options.reconnect_backoff_initial_ms <= 0 ||
+      options.reconnect_backoff_max_ms < options.reconnect_backoff_initial_ms ||
+      options.dial_timeout_ms <= 0 || options.ping_interval_ms <= 0) {
+    return absl::InvalidArgumentError(
+        "peer transport options: queue bound, backoff, dial timeout or ping interval out of "
+        "range");
+  }
   if (listen_urls.empty()) return absl::InvalidArgumentError("no peer listen URL");
   for (const auto& url : listen_urls) {
     if (IsTls(url)) return absl::UnimplementedError("peer TLS is not supported yet");
@@ -636,8 +644,7 @@ absl::Status GrpcPeerTransport::Start(const std::vector<std::string>& listen_url
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, static_cast<int>(kPeerKeepaliveTimeMs));
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS,
                              static_cast<int>(kPeerKeepaliveTimeoutMs));
-  // Dialers ping every kPeerKeepaliveTimeMs even on a quiet stream; that is not
-  // abuse.
+  // Dialers ping every kPeerKeepaliveTimeMs even on a quiet stream; that is not abuse.
   builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS,
                              static_cast<int>(kPeerKeepaliveTimeMs / 2));
   builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PING_STRIKES, 0);

@@ -455,6 +455,82 @@ TEST_F(PeerTransportTest, BadFramesAfterHelloAreDroppedAndCounted) {
   EXPECT_EQ(pong.pong().sent_us(), 12345);
 }
 
+TEST_F(PeerTransportTest, HelloUrlCountBoundHolds) {
+  SetUpRegions(2);
+  GrpcPeerTransport* a = Start(0);
+  for (int urls : {kPeerHelloUrlsMax, kPeerHelloUrlsMax + 1}) {
+    PeerFrame hello = Hello(kClusterId, ids_[1]);
+    hello.mutable_hello()->clear_client_urls();
+    for (int k = 0; k < urls; ++k) {
+      hello.mutable_hello()->add_client_urls("http://c" + std::to_string(k));
+    }
+    RawPeerClient raw(ports_[0]);
+    ASSERT_TRUE(raw.WriteFrame(hello));
+    PeerFrame reply;
+    EXPECT_EQ(raw.ReadFrame(&reply), urls <= kPeerHelloUrlsMax) << urls;
+  }
+  EXPECT_EQ(a->Unattributed().inbound_bad_parse, 1);
+  EXPECT_EQ(StatusOf(0, 1).client_urls.size(), static_cast<size_t>(kPeerHelloUrlsMax));
+}
+
+TEST_F(PeerTransportTest, InboundStreamBoundHolds) {
+  SetUpRegions(2);
+  GrpcPeerTransport* a = Start(0);
+  std::vector<std::unique_ptr<RawPeerClient>> open;
+  for (int k = 0; k < kPeerInboundStreamsMax; ++k) {
+    open.push_back(std::make_unique<RawPeerClient>(ports_[0]));
+    ASSERT_TRUE(open.back()->WriteFrame(Hello(kClusterId, ids_[1])));
+    PeerFrame reply;
+    ASSERT_TRUE(open.back()->ReadFrame(&reply)) << k;  // accepted: our hello came back
+  }
+  EXPECT_EQ(StatusOf(0, 1).counters.inbound_streams, kPeerInboundStreamsMax);
+  {
+    RawPeerClient one_more(ports_[0]);
+    one_more.WriteFrame(Hello(kClusterId, ids_[1]));
+    PeerFrame reply;
+    EXPECT_FALSE(one_more.ReadFrame(&reply));
+    EXPECT_EQ(one_more.Finish().error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  }
+  EXPECT_EQ(a->Unattributed().inbound_streams_refused, 1);
+  // Closing one makes room again.
+  open.pop_back();
+  ASSERT_TRUE(WaitFor(
+      [&] { return StatusOf(0, 1).counters.inbound_streams == kPeerInboundStreamsMax - 1; }));
+  RawPeerClient again(ports_[0]);
+  ASSERT_TRUE(again.WriteFrame(Hello(kClusterId, ids_[1])));
+  PeerFrame reply;
+  EXPECT_TRUE(again.ReadFrame(&reply));
+}
+
+TEST_F(PeerTransportTest, BadOptionsAreRejectedAtStart) {
+  SetUpRegions(2);
+  PeerTransportOptions o = Options(0);
+  o.reconnect_backoff_max_ms = o.reconnect_backoff_initial_ms - 1;
+  EXPECT_EQ(Make(0, o)->Start({PeerUrl(0)}).code(), absl::StatusCode::kInvalidArgument);
+  o = Options(0);
+  o.executor = nullptr;
+  EXPECT_EQ(Make(0, o)->Start({PeerUrl(0)}).code(), absl::StatusCode::kInvalidArgument);
+  o = Options(0);
+  o.peers[ids_[1]].peer_urls.clear();
+  EXPECT_EQ(Make(0, o)->Start({PeerUrl(0)}).code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST_F(PeerTransportTest, DialerRejectsAnotherMemberAtThePeersUrl) {
+  SetUpRegions(3);
+  // Region 0 believes region 1 listens on region 2's port.
+  PeerTransportOptions o = Options(0);
+  o.peers[ids_[1]].peer_urls = {PeerUrl(2)};
+  GrpcPeerTransport* a = Start(0, o);
+  Start(2);
+  a->Send(ids_[1], "misrouted");
+  ASSERT_TRUE(WaitFor([&] { return StatusOf(0, 1).counters.dropped_bad_unknown_member >= 1; }));
+  EXPECT_EQ(StatusOf(0, 1).last_error, "another member answered at this peer's URL");
+  EXPECT_FALSE(StatusOf(0, 1).connected);
+  EXPECT_EQ(StatusOf(0, 1).counters.sent, 0);
+  executor_.RunReady();
+  EXPECT_TRUE(inbox_.empty());
+}
+
 TEST_F(PeerTransportTest, DialerRejectsAPeerOfAnotherCluster) {
   SetUpRegions(2);
   GrpcPeerTransport* a = Start(0);
