@@ -1,5 +1,6 @@
 #include "crdt/anti_entropy.h"
 
+#include <iterator>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -47,14 +48,10 @@ DigestComparison CompareDigests(const Digest& local, const Digest& remote) {
 // ---------------------------------------------------------------------------------------
 // MerkleRepair
 
-MerkleRepair::MerkleRepair(const MerkleTree* local_tree, BucketLister local_lister,
-                           uint64_t session, int64_t source_revision, RepairMode mode)
-    : tree_(local_tree),
-      lister_(std::move(local_lister)),
-      session_(session),
-      revision_(source_revision),
-      mode_(mode) {
-  CHECK(tree_ != nullptr);
+MerkleRepair::MerkleRepair(RepairKeyspace local, uint64_t session, int64_t source_revision,
+                           RepairMode mode)
+    : local_(std::move(local)), session_(session), revision_(source_revision), mode_(mode) {
+  CHECK(local_.tree != nullptr && local_.list && local_.read);
 }
 
 MerkleNodesRequest MerkleRepair::Start() {
@@ -63,7 +60,7 @@ MerkleNodesRequest MerkleRepair::Start() {
   MerkleNodesRequest request;
   request.set_session(session_);
   request.set_revision(revision_);
-  request.set_depth(tree_->depth());
+  request.set_depth(local_.tree->depth());
   request.set_level(0);
   request.add_indices(0);
   pending_nodes_.insert({0, 0});
@@ -72,8 +69,8 @@ MerkleNodesRequest MerkleRepair::Start() {
 }
 
 bool MerkleRepair::done() const {
-  return started_ && !failed_ && pending_nodes_.empty() && buckets_in_flight_.empty() &&
-         buckets_queued_.empty();
+  return started_ && !failed_ && pending_nodes_.empty() && buckets_in_progress_.empty() &&
+         buckets_queued_.empty() && pending_registers_.empty();
 }
 
 absl::Status MerkleRepair::Fail(absl::Status status) {
@@ -85,19 +82,55 @@ MerkleBucketRequest MerkleRepair::BucketRequest(uint64_t bucket, std::string aft
   MerkleBucketRequest request;
   request.set_session(session_);
   request.set_revision(revision_);
-  request.set_depth(tree_->depth());
+  request.set_depth(local_.tree->depth());
   request.set_bucket(bucket);
   request.set_after_key(std::move(after_key));
   return request;
 }
 
 void MerkleRepair::AdmitBuckets(RepairStep* step) {
-  while (!buckets_queued_.empty() && buckets_in_flight_.size() < kRepairBucketsInFlightMax) {
+  while (!buckets_queued_.empty() && buckets_in_progress_.size() < kRepairBucketsInFlightMax) {
     const uint64_t bucket = buckets_queued_.front();
     buckets_queued_.pop_front();
-    buckets_in_flight_[bucket] = "";
+    buckets_in_progress_[bucket] = BucketProgress();
     step->bucket_requests.push_back(BucketRequest(bucket, ""));
     ++stats_.bucket_requests;
+  }
+}
+
+void MerkleRepair::MaybeFinishBucket(uint64_t bucket, RepairStep* step) {
+  auto it = buckets_in_progress_.find(bucket);
+  CHECK(it != buckets_in_progress_.end());
+  if (it->second.awaited_part.has_value() || it->second.register_requests_outstanding > 0) {
+    return;
+  }
+  buckets_in_progress_.erase(it);
+  AdmitBuckets(step);
+}
+
+void MerkleRepair::RequestRegisters(uint64_t bucket, std::vector<std::string> keys,
+                                    RepairStep* step) {
+  size_t next = 0;
+  while (next < keys.size()) {
+    MerkleRegistersRequest request;
+    request.set_session(session_);
+    request.set_revision(revision_);
+    request.set_depth(local_.tree->depth());
+    request.set_bucket(bucket);
+    request.set_request_id(next_request_id_++);
+    std::vector<std::string> batch;
+    size_t bytes = 0;
+    while (next < keys.size() && batch.size() < kMerkleKeysPerRequestMax &&
+           (batch.empty() || bytes + keys[next].size() <= kMerkleRequestKeyBytesMax)) {
+      bytes += keys[next].size();
+      request.add_keys(keys[next]);
+      batch.push_back(std::move(keys[next]));
+      ++next;
+    }
+    pending_registers_[request.request_id()] = {bucket, std::move(batch)};
+    ++buckets_in_progress_[bucket].register_requests_outstanding;
+    step->register_requests.push_back(std::move(request));
+    ++stats_.register_requests;
   }
 }
 
@@ -108,12 +141,13 @@ absl::StatusOr<RepairStep> MerkleRepair::OnNodes(const MerkleNodesResponse& resp
     ++stats_.ignored_messages;
     return step;
   }
-  const int level = static_cast<int>(response.level());
-  if (response.level() >= static_cast<uint32_t>(tree_->depth())) {
+  const MerkleTree& tree = *local_.tree;
+  if (response.level() >= static_cast<uint32_t>(tree.depth())) {
     return Fail(absl::InvalidArgumentError(
         absl::StrCat("merkle nodes response at level ", response.level(), " of a tree of depth ",
-                     tree_->depth())));
+                     tree.depth())));
   }
+  const int level = static_cast<int>(response.level());
   // Ordered, so requests are built in index order whatever order the nodes arrived in.
   std::set<uint64_t> next_level;
   std::vector<uint64_t> differing_buckets;
@@ -133,8 +167,8 @@ absl::StatusOr<RepairStep> MerkleRepair::OnNodes(const MerkleNodesResponse& resp
     const uint64_t first = node.index() << kMerkleFanoutBits;
     for (int c = 0; c < kMerkleFanout; ++c) {
       const uint64_t child = first + c;
-      if (tree_->NodeHash(level + 1, child) == node.child_hashes(c)) continue;
-      if (level + 1 == tree_->depth()) {
+      if (tree.NodeHash(level + 1, child) == node.child_hashes(c)) continue;
+      if (level + 1 == tree.depth()) {
         differing_buckets.push_back(child);
       } else {
         next_level.insert(child);
@@ -145,7 +179,7 @@ absl::StatusOr<RepairStep> MerkleRepair::OnNodes(const MerkleNodesResponse& resp
     MerkleNodesRequest request;
     request.set_session(session_);
     request.set_revision(revision_);
-    request.set_depth(tree_->depth());
+    request.set_depth(tree.depth());
     request.set_level(level + 1);
     for (; it != next_level.end() &&
            static_cast<size_t>(request.indices_size()) < kMerkleIndicesPerRequestMax;
@@ -164,6 +198,7 @@ absl::StatusOr<RepairStep> MerkleRepair::OnNodes(const MerkleNodesResponse& resp
 void MerkleRepair::Reconcile(const std::string& key, const Register* local,
                              const Register* source, RepairStep* step) {
   if (source == nullptr) {
+    if (local == nullptr) return;
     // Only here: the source has no register for the key (never written, or its tombstone
     // collected). Adopting the source means forgetting the key.
     if (mode_ == RepairMode::kAdoptSource) step->changes.push_back({key, std::nullopt});
@@ -182,83 +217,134 @@ void MerkleRepair::Reconcile(const std::string& key, const Register* local,
 absl::StatusOr<RepairStep> MerkleRepair::OnBucket(const MerkleBucketResponse& response) {
   if (failed_) return absl::FailedPreconditionError("merkle repair already failed");
   RepairStep step;
-  auto in_flight = buckets_in_flight_.find(response.bucket());
+  auto progress = buckets_in_progress_.find(response.bucket());
   if (response.session() != session_ || response.revision() != revision_ ||
-      in_flight == buckets_in_flight_.end() || in_flight->second != response.after_key()) {
+      progress == buckets_in_progress_.end() || !progress->second.awaited_part.has_value() ||
+      *progress->second.awaited_part != response.after_key()) {
     ++stats_.ignored_messages;
     return step;
   }
   const uint64_t bucket = response.bucket();
-  std::vector<Register> source;
-  source.reserve(response.registers_size());
-  for (const std::string& bytes : response.registers()) {
-    absl::StatusOr<Register> r = DecodeRegister(bytes);
-    if (!r.ok()) return Fail(r.status());
-    const std::string& previous = source.empty() ? response.after_key() : source.back().key;
-    if (MerkleTree::BucketOf(r->key, tree_->depth()) != bucket || r->key <= previous) {
+  const int depth = local_.tree->depth();
+  const std::string* previous = &response.after_key();
+  for (const MerkleKeyHash& entry : response.entries()) {
+    if (entry.key().empty() || entry.key().size() > kRegisterKeyBytesMax ||
+        entry.key() <= *previous || MerkleTree::BucketOf(entry.key(), depth) != bucket) {
       return Fail(absl::InvalidArgumentError(absl::StrCat(
-          "merkle bucket ", bucket, ": register key out of bucket or out of order")));
+          "merkle bucket ", bucket, ": a key is out of the bucket, out of order or invalid")));
     }
-    source.push_back(*std::move(r));
+    previous = &entry.key();
   }
   const std::string& continuation = response.continuation();
-  if (!continuation.empty() && (source.empty() || source.back().key != continuation)) {
+  if (!continuation.empty() &&
+      (response.entries().empty() || response.entries().rbegin()->key() != continuation)) {
     return Fail(absl::InvalidArgumentError(absl::StrCat(
         "merkle bucket ", bucket, ": continuation is not the last key of the part")));
   }
-  stats_.registers_received += source.size();
+  stats_.key_hashes_received += response.entries_size();
 
   // Merge-join of this part's key range, (after_key, continuation] or (after_key, end), of
-  // both sides: local registers stream from the lister and are never buffered.
-  size_t next = 0;
-  lister_(bucket, response.after_key(), [&](const Register& local) {
+  // both sides. Local registers stream from the lister and are never buffered.
+  std::vector<std::string> fetch;
+  const auto& entries = response.entries();
+  int next = 0;
+  local_.list(bucket, response.after_key(), [&](const Register& local) {
     if (!continuation.empty() && local.key > continuation) return false;
-    while (next < source.size() && source[next].key < local.key) {
-      Reconcile(source[next].key, nullptr, &source[next], &step);
-      ++next;
+    for (; next < entries.size() && entries[next].key() < local.key; ++next) {
+      fetch.push_back(entries[next].key());
     }
-    if (next < source.size() && source[next].key == local.key) {
-      Reconcile(local.key, &local, &source[next], &step);
+    if (next < entries.size() && entries[next].key() == local.key) {
+      if (entries[next].register_hash() != RegisterHash(local)) fetch.push_back(local.key);
       ++next;
     } else {
       Reconcile(local.key, &local, nullptr, &step);
     }
     return true;
   });
-  for (; next < source.size(); ++next) Reconcile(source[next].key, nullptr, &source[next], &step);
+  for (; next < entries.size(); ++next) fetch.push_back(entries[next].key());
   stats_.changes += step.changes.size();
-  stats_.conflicts += step.conflicts.size();
 
   if (continuation.empty()) {
-    buckets_in_flight_.erase(in_flight);
-    AdmitBuckets(&step);
+    progress->second.awaited_part.reset();
   } else {
-    in_flight->second = continuation;
+    progress->second.awaited_part = continuation;
     step.bucket_requests.push_back(BucketRequest(bucket, continuation));
     ++stats_.bucket_requests;
   }
+  RequestRegisters(bucket, std::move(fetch), &step);
+  MaybeFinishBucket(bucket, &step);
+  return step;
+}
+
+absl::StatusOr<RepairStep> MerkleRepair::OnRegisters(const MerkleRegistersResponse& response) {
+  if (failed_) return absl::FailedPreconditionError("merkle repair already failed");
+  RepairStep step;
+  auto pending = pending_registers_.find(response.request_id());
+  if (response.session() != session_ || response.revision() != revision_ ||
+      pending == pending_registers_.end() || pending->second.first != response.bucket()) {
+    ++stats_.ignored_messages;
+    return step;
+  }
+  const uint64_t bucket = pending->second.first;
+  std::vector<std::string>& keys = pending->second.second;
+  const size_t answered = static_cast<size_t>(response.registers_size());
+  if (answered == 0 || answered > keys.size()) {
+    return Fail(absl::InvalidArgumentError(absl::StrCat(
+        "merkle registers: ", answered, " registers for ", keys.size(), " keys")));
+  }
+  // Decode everything before emitting anything: a bad response changes nothing.
+  std::vector<std::optional<Register>> source(answered);
+  for (size_t i = 0; i < answered; ++i) {
+    const std::string& bytes = response.registers(static_cast<int>(i));
+    if (bytes.empty()) continue;  // the source has no register for the key
+    absl::StatusOr<Register> r = DecodeRegister(bytes);
+    if (!r.ok()) return Fail(r.status());
+    if (r->key != keys[i]) {
+      return Fail(absl::InvalidArgumentError("merkle registers: a register for another key"));
+    }
+    source[i] = *std::move(r);
+  }
+  stats_.registers_received += answered;
+  const size_t changes_before = step.changes.size();
+  for (size_t i = 0; i < answered; ++i) {
+    const std::optional<Register> local = local_.read(keys[i]);
+    Reconcile(keys[i], local ? &*local : nullptr, source[i] ? &*source[i] : nullptr, &step);
+  }
+  stats_.changes += step.changes.size() - changes_before;
+  stats_.conflicts += step.conflicts.size();
+
+  std::vector<std::string> rest(std::make_move_iterator(keys.begin() + answered),
+                                std::make_move_iterator(keys.end()));
+  pending_registers_.erase(pending);
+  --buckets_in_progress_[bucket].register_requests_outstanding;
+  RequestRegisters(bucket, std::move(rest), &step);
+  MaybeFinishBucket(bucket, &step);
   return step;
 }
 
 // ---------------------------------------------------------------------------------------
 // MerkleRepairSource
 
-MerkleRepairSource::MerkleRepairSource(const MerkleTree* tree, BucketLister lister,
-                                       int64_t revision)
-    : tree_(tree), lister_(std::move(lister)), revision_(revision) {
-  CHECK(tree_ != nullptr);
+MerkleRepairSource::MerkleRepairSource(RepairKeyspace source, int64_t revision)
+    : source_(std::move(source)), revision_(revision) {
+  CHECK(source_.tree != nullptr && source_.list && source_.read);
+}
+
+absl::Status MerkleRepairSource::CheckSession(int64_t revision, uint32_t depth) const {
+  if (revision != revision_) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("merkle repair at revision ", revision, ", serving ", revision_));
+  }
+  if (depth != static_cast<uint32_t>(source_.tree->depth())) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("merkle tree depth ", depth, ", have ", source_.tree->depth()));
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<MerkleNodesResponse> MerkleRepairSource::OnNodesRequest(
     const MerkleNodesRequest& request) const {
-  if (request.revision() != revision_) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "merkle repair at revision ", request.revision(), ", serving ", revision_));
-  }
-  if (request.depth() != static_cast<uint32_t>(tree_->depth())) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("merkle tree depth ", request.depth(), ", have ", tree_->depth()));
-  }
+  if (absl::Status s = CheckSession(request.revision(), request.depth()); !s.ok()) return s;
   if (request.level() >= request.depth()) {
     return absl::InvalidArgumentError(absl::StrCat("merkle level ", request.level()));
   }
@@ -280,22 +366,15 @@ absl::StatusOr<MerkleNodesResponse> MerkleRepairSource::OnNodesRequest(
     }
     MerkleNode* node = response.add_nodes();
     node->set_index(index);
-    for (uint64_t h : tree_->Children(level, index)) node->add_child_hashes(h);
+    for (uint64_t h : source_.tree->Children(level, index)) node->add_child_hashes(h);
   }
   return response;
 }
 
 absl::StatusOr<MerkleBucketResponse> MerkleRepairSource::OnBucketRequest(
     const MerkleBucketRequest& request) const {
-  if (request.revision() != revision_) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "merkle repair at revision ", request.revision(), ", serving ", revision_));
-  }
-  if (request.depth() != static_cast<uint32_t>(tree_->depth())) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("merkle tree depth ", request.depth(), ", have ", tree_->depth()));
-  }
-  if (request.bucket() >= MerkleTree::NodesAt(tree_->depth()) ||
+  if (absl::Status s = CheckSession(request.revision(), request.depth()); !s.ok()) return s;
+  if (request.bucket() >= MerkleTree::NodesAt(source_.tree->depth()) ||
       request.after_key().size() > kRegisterKeyBytesMax) {
     return absl::InvalidArgumentError(
         absl::StrCat("merkle bucket ", request.bucket(), " out of range"));
@@ -306,23 +385,63 @@ absl::StatusOr<MerkleBucketResponse> MerkleRepairSource::OnBucketRequest(
   response.set_bucket(request.bucket());
   response.set_after_key(request.after_key());
   size_t bytes = 0;
-  const std::string* last_key = &request.after_key();
-  std::string last_key_storage;
-  lister_(request.bucket(), request.after_key(), [&](const Register& r) {
+  source_.list(request.bucket(), request.after_key(), [&](const Register& r) {
     // A lister that disagrees with the tree would make every repair loop: a caller bug.
-    CHECK(MerkleTree::BucketOf(r.key, tree_->depth()) == request.bucket());
-    CHECK(r.key > *last_key);
-    std::string encoded = EncodeRegister(r);
-    if (response.registers_size() > 0 && bytes + encoded.size() > kMerkleBucketResponseBytesMax) {
-      response.set_continuation(*last_key);
+    CHECK(MerkleTree::BucketOf(r.key, source_.tree->depth()) == request.bucket());
+    const size_t entry_bytes = r.key.size() + sizeof(uint64_t);
+    if (response.entries_size() > 0 && bytes + entry_bytes > kMerkleResponseBytesMax) {
+      response.set_continuation(response.entries().rbegin()->key());
       return false;
     }
-    bytes += encoded.size();
-    response.add_registers(std::move(encoded));
-    last_key_storage = r.key;
-    last_key = &last_key_storage;
+    CHECK(r.key > (response.entries().empty() ? request.after_key()
+                                              : response.entries().rbegin()->key()));
+    bytes += entry_bytes;
+    MerkleKeyHash* entry = response.add_entries();
+    entry->set_key(r.key);
+    entry->set_register_hash(RegisterHash(r));
     return true;
   });
+  return response;
+}
+
+absl::StatusOr<MerkleRegistersResponse> MerkleRepairSource::OnRegistersRequest(
+    const MerkleRegistersRequest& request) const {
+  if (absl::Status s = CheckSession(request.revision(), request.depth()); !s.ok()) return s;
+  const int depth = source_.tree->depth();
+  if (request.bucket() >= MerkleTree::NodesAt(depth) || request.keys_size() == 0 ||
+      static_cast<size_t>(request.keys_size()) > kMerkleKeysPerRequestMax) {
+    return absl::InvalidArgumentError(absl::StrCat("merkle registers request for bucket ",
+                                                   request.bucket(), " with ",
+                                                   request.keys_size(), " keys"));
+  }
+  size_t key_bytes = 0;
+  for (int i = 0; i < request.keys_size(); ++i) {
+    const std::string& key = request.keys(i);
+    key_bytes += key.size();
+    if (key.empty() || (i > 0 && key <= request.keys(i - 1)) ||
+        MerkleTree::BucketOf(key, depth) != request.bucket()) {
+      return absl::InvalidArgumentError(
+          "merkle registers request: a key is empty, out of order or not in the bucket");
+    }
+  }
+  if (key_bytes > kMerkleRequestKeyBytesMax && request.keys_size() > 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("merkle registers request with ", key_bytes, " bytes of keys"));
+  }
+  MerkleRegistersResponse response;
+  response.set_session(request.session());
+  response.set_revision(revision_);
+  response.set_bucket(request.bucket());
+  response.set_request_id(request.request_id());
+  size_t bytes = 0;
+  for (const std::string& key : request.keys()) {
+    const std::optional<Register> r = source_.read(key);
+    CHECK(!r.has_value() || r->key == key);
+    std::string encoded = r.has_value() ? EncodeRegister(*r) : std::string();
+    if (response.registers_size() > 0 && bytes + encoded.size() > kMerkleResponseBytesMax) break;
+    bytes += encoded.size();
+    response.add_registers(std::move(encoded));
+  }
   return response;
 }
 

@@ -2,12 +2,19 @@
 // gossiped Digest, the decision which side is behind, and Merkle repair as a pair of pure,
 // message-driven state machines with no I/O, clock or randomness:
 //
-//   repairer (behind)                               source
-//   MerkleRepair::Start()        -- NodesRequest -->  MerkleRepairSource::OnNodesRequest()
-//   MerkleRepair::OnNodes()      <-- NodesResponse --
-//     descends only into children whose hashes differ; at the leaf level asks for buckets
-//   MerkleRepair::OnBucket()     <-- BucketResponse -- MerkleRepairSource::OnBucketRequest()
+//   repairer (behind)                                   source
+//   MerkleRepair::Start()        -- NodesRequest ---->  MerkleRepairSource::OnNodesRequest()
+//   MerkleRepair::OnNodes()      <-- NodesResponse ---
+//     descends only into children whose hashes differ; at the leaf level lists buckets
+//                                -- BucketRequest --->  MerkleRepairSource::OnBucketRequest()
+//   MerkleRepair::OnBucket()     <-- BucketResponse --  (keys and register hashes)
+//     compares per key; asks for the registers whose hashes differ
+//                                -- RegistersRequest ->  MerkleRepairSource::OnRegistersRequest()
+//   MerkleRepair::OnRegisters()  <-- RegistersResponse
 //     yields RepairChanges (and conflicts) for the caller to apply to its keyspace
+//
+// So a repair ships one root-to-leaf path of hashes per differing bucket, the keys and hashes
+// of those buckets, and only the registers that differ.
 //
 // Repair semantics (decided here, see ARCHITECTURE.md §7): a repair ends at the source's
 // state at one revision. For every bucket whose hashes differ, the repairer adopts the
@@ -17,21 +24,22 @@
 // reported as a RepairConflict so the caller can re-submit it to the write region as a new
 // commit or surface it. RepairMode::kMergeLww instead keeps the merge winner for keys on
 // both sides and keeps keys the source lacks (a CRDT union); the repaired tree then equals
-// the source's only if no conflict was reported.
+// the source's only if the source lacks no local key and no conflict was reported.
 //
 // One revision: the source answers every request of a session from one view (a copy of its
 // MerkleTree and its MVCC registers at `revision`); every message carries the session and
 // the revision, the source refuses a revision it is not serving, and the repairer ignores
 // replies of another session or revision. Duplicated, reordered or replayed replies are
-// ignored once their node or bucket part is no longer outstanding, so they cannot corrupt
-// state; malformed ones fail the repair.
+// ignored once their node, bucket part or key batch is no longer outstanding, so they cannot
+// corrupt state; malformed ones fail the repair (the caller starts a new session).
 //
-// Bounds: at most kMerkleIndicesPerRequestMax nodes per request (so a nodes response is at
-// most 256 * 16 * 8 bytes of hashes plus framing), at most kMerkleBucketResponseBytesMax
-// bytes of registers per bucket response (a larger bucket is split with a continuation; a
-// single register larger than the budget travels alone), and at most
-// kRepairBucketsInFlightMax bucket requests outstanding; the rest wait in a queue bounded by
-// the number of leaves.
+// Bounds: at most kMerkleIndicesPerRequestMax nodes per nodes request (a response is then
+// at most 256 * 16 * 8 bytes of hashes plus framing); at most kMerkleKeysPerRequestMax keys
+// and kMerkleRequestKeyBytesMax key bytes per registers request; at most
+// kMerkleResponseBytesMax bytes of entries or registers per response (larger buckets and
+// batches are split, and a single register larger than the budget travels alone); at most
+// kRepairBucketsInFlightMax buckets in progress at once, the rest queued (the queue is
+// bounded by the number of leaves).
 //
 // Not thread-safe; both classes live on the Node's thread.
 #ifndef GEOETCD_CRDT_ANTI_ENTROPY_H_
@@ -57,7 +65,10 @@
 namespace geoetcd {
 
 constexpr size_t kMerkleIndicesPerRequestMax = 256;
-constexpr size_t kMerkleBucketResponseBytesMax = size_t{1} << 20;  // 1 MiB of registers
+constexpr size_t kMerkleKeysPerRequestMax = 256;
+constexpr size_t kMerkleRequestKeyBytesMax = size_t{1} << 20;  // 1 MiB of keys
+// Registers, or keys plus 8-byte hashes, per response.
+constexpr size_t kMerkleResponseBytesMax = size_t{1} << 20;  // 1 MiB
 constexpr size_t kRepairBucketsInFlightMax = 64;
 
 // ---------------------------------------------------------------------------------------
@@ -120,6 +131,15 @@ DigestComparison CompareDigests(const Digest& local, const Digest& remote);
 using RegisterVisitor = std::function<bool(const Register&)>;
 using BucketLister =
     std::function<void(uint64_t bucket, std::string_view after_key, const RegisterVisitor&)>;
+// The register of `key`, or nullopt if the keyspace has none. Must agree with the lister.
+using RegisterReader = std::function<std::optional<Register>(std::string_view key)>;
+
+// A side's keyspace as the repair sees it.
+struct RepairKeyspace {
+  const MerkleTree* tree = nullptr;
+  BucketLister list;
+  RegisterReader read;
+};
 
 // One change for the repairer's keyspace: `after` is the key's new register, or nullopt to
 // remove the key (and its register) entirely.
@@ -143,6 +163,8 @@ struct RepairStats {
   uint64_t node_requests = 0;
   uint64_t nodes_compared = 0;  // nodes whose 16 children were compared
   uint64_t bucket_requests = 0;
+  uint64_t key_hashes_received = 0;
+  uint64_t register_requests = 0;
   uint64_t registers_received = 0;
   uint64_t changes = 0;
   uint64_t conflicts = 0;
@@ -153,6 +175,7 @@ struct RepairStats {
 struct RepairStep {
   std::vector<MerkleNodesRequest> node_requests;
   std::vector<MerkleBucketRequest> bucket_requests;
+  std::vector<MerkleRegistersRequest> register_requests;
   std::vector<RepairChange> changes;
   std::vector<RepairConflict> conflicts;
 };
@@ -160,26 +183,31 @@ struct RepairStep {
 // The repairer side of one repair session against one source at one revision.
 class MerkleRepair {
  public:
-  // `local_tree` and `local_lister` describe the repairer's keyspace; both must outlive this
-  // object. The caller may apply the changes of each step (updating keyspace and tree) before
-  // feeding the next response: a step's changes only touch keys of parts already compared.
-  // `session` tells this repair's messages apart; `source_revision` is the revision the
-  // source serves (from its digest).
-  MerkleRepair(const MerkleTree* local_tree, BucketLister local_lister, uint64_t session,
-               int64_t source_revision, RepairMode mode = RepairMode::kAdoptSource);
+  // `local` describes the repairer's keyspace; its tree and callbacks must outlive this
+  // object. The caller applies the changes of each step (to keyspace and tree) before
+  // feeding the next response: later steps read the local keyspace again. `session` tells
+  // this repair's messages apart; `source_revision` is the revision the source serves (from
+  // its digest). REQUIRES: local.tree, local.list and local.read are set.
+  MerkleRepair(RepairKeyspace local, uint64_t session, int64_t source_revision,
+               RepairMode mode = RepairMode::kAdoptSource);
 
   // The first request: the root's children. REQUIRES: called once, before anything else.
   MerkleNodesRequest Start();
 
-  // Compares the source's child hashes with the local tree. Returns the next requests.
-  // Error (and failed()) on a malformed response of this session: wrong child count, ...
+  // Compares the source's child hashes with the local tree; returns the next requests.
+  // Error (and failed()) on a malformed response of this session (wrong level, child count).
   [[nodiscard]] absl::StatusOr<RepairStep> OnNodes(const MerkleNodesResponse& response);
 
-  // Compares one part of a bucket with the local registers of the same key range. Returns
-  // the changes and conflicts of that range, the request for the bucket's next part, and
-  // newly admitted bucket requests. Error (and failed()) if a register does not decode, is
-  // not in the bucket, or keys are not ascending past after_key.
+  // Compares one part of a bucket's keys and hashes with the local registers of the same key
+  // range. Returns removals (kAdoptSource), the registers requests for keys that differ or
+  // are missing locally, and the request for the bucket's next part. Error (and failed()) if
+  // keys are not in the bucket, not ascending past after_key, or the continuation is wrong.
   [[nodiscard]] absl::StatusOr<RepairStep> OnBucket(const MerkleBucketResponse& response);
+
+  // Reconciles the fetched registers with the local ones: changes and conflicts, a request
+  // for keys the response left out, and newly admitted buckets once a bucket is complete.
+  // Error (and failed()) if a register does not decode or is not the key asked for.
+  [[nodiscard]] absl::StatusOr<RepairStep> OnRegisters(const MerkleRegistersResponse& response);
 
   // True once every outstanding request was answered and nothing is queued.
   bool done() const;
@@ -190,17 +218,26 @@ class MerkleRepair {
   const RepairStats& stats() const { return stats_; }
 
  private:
+  struct BucketProgress {
+    // The after_key of the part awaited; nullopt once the last part arrived.
+    std::optional<std::string> awaited_part = std::string();
+    int register_requests_outstanding = 0;
+  };
+
   absl::Status Fail(absl::Status status);
-  // Moves queued buckets into flight, up to kRepairBucketsInFlightMax.
+  // Moves queued buckets into progress, up to kRepairBucketsInFlightMax.
   void AdmitBuckets(RepairStep* step);
+  // Erases a finished bucket and admits the next.
+  void MaybeFinishBucket(uint64_t bucket, RepairStep* step);
   MerkleBucketRequest BucketRequest(uint64_t bucket, std::string after_key) const;
+  // Splits `keys` (ascending) into bounded registers requests.
+  void RequestRegisters(uint64_t bucket, std::vector<std::string> keys, RepairStep* step);
   // Emits the change/conflict for one key given its local and source registers (either may
   // be absent, not both).
   void Reconcile(const std::string& key, const Register* local, const Register* source,
                  RepairStep* step);
 
-  const MerkleTree* tree_;
-  BucketLister lister_;
+  RepairKeyspace local_;
   const uint64_t session_;
   const int64_t revision_;
   const RepairMode mode_;
@@ -209,32 +246,38 @@ class MerkleRepair {
   std::optional<uint64_t> source_root_;
   // Outstanding node requests: (level, index).
   std::set<std::pair<int, uint64_t>> pending_nodes_;
-  // Buckets in flight -> the after_key of the part we wait for.
-  std::map<uint64_t, std::string> buckets_in_flight_;
-  // Differing buckets not yet requested, ascending.
+  std::map<uint64_t, BucketProgress> buckets_in_progress_;
+  // Differing buckets not yet listed, ascending within each level response.
   std::deque<uint64_t> buckets_queued_;
+  // Outstanding registers requests: id -> (bucket, keys).
+  std::map<uint64_t, std::pair<uint64_t, std::vector<std::string>>> pending_registers_;
+  uint64_t next_request_id_ = 1;
   RepairStats stats_;
 };
 
 // The source side: answers requests from its tree and its registers, at one revision.
 class MerkleRepairSource {
  public:
-  // `tree` and `lister` must outlive this object and stay at `revision` while it answers
-  // (see the file comment); a MerkleTree copy is a cheap snapshot.
-  MerkleRepairSource(const MerkleTree* tree, BucketLister lister, int64_t revision);
+  // `source`'s tree and callbacks must outlive this object and stay at `revision` while it
+  // answers (see the file comment); a MerkleTree copy is a cheap snapshot.
+  // REQUIRES: source.tree, source.list and source.read are set.
+  MerkleRepairSource(RepairKeyspace source, int64_t revision);
 
-  // FailedPrecondition if the request names another revision; InvalidArgument if its depth
-  // differs, its level is not an inner level, it has no or more than
-  // kMerkleIndicesPerRequestMax indices, or one is out of range or out of order.
+  // FailedPrecondition if a request names another revision; InvalidArgument if its depth
+  // differs, or it breaks the bounds and shapes of proto/geoetcd/anti_entropy.proto (level
+  // not an inner level; no, too many, out-of-range or unordered indices or keys; bucket out
+  // of range; a key not in the bucket).
   [[nodiscard]] absl::StatusOr<MerkleNodesResponse> OnNodesRequest(
       const MerkleNodesRequest& request) const;
-  // Same revision and depth checks; InvalidArgument for a bucket out of range.
   [[nodiscard]] absl::StatusOr<MerkleBucketResponse> OnBucketRequest(
       const MerkleBucketRequest& request) const;
+  [[nodiscard]] absl::StatusOr<MerkleRegistersResponse> OnRegistersRequest(
+      const MerkleRegistersRequest& request) const;
 
  private:
-  const MerkleTree* tree_;
-  BucketLister lister_;
+  absl::Status CheckSession(int64_t revision, uint32_t depth) const;
+
+  RepairKeyspace source_;
   const int64_t revision_;
 };
 

@@ -1,6 +1,7 @@
 #include "crdt/anti_entropy.h"
 
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -33,8 +34,8 @@ Register Reg(const std::string& key, const std::string& value, Hlc hlc, uint64_t
 RepairRun Repair(MapKeyspace* local, const MapKeyspace& source,
                  RepairMode mode = RepairMode::kAdoptSource, Random* chaos = nullptr,
                  MerkleRepair** out = nullptr) {
-  MerkleRepairSource src(&source.tree(), source.Lister(), kRevision);
-  MerkleRepair repair(&local->tree(), local->Lister(), kSession, kRevision, mode);
+  MerkleRepairSource src(source.Keyspace(), kRevision);
+  MerkleRepair repair(local->Keyspace(), kSession, kRevision, mode);
   RepairRun run =
       RunRepair(&repair, src, [local](const RepairChange& c) { local->Apply(c); }, chaos);
   EXPECT_TRUE(repair.done());
@@ -200,54 +201,69 @@ TEST(MerkleRepairTest, MergeModeEndsAtTheMergeOnRandomPairs) {
 }
 
 TEST(MerkleRepairTest, LargeBucketsAreSplitWithinTheByteBound) {
-  // Depth 1: 16 buckets; 40 keys of 100 KiB values make ~250 KiB... per bucket ~2.5 values
-  // of 100 KiB on average: use 400 KiB values so most buckets exceed the 1 MiB budget.
+  // Depth 1: 16 buckets of ~5 registers of 400 KiB: most fetches exceed the 1 MiB budget.
   MapKeyspace local(1), source(1);
   for (int i = 0; i < 80; ++i) {
     source.Put(Reg("big" + std::to_string(i), std::string(400 << 10, 'a' + i % 26), 10));
   }
   const RepairRun run = Repair(&local, source);
   EXPECT_EQ(local.registers(), source.registers());
-  EXPECT_LE(run.bucket_response_bytes_max, kMerkleBucketResponseBytesMax);
-  EXPECT_GT(run.messages, 2u + 2u * 16u);  // continuations were needed
+  EXPECT_LE(run.response_payload_bytes_max, kMerkleResponseBytesMax);
+  // 1 nodes round trip, 16 bucket listings, and more than 16 register fetches.
+  EXPECT_GT(run.messages, 2u * (1 + 16 + 16));
 }
 
 TEST(MerkleRepairTest, RegisterLargerThanTheBudgetTravelsAlone) {
   MapKeyspace local(1), source(1);
-  source.Put(Reg("huge", std::string(kMerkleBucketResponseBytesMax + 10, 'h'), 10));
+  source.Put(Reg("huge", std::string(kMerkleResponseBytesMax + 10, 'h'), 10));
   const RepairRun run = Repair(&local, source);
   EXPECT_EQ(local.registers(), source.registers());
-  EXPECT_GT(run.bucket_response_bytes_max, kMerkleBucketResponseBytesMax);
+  EXPECT_GT(run.response_payload_bytes_max, kMerkleResponseBytesMax);
 }
 
 TEST(MerkleRepairTest, ManyDifferingBucketsStayWithinTheInFlightBound) {
   MapKeyspace local(3), source(3);
   for (int i = 0; i < 3000; ++i) source.Put(Reg("k" + std::to_string(i), "v", 10));
-  MerkleRepairSource src(&source.tree(), source.Lister(), kRevision);
-  MerkleRepair repair(&local.tree(), local.Lister(), kSession, kRevision);
+  MerkleRepairSource src(source.Keyspace(), kRevision);
+  MerkleRepair repair(local.Keyspace(), kSession, kRevision);
   std::vector<MerkleNodesRequest> nodes{repair.Start()};
   std::vector<MerkleBucketRequest> buckets;
+  std::vector<MerkleRegistersRequest> registers;
+  std::set<uint64_t> in_progress;  // buckets listed or fetched, not finished
   size_t in_flight_max = 0;
-  while (!nodes.empty() || !buckets.empty()) {
+  while (!nodes.empty() || !buckets.empty() || !registers.empty()) {
     absl::StatusOr<RepairStep> step;
+    // Nodes first, then listings, so that buckets pile up against the bound.
     if (!nodes.empty()) {
       ASSERT_LE(static_cast<size_t>(nodes.back().indices_size()), kMerkleIndicesPerRequestMax);
       auto response = src.OnNodesRequest(nodes.back());
       nodes.pop_back();
       ASSERT_TRUE(response.ok());
       step = repair.OnNodes(*response);
-    } else {
+    } else if (!buckets.empty()) {
       auto response = src.OnBucketRequest(buckets.back());
       buckets.pop_back();
       ASSERT_TRUE(response.ok());
       step = repair.OnBucket(*response);
+    } else {
+      auto response = src.OnRegistersRequest(registers.back());
+      registers.pop_back();
+      ASSERT_TRUE(response.ok());
+      step = repair.OnRegisters(*response);
     }
     ASSERT_TRUE(step.ok()) << step.status();
     for (const RepairChange& c : step->changes) local.Apply(c);
     nodes.insert(nodes.end(), step->node_requests.begin(), step->node_requests.end());
     buckets.insert(buckets.end(), step->bucket_requests.begin(), step->bucket_requests.end());
-    in_flight_max = std::max(in_flight_max, buckets.size());
+    registers.insert(registers.end(), step->register_requests.begin(),
+                     step->register_requests.end());
+    for (const auto& r : step->bucket_requests) in_progress.insert(r.bucket());
+    std::set<uint64_t> open;
+    for (const auto& r : buckets) open.insert(r.bucket());
+    for (const auto& r : registers) open.insert(r.bucket());
+    in_flight_max = std::max(in_flight_max, open.size());
   }
+  EXPECT_GT(in_progress.size(), kRepairBucketsInFlightMax);
   EXPECT_TRUE(repair.done());
   EXPECT_EQ(in_flight_max, kRepairBucketsInFlightMax);
   EXPECT_EQ(local.tree().Root(), source.tree().Root());
@@ -256,8 +272,8 @@ TEST(MerkleRepairTest, ManyDifferingBucketsStayWithinTheInFlightBound) {
 TEST(MerkleRepairTest, OtherSessionsAndRevisionsAreIgnored) {
   MapKeyspace local(2), source(2);
   source.Put(Reg("k", "v", 10));
-  MerkleRepairSource src(&source.tree(), source.Lister(), kRevision);
-  MerkleRepair repair(&local.tree(), local.Lister(), kSession, kRevision);
+  MerkleRepairSource src(source.Keyspace(), kRevision);
+  MerkleRepair repair(local.Keyspace(), kSession, kRevision);
   MerkleNodesRequest request = repair.Start();
   MerkleNodesResponse response = *src.OnNodesRequest(request);
   MerkleNodesResponse stale = response;
@@ -279,9 +295,9 @@ TEST(MerkleRepairTest, OtherSessionsAndRevisionsAreIgnored) {
 TEST(MerkleRepairTest, MalformedResponsesFailTheRepair) {
   MapKeyspace local(1), source(1);
   source.Put(Reg("k", "v", 10));
-  MerkleRepairSource src(&source.tree(), source.Lister(), kRevision);
+  MerkleRepairSource src(source.Keyspace(), kRevision);
   {
-    MerkleRepair repair(&local.tree(), local.Lister(), kSession, kRevision);
+    MerkleRepair repair(local.Keyspace(), kSession, kRevision);
     MerkleNodesResponse response = *src.OnNodesRequest(repair.Start());
     response.mutable_nodes(0)->mutable_child_hashes()->RemoveLast();
     EXPECT_FALSE(repair.OnNodes(response).ok());
@@ -289,7 +305,7 @@ TEST(MerkleRepairTest, MalformedResponsesFailTheRepair) {
     EXPECT_FALSE(repair.OnNodes(response).ok());
   }
   {
-    MerkleRepair repair(&local.tree(), local.Lister(), kSession, kRevision);
+    MerkleRepair repair(local.Keyspace(), kSession, kRevision);
     absl::StatusOr<RepairStep> step = repair.OnNodes(*src.OnNodesRequest(repair.Start()));
     ASSERT_TRUE(step.ok());
     ASSERT_EQ(step->bucket_requests.size(), 1u);
@@ -298,22 +314,83 @@ TEST(MerkleRepairTest, MalformedResponsesFailTheRepair) {
     // A key from another bucket.
     std::string other = "x";
     while (MerkleTree::BucketOf(other, 1) == response.bucket()) other += "x";
-    wrong_bucket_key.set_registers(0, EncodeRegister(Reg(other, "v", 10)));
+    wrong_bucket_key.mutable_entries(0)->set_key(other);
     EXPECT_FALSE(repair.OnBucket(wrong_bucket_key).ok());
     EXPECT_TRUE(repair.failed());
   }
   {
-    MerkleRepair repair(&local.tree(), local.Lister(), kSession, kRevision);
+    MerkleRepair repair(local.Keyspace(), kSession, kRevision);
     absl::StatusOr<RepairStep> step = repair.OnNodes(*src.OnNodesRequest(repair.Start()));
-    MerkleBucketResponse response = *src.OnBucketRequest(step->bucket_requests[0]);
-    response.mutable_registers(0)->pop_back();  // truncated register
-    EXPECT_FALSE(repair.OnBucket(response).ok());
+    MerkleBucketResponse listing = *src.OnBucketRequest(step->bucket_requests[0]);
+    step = repair.OnBucket(listing);
+    ASSERT_TRUE(step.ok());
+    ASSERT_EQ(step->register_requests.size(), 1u);
+    MerkleRegistersResponse response = *src.OnRegistersRequest(step->register_requests[0]);
+    MerkleRegistersResponse truncated = response;
+    truncated.mutable_registers(0)->pop_back();
+    EXPECT_FALSE(repair.OnRegisters(truncated).ok());
+    EXPECT_TRUE(repair.failed());
   }
+  {
+    MerkleRepair repair(local.Keyspace(), kSession, kRevision);
+    absl::StatusOr<RepairStep> step = repair.OnNodes(*src.OnNodesRequest(repair.Start()));
+    step = repair.OnBucket(*src.OnBucketRequest(step->bucket_requests[0]));
+    MerkleRegistersResponse response = *src.OnRegistersRequest(step->register_requests[0]);
+    MerkleRegistersResponse other_key = response;
+    other_key.set_registers(0, EncodeRegister(Reg("k2", "v", 10)));
+    EXPECT_FALSE(repair.OnRegisters(other_key).ok());
+  }
+  {
+    MerkleRepair repair(local.Keyspace(), kSession, kRevision);
+    absl::StatusOr<RepairStep> step = repair.OnNodes(*src.OnNodesRequest(repair.Start()));
+    step = repair.OnBucket(*src.OnBucketRequest(step->bucket_requests[0]));
+    MerkleRegistersResponse response = *src.OnRegistersRequest(step->register_requests[0]);
+    MerkleRegistersResponse too_many = response;
+    too_many.add_registers(response.registers(0));
+    EXPECT_FALSE(repair.OnRegisters(too_many).ok());
+  }
+}
+
+// A register batch the source cuts short is asked for again, not lost.
+TEST(MerkleRepairTest, PartlyAnsweredRegisterBatchesAreRequestedAgain) {
+  MapKeyspace local(1), source(1);
+  // Keys of one bucket whose registers together exceed the response budget.
+  std::vector<std::string> keys;
+  for (int i = 0; keys.size() < 4; ++i) {
+    const std::string key = "k" + std::to_string(i);
+    if (MerkleTree::BucketOf(key, 1) == 0) keys.push_back(key);
+  }
+  for (const std::string& key : keys) {
+    source.Put(Reg(key, std::string(kMerkleResponseBytesMax / 3, 'v'), 10));
+  }
+  const RepairRun run = Repair(&local, source);
+  EXPECT_EQ(local.registers(), source.registers());
+  EXPECT_LE(run.response_payload_bytes_max, kMerkleResponseBytesMax);
+  // nodes, listing, then 4 registers of a third of the budget need two responses.
+  EXPECT_EQ(run.messages, 2u * 4);
+}
+
+// Only the registers that differ travel, not the whole bucket.
+TEST(MerkleRepairTest, OnlyDifferingRegistersAreFetched) {
+  MapKeyspace local(1), source(1);
+  for (int i = 0; i < 500; ++i) {
+    const Register r = Reg("k" + std::to_string(i), std::string(100, 'v'), 10);
+    local.Put(r);
+    source.Put(r);
+  }
+  source.Put(Reg("k7", "changed", 20));
+  MerkleRepairSource src(source.Keyspace(), kRevision);
+  MerkleRepair repair(local.Keyspace(), kSession, kRevision);
+  RunRepair(&repair, src, [&](const RepairChange& c) { local.Apply(c); });
+  EXPECT_EQ(local.registers(), source.registers());
+  EXPECT_EQ(repair.stats().registers_received, 1u);
+  EXPECT_GT(repair.stats().key_hashes_received, 10u);  // the bucket's keys and hashes
+  EXPECT_EQ(repair.stats().changes, 1u);
 }
 
 TEST(MerkleRepairSourceTest, RejectsRequestsOutsideItsBounds) {
   MapKeyspace source(2);
-  MerkleRepairSource src(&source.tree(), source.Lister(), kRevision);
+  MerkleRepairSource src(source.Keyspace(), kRevision);
   MerkleNodesRequest ok;
   ok.set_revision(kRevision);
   ok.set_depth(2);
@@ -347,7 +424,7 @@ TEST(MerkleRepairSourceTest, RejectsRequestsOutsideItsBounds) {
   for (uint64_t i = 0; i < 16; ++i) many.add_indices(i);
   EXPECT_TRUE(src.OnNodesRequest(many).ok());
   MapKeyspace deep(3);
-  MerkleRepairSource deep_src(&deep.tree(), deep.Lister(), kRevision);
+  MerkleRepairSource deep_src(deep.Keyspace(), kRevision);
   many.set_depth(3);
   many.set_level(2);
   many.clear_indices();

@@ -82,6 +82,14 @@ class MapKeyspace {
       }
     };
   }
+  RegisterReader Reader() const {
+    return [this](std::string_view key) -> std::optional<Register> {
+      auto it = registers_.find(std::string(key));
+      if (it == registers_.end()) return std::nullopt;
+      return it->second;
+    };
+  }
+  RepairKeyspace Keyspace() const { return {&tree_, Lister(), Reader()}; }
   const MerkleTree& tree() const { return tree_; }
   const std::map<std::string, Register>& registers() const { return registers_; }
 
@@ -92,12 +100,12 @@ class MapKeyspace {
 
 
 // Runs a repair to completion over a perfect in-memory channel, counting the serialized size
-// of every message. With `chaos`, messages are delivered in random order and some responses
-// are delivered twice.
+// of every message. With `chaos`, requests are answered in random order and some responses
+// are delivered again later.
 struct RepairRun {
   uint64_t bytes = 0;  // every request and response, as serialized protobuf
   uint64_t messages = 0;
-  uint64_t bucket_response_bytes_max = 0;  // largest register payload of one response
+  uint64_t response_payload_bytes_max = 0;  // largest entries/registers payload of a response
   std::vector<RepairConflict> conflicts;
 };
 
@@ -105,11 +113,12 @@ template <typename ApplyFn>
 RepairRun RunRepair(MerkleRepair* repair, const MerkleRepairSource& source, ApplyFn apply,
                     Random* chaos = nullptr) {
   RepairRun run;
-  // Requests not yet answered. A deque of variants would do; two vectors keep it simple.
   std::vector<MerkleNodesRequest> nodes;
   std::vector<MerkleBucketRequest> buckets;
+  std::vector<MerkleRegistersRequest> registers;
   std::vector<MerkleNodesResponse> replay_nodes;
   std::vector<MerkleBucketResponse> replay_buckets;
+  std::vector<MerkleRegistersResponse> replay_registers;
   nodes.push_back(repair->Start());
   auto take = [&](const absl::StatusOr<RepairStep>& step) {
     if (!step.ok()) {
@@ -120,42 +129,62 @@ RepairRun RunRepair(MerkleRepair* repair, const MerkleRepairSource& source, Appl
     for (const RepairConflict& c : step->conflicts) run.conflicts.push_back(c);
     for (const auto& r : step->node_requests) nodes.push_back(r);
     for (const auto& r : step->bucket_requests) buckets.push_back(r);
+    for (const auto& r : step->register_requests) registers.push_back(r);
   };
-  while (!nodes.empty() || !buckets.empty()) {
+  // Answers one request and feeds the response back; false if the source refused it.
+  auto serve = [&](auto& queue, size_t pick, auto answer, auto feed, auto& replays,
+                   auto payload_of) {
+    const auto request = queue[pick];
+    queue.erase(queue.begin() + pick);
+    auto response = answer(request);
+    EXPECT_TRUE(response.ok()) << response.status();
+    if (!response.ok()) return false;
+    run.bytes += request.ByteSizeLong() + response->ByteSizeLong();
+    run.messages += 2;
+    run.response_payload_bytes_max =
+        std::max<uint64_t>(run.response_payload_bytes_max, payload_of(*response));
+    take(feed(*response));
+    if (chaos != nullptr && chaos->Chance(0.3)) replays.push_back(*response);
+    return true;
+  };
+  auto no_payload = [](const auto&) { return uint64_t{0}; };
+  auto entries_payload = [](const MerkleBucketResponse& r) {
+    uint64_t n = 0;
+    for (const auto& e : r.entries()) n += e.key().size() + 8;
+    return n;
+  };
+  auto registers_payload = [](const MerkleRegistersResponse& r) {
+    uint64_t n = 0;
+    for (const auto& b : r.registers()) n += b.size();
+    return n;
+  };
+  while (!nodes.empty() || !buckets.empty() || !registers.empty()) {
     if (repair->failed()) break;
-    const size_t total = nodes.size() + buckets.size();
+    const size_t total = nodes.size() + buckets.size() + registers.size();
     size_t pick = chaos != nullptr ? chaos->Uniform(total) : 0;
+    bool ok;
     if (pick < nodes.size()) {
-      const MerkleNodesRequest request = nodes[pick];
-      nodes.erase(nodes.begin() + pick);
-      absl::StatusOr<MerkleNodesResponse> response = source.OnNodesRequest(request);
-      EXPECT_TRUE(response.ok()) << response.status();
-      if (!response.ok()) break;
-      run.bytes += request.ByteSizeLong() + response->ByteSizeLong();
-      run.messages += 2;
-      take(repair->OnNodes(*response));
-      if (chaos != nullptr && chaos->Chance(0.3)) replay_nodes.push_back(*response);
+      ok = serve(nodes, pick, [&](const auto& r) { return source.OnNodesRequest(r); },
+                 [&](const auto& r) { return repair->OnNodes(r); }, replay_nodes, no_payload);
+    } else if ((pick -= nodes.size()) < buckets.size()) {
+      ok = serve(buckets, pick, [&](const auto& r) { return source.OnBucketRequest(r); },
+                 [&](const auto& r) { return repair->OnBucket(r); }, replay_buckets,
+                 entries_payload);
     } else {
-      pick -= nodes.size();
-      const MerkleBucketRequest request = buckets[pick];
-      buckets.erase(buckets.begin() + pick);
-      absl::StatusOr<MerkleBucketResponse> response = source.OnBucketRequest(request);
-      EXPECT_TRUE(response.ok()) << response.status();
-      if (!response.ok()) break;
-      run.bytes += request.ByteSizeLong() + response->ByteSizeLong();
-      run.messages += 2;
-      uint64_t payload = 0;
-      for (const std::string& r : response->registers()) payload += r.size();
-      run.bucket_response_bytes_max = std::max(run.bucket_response_bytes_max, payload);
-      take(repair->OnBucket(*response));
-      if (chaos != nullptr && chaos->Chance(0.3)) replay_buckets.push_back(*response);
+      pick -= buckets.size();
+      ok = serve(registers, pick, [&](const auto& r) { return source.OnRegistersRequest(r); },
+                 [&](const auto& r) { return repair->OnRegisters(r); }, replay_registers,
+                 registers_payload);
     }
+    if (!ok) break;
     // Replays arrive late, after their part was handled: they must change nothing.
     if (chaos != nullptr && chaos->Chance(0.2)) {
       for (const auto& r : replay_nodes) take(repair->OnNodes(r));
       for (const auto& r : replay_buckets) take(repair->OnBucket(r));
+      for (const auto& r : replay_registers) take(repair->OnRegisters(r));
       replay_nodes.clear();
       replay_buckets.clear();
+      replay_registers.clear();
     }
   }
   return run;

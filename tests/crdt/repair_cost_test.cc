@@ -23,6 +23,10 @@ std::string KeyOf(uint32_t i) {
   return buf;
 }
 
+uint32_t IndexOf(std::string_view key) {
+  return static_cast<uint32_t>(std::stoul(std::string(key.substr(16))));
+}
+
 Register BaseRegister(uint32_t i) {
   Register r;
   r.key = KeyOf(i);
@@ -82,6 +86,16 @@ class SyntheticKeyspaces {
     };
   }
 
+  RegisterReader ReaderOf(const Overrides* overrides) const {
+    return [overrides](std::string_view key) -> std::optional<Register> {
+      const uint32_t i = IndexOf(key);
+      auto it = overrides->find(i);
+      if (it != overrides->end()) return it->second;
+      if (i >= kKeys) return std::nullopt;
+      return BaseRegister(i);
+    };
+  }
+
   const MerkleTree& base_tree() const { return base_tree_; }
 
  private:
@@ -128,12 +142,13 @@ Cost MeasureRepair(const SyntheticKeyspaces& spaces, int differing, Random& rnd)
   }
   MerkleTree local_tree = spaces.TreeOf(local);
   const MerkleTree source_tree = spaces.TreeOf(source);
-  MerkleRepairSource src(&source_tree, spaces.ListerOf(&source), /*revision=*/5);
-  MerkleRepair repair(&local_tree, spaces.ListerOf(&local), /*session=*/1, /*revision=*/5);
+  MerkleRepairSource src({&source_tree, spaces.ListerOf(&source), spaces.ReaderOf(&source)},
+                         /*revision=*/5);
+  MerkleRepair repair({&local_tree, spaces.ListerOf(&local), spaces.ReaderOf(&local)},
+                      /*session=*/1, /*revision=*/5);
   crdt_test::RepairRun run = crdt_test::RunRepair(&repair, src, [&](const RepairChange& c) {
     // The lister reads `local`, the tree `local_tree`: keep both in step.
-    const uint32_t i = static_cast<uint32_t>(std::stoul(c.key.substr(16)));
-    local[i] = c.after;
+    local[IndexOf(c.key)] = c.after;
     if (c.after.has_value()) {
       local_tree.Set(c.key, RegisterHash(*c.after));
     } else {
@@ -177,8 +192,9 @@ TEST(RepairCostTest, BytesGrowWithTheDifferenceNotTheKeyspace) {
 
   EXPECT_EQ(costs[0].messages, 2u);
   EXPECT_LT(costs[0].bytes, 200u);
-  // Ten differences: a few root-to-leaf paths and ten buckets of ~15 registers.
-  EXPECT_LT(costs[10].bytes, 64u << 10);
+  // Ten differences: ten root-to-leaf paths, ten buckets of ~15 keys and hashes, and the
+  // ten registers.
+  EXPECT_LT(costs[10].bytes, 32u << 10);
   EXPECT_LT(costs[10].bytes * 1000, keyspace_bytes);
   // Roughly linear in the difference, far from the keyspace.
   EXPECT_GT(costs[100].bytes, 5 * costs[10].bytes);
