@@ -209,7 +209,10 @@ class MerkleRepair {
   // Error (and failed()) if a register does not decode or is not the key asked for.
   [[nodiscard]] absl::StatusOr<RepairStep> OnRegisters(const MerkleRegistersResponse& response);
 
-  // True once every outstanding request was answered and nothing is queued.
+  // True once every outstanding request was answered and nothing is queued. If the caller's
+  // root still differs from source_root() then, a tree disagreed with its lister, the
+  // source did not hold its revision, or two keys share a fingerprint (merkle_tree.h):
+  // start a new session from a fresh digest rather than looping.
   bool done() const;
   bool failed() const { return failed_; }
   // The source's root, known once the level-0 response arrived. After the caller applied

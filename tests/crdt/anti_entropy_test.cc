@@ -1,5 +1,6 @@
 #include "crdt/anti_entropy.h"
 
+#include <algorithm>
 #include <map>
 #include <set>
 #include <string>
@@ -370,6 +371,32 @@ TEST(MerkleRepairTest, PartlyAnsweredRegisterBatchesAreRequestedAgain) {
   EXPECT_EQ(run.messages, 2u * 4);
 }
 
+TEST(MerkleRepairTest, RegisterRequestsStayWithinTheKeyBound) {
+  MapKeyspace local(1), source(1);
+  for (int i = 0; i < 16 * 400; ++i) source.Put(Reg("k" + std::to_string(i), "v", 10));
+  MerkleRepairSource src(source.Keyspace(), kRevision);
+  MerkleRepair repair(local.Keyspace(), kSession, kRevision);
+  RunRepair(&repair, src, [&](const RepairChange& c) { local.Apply(c); });
+  EXPECT_EQ(local.registers(), source.registers());
+  // ~400 keys per bucket and at most kMerkleKeysPerRequestMax per request (the source
+  // refuses more, and RunRepair fails on a refusal): at least two requests per bucket.
+  EXPECT_GE(repair.stats().register_requests, 32u);
+}
+
+TEST(MerkleRepairTest, HugeKeysSplitListingsAndRequests) {
+  MapKeyspace local(1), source(1);
+  for (int i = 0; i < 400; ++i) {
+    std::string key(kRegisterKeyBytesMax - 16, 'k');
+    key += std::to_string(i);
+    source.Put(Reg(key, "", 10));
+  }
+  const RepairRun run = Repair(&local, source);
+  EXPECT_EQ(local.registers(), source.registers());
+  EXPECT_LE(run.response_payload_bytes_max, kMerkleResponseBytesMax);
+  // 16 buckets of ~25 keys of 64 KiB: listings and key batches both need continuations.
+  EXPECT_GT(run.messages, 2u * (1 + 2 * 16 + 2 * 16));
+}
+
 // Only the registers that differ travel, not the whole bucket.
 TEST(MerkleRepairTest, OnlyDifferingRegistersAreFetched) {
   MapKeyspace local(1), source(1);
@@ -432,6 +459,34 @@ TEST(MerkleRepairSourceTest, RejectsRequestsOutsideItsBounds) {
   EXPECT_FALSE(deep_src.OnNodesRequest(many).ok());
   many.mutable_indices()->RemoveLast();
   EXPECT_TRUE(deep_src.OnNodesRequest(many).ok());
+
+  MerkleRegistersRequest fetch;
+  fetch.set_revision(kRevision);
+  fetch.set_depth(2);
+  std::vector<std::string> bucket_keys;
+  for (int i = 0; bucket_keys.size() <= kMerkleKeysPerRequestMax; ++i) {
+    const std::string key = "k" + std::to_string(i);
+    if (MerkleTree::BucketOf(key, 2) == 9) bucket_keys.push_back(key);
+  }
+  std::sort(bucket_keys.begin(), bucket_keys.end());
+  fetch.set_bucket(9);
+  for (size_t i = 0; i < kMerkleKeysPerRequestMax; ++i) fetch.add_keys(bucket_keys[i]);
+  absl::StatusOr<MerkleRegistersResponse> fetched = src.OnRegistersRequest(fetch);
+  ASSERT_TRUE(fetched.ok()) << fetched.status();
+  EXPECT_EQ(fetched->registers_size(), static_cast<int>(kMerkleKeysPerRequestMax));
+  EXPECT_TRUE(fetched->registers(0).empty());  // the source has no such key
+  MerkleRegistersRequest bad = fetch;
+  bad.add_keys(bucket_keys[kMerkleKeysPerRequestMax]);  // one key too many
+  EXPECT_FALSE(src.OnRegistersRequest(bad).ok());
+  bad = fetch;
+  bad.set_bucket(10);  // keys not in the bucket
+  EXPECT_FALSE(src.OnRegistersRequest(bad).ok());
+  bad = fetch;
+  bad.mutable_keys()->SwapElements(0, 1);  // out of order
+  EXPECT_FALSE(src.OnRegistersRequest(bad).ok());
+  bad = fetch;
+  bad.clear_keys();
+  EXPECT_FALSE(src.OnRegistersRequest(bad).ok());
 
   MerkleBucketRequest bucket;
   bucket.set_revision(kRevision);
