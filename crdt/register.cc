@@ -3,6 +3,8 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "core/check.h"
+// For XXH64_state_t on the stack: RegisterHash streams the encoding instead of building it.
+#define XXH_STATIC_LINKING_ONLY
 #include "xxhash.h"
 
 namespace geoetcd {
@@ -90,9 +92,9 @@ absl::Status ValidateRegister(const Register& r) {
   return absl::OkStatus();
 }
 
-void AppendEncodedRegister(const Register& r, std::string* out) {
-  CHECK(ValidateRegister(r).ok());
-  out->reserve(out->size() + kRegisterEncodingFixedBytes + r.key.size() + r.value.size());
+// The encoding up to and including the key size; the key, the value size and the value
+// follow.
+void AppendHeader(const Register& r, std::string* out) {
   out->push_back(static_cast<char>(kRegisterEncodingVersion));
   out->push_back(static_cast<char>(r.tombstone ? kFlagTombstone : 0));
   PutU64(r.stamp.hlc, out);
@@ -102,6 +104,12 @@ void AppendEncodedRegister(const Register& r, std::string* out) {
   PutU64(static_cast<uint64_t>(r.version), out);
   PutU64(static_cast<uint64_t>(r.lease), out);
   PutU32(static_cast<uint32_t>(r.key.size()), out);
+}
+
+void AppendEncodedRegister(const Register& r, std::string* out) {
+  CHECK(ValidateRegister(r).ok());
+  out->reserve(out->size() + kRegisterEncodingFixedBytes + r.key.size() + r.value.size());
+  AppendHeader(r, out);
   out->append(r.key);
   PutU32(static_cast<uint32_t>(r.value.size()), out);
   out->append(r.value);
@@ -147,8 +155,20 @@ absl::StatusOr<Register> DecodeRegister(std::string_view bytes) {
 }
 
 uint64_t RegisterHash(const Register& r) {
-  const std::string bytes = EncodeRegister(r);
-  return XXH64(bytes.data(), bytes.size(), kRegisterHashSeed);
+  // The same bytes as EncodeRegister(), streamed, so hashing never copies the value.
+  CHECK(ValidateRegister(r).ok());
+  std::string header;
+  header.reserve(kRegisterEncodingFixedBytes);
+  AppendHeader(r, &header);
+  std::string value_size;
+  PutU32(static_cast<uint32_t>(r.value.size()), &value_size);
+  XXH64_state_t state;
+  XXH64_reset(&state, kRegisterHashSeed);
+  XXH64_update(&state, header.data(), header.size());
+  XXH64_update(&state, r.key.data(), r.key.size());
+  XXH64_update(&state, value_size.data(), value_size.size());
+  XXH64_update(&state, r.value.data(), r.value.size());
+  return XXH64_digest(&state);
 }
 
 int CompareRegisters(const Register& a, const Register& b) {

@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "xxhash.h"
 #include "tests/crdt/crdt_test_util.h"
 
 namespace geoetcd {
@@ -56,6 +57,7 @@ TEST(RegisterTest, RoundTripOnRandomInputs) {
     ASSERT_EQ(*back, r) << RegisterDebugString(r);
     ASSERT_EQ(EncodeRegister(*back), bytes);
     ASSERT_EQ(RegisterHash(*back), RegisterHash(r));
+    ASSERT_EQ(RegisterHash(r), XXH64(bytes.data(), bytes.size(), kRegisterHashSeed));
   }
 }
 
