@@ -480,6 +480,10 @@ class GrpcPeerTransport::InboundReactor final
   void OnWriteDone(bool ok) override {
     std::lock_guard<std::mutex> lock(mu_);
     writing_ = false;
+    if (ok && has_pending_) {
+      has_pending_ = false;
+      StartWriteLocked(std::move(pending_));
+    }
   }
 
   void OnCancel() override { FinishOnce(grpc::Status::CANCELLED); }
@@ -543,12 +547,22 @@ class GrpcPeerTransport::InboundReactor final
     // A second hello or a pong from a dialer means nothing; ignored.
   }
 
-  // Starts a write unless one is in flight. Dropping a reply is harmless: a pong is only a
-  // measurement, and the hello is always the first write.
+  // One write in flight and at most one waiting behind it, the newest: the only writes are our
+  // hello (always the first) and pongs, and an older pong is worth less than a newer one.
   void Write(const PeerFrame& frame) {
     std::lock_guard<std::mutex> lock(mu_);
-    if (writing_ || finished_) return;
+    if (finished_) return;
     std::string bytes = frame.SerializeAsString();
+    if (writing_) {
+      pending_ = std::move(bytes);
+      has_pending_ = true;
+      return;
+    }
+    StartWriteLocked(std::move(bytes));
+  }
+
+  void StartWriteLocked(std::string bytes) {
+    if (finished_) return;
     grpc::Slice slice(std::move(bytes));
     out_ = grpc::ByteBuffer(&slice, 1);
     writing_ = true;
@@ -568,6 +582,8 @@ class GrpcPeerTransport::InboundReactor final
   std::mutex mu_;
   grpc::ByteBuffer out_;  // guarded by mu_ while writing_
   bool writing_ = false;
+  std::string pending_;  // guarded by mu_
+  bool has_pending_ = false;
   bool finished_ = false;
 };
 
