@@ -22,8 +22,8 @@ namespace {
 
 using SteadyClock = std::chrono::steady_clock;
 
-// WaitForConnected() cannot be interrupted, so a dial waits in slices this long and checks for
-// Shutdown() between them.
+// A dial waits for channel state changes in slices this long and checks for Shutdown() between
+// them.
 constexpr int64_t kDialSliceMs = 50;
 
 int64_t NowUs() {
@@ -69,6 +69,8 @@ struct AtomicPeerCounters {
   std::atomic<int64_t> dropped_bad_from{0};
   std::atomic<int64_t> dropped_bad_oversize{0};
   std::atomic<int64_t> dropped_no_receiver{0};
+  std::atomic<int64_t> dropped_receive_backlog{0};
+  std::atomic<int64_t> receive_backlog_bytes{0};
   std::atomic<int64_t> inbound_streams{0};
 
   PeerCounters Snapshot() const {
@@ -90,6 +92,8 @@ struct AtomicPeerCounters {
     c.dropped_bad_from = dropped_bad_from.load();
     c.dropped_bad_oversize = dropped_bad_oversize.load();
     c.dropped_no_receiver = dropped_no_receiver.load();
+    c.dropped_receive_backlog = dropped_receive_backlog.load();
+    c.receive_backlog_bytes = receive_backlog_bytes.load();
     c.inbound_streams = inbound_streams.load();
     return c;
   }
@@ -134,7 +138,7 @@ class Backoff {
 
 // Everything the sender threads and the inbound reactors share. The peer map is fixed at
 // construction, so looking a peer up takes no lock.
-struct GrpcPeerTransport::Core {
+struct GrpcPeerTransport::Core : public std::enable_shared_from_this<Core> {
   struct Peer {
     uint64_t id = 0;
     PeerConfig config;
@@ -185,18 +189,37 @@ struct GrpcPeerTransport::Core {
 
   int64_t FrameBytesMax() const { return options.max_message_bytes + kPeerFrameOverheadBytes; }
 
-  // Hands one payload to the Node's executor.
+  // Hands one payload to the Node's executor, within the peer's receive backlog bound.
   void Deliver(Peer* peer, std::string payload) {
     std::shared_ptr<const Receiver> r = CurrentReceiver();
     if (r == nullptr) {
       peer->counters.dropped_no_receiver++;
       return;
     }
+    const int64_t charged = static_cast<int64_t>(payload.size()) + kPeerQueuedMessageOverheadBytes;
+    if (peer->counters.receive_backlog_bytes.fetch_add(charged) + charged >
+        options.receive_backlog_bytes_max) {
+      peer->counters.receive_backlog_bytes -= charged;
+      peer->counters.dropped_receive_backlog++;
+      return;
+    }
     peer->counters.delivered++;
-    options.executor->Post([r, from = peer->id, payload = std::move(payload)]() mutable {
+    // Released when the task has run, or is destroyed unrun; it keeps the peer alive until then.
+    auto charge = std::make_shared<BacklogCharge>(shared_from_this(), peer, charged);
+    options.executor->Post([r, charge, from = peer->id, payload = std::move(payload)]() mutable {
       (*r)(from, std::move(payload));
+      charge.reset();
     });
   }
+
+  struct BacklogCharge {
+    BacklogCharge(std::shared_ptr<Core> core, Peer* peer, int64_t bytes)
+        : core(std::move(core)), peer(peer), bytes(bytes) {}
+    ~BacklogCharge() { peer->counters.receive_backlog_bytes -= bytes; }
+    std::shared_ptr<Core> core;
+    Peer* peer;
+    int64_t bytes;
+  };
 
   void SetLastError(Peer* peer, std::string error) {
     std::lock_guard<std::mutex> lock(peer->mu);
@@ -623,7 +646,8 @@ absl::Status GrpcPeerTransport::Start(const std::vector<std::string>& listen_url
       options.max_message_bytes > std::numeric_limits<int>::max() - kPeerFrameOverheadBytes) {
     return absl::InvalidArgumentError("max_message_bytes out of range");
   }
-  if (options.send_queue_bytes_max < 0 || options.reconnect_backoff_initial_ms <= 0 ||
+  if (options.send_queue_bytes_max < 0 || options.receive_backlog_bytes_max < 0 ||
+      options.reconnect_backoff_initial_ms <= 0 ||
       options.reconnect_backoff_max_ms < options.reconnect_backoff_initial_ms ||
       options.dial_timeout_ms <= 0 || options.ping_interval_ms <= 0) {
     return absl::InvalidArgumentError(

@@ -49,6 +49,10 @@ inline constexpr int64_t kPeerFrameOverheadBytes = 16LL << 10;
 // payloads is bounded too.
 inline constexpr int64_t kPeerSendQueueBytesMaxDefault = 64LL << 20;
 inline constexpr int64_t kPeerQueuedMessageOverheadBytes = 64;
+// Bytes received from one peer and posted to the executor but not yet run by it. Past this the
+// Node is not keeping up; new messages are dropped (and counted) rather than piling up in the
+// executor's unbounded queue. Charged like the send queue.
+inline constexpr int64_t kPeerReceiveBacklogBytesMaxDefault = 64LL << 20;
 // Reconnect backoff: starts at initial, multiplies by kPeerReconnectBackoffMultiplier per failed
 // attempt up to max, each wait jittered by ±kPeerReconnectJitterFraction so regions that lost each
 // other at once do not redial in lockstep. Reset once a stream is up.
@@ -91,6 +95,7 @@ struct PeerTransportOptions {
   Executor* executor = nullptr;
   int64_t max_message_bytes = kPeerMessageBytesMaxDefault;
   int64_t send_queue_bytes_max = kPeerSendQueueBytesMaxDefault;
+  int64_t receive_backlog_bytes_max = kPeerReceiveBacklogBytesMaxDefault;
   int64_t reconnect_backoff_initial_ms = kPeerReconnectBackoffInitialMsDefault;
   int64_t reconnect_backoff_max_ms = kPeerReconnectBackoffMaxMsDefault;
   int64_t dial_timeout_ms = kPeerDialTimeoutMsDefault;
@@ -119,6 +124,8 @@ struct PeerCounters {
   int64_t dropped_bad_from = 0;            // from_member_id differed from the stream's hello
   int64_t dropped_bad_oversize = 0;        // payload over max_message_bytes
   int64_t dropped_no_receiver = 0;         // arrived before SetReceiver()
+  int64_t dropped_receive_backlog = 0;     // the executor had receive_backlog_bytes_max pending
+  int64_t receive_backlog_bytes = 0;       // posted, not yet run (a level)
   int64_t inbound_streams = 0;             // streams from this peer open now (a level)
 };
 

@@ -363,6 +363,33 @@ TEST_F(PeerTransportTest, SendQueueBoundHoldsAtExactlyTheBound) {
   EXPECT_EQ(StatusOf(0, 1).counters.queued_bytes, 0);
 }
 
+TEST_F(PeerTransportTest, ReceiveBacklogBoundHoldsWhileTheExecutorIsBehind) {
+  SetUpRegions(2);
+  constexpr int kPayloadBytes = 100;
+  constexpr int kFits = 3;
+  PeerTransportOptions o = Options(1);
+  o.receive_backlog_bytes_max = kFits * (kPayloadBytes + kPeerQueuedMessageOverheadBytes);
+  GrpcPeerTransport* a = Start(0);
+  Start(1, o);
+  // The test thread does not run the executor, so nothing posted runs yet.
+  for (int k = 0; k < kFits + 2; ++k) a->Send(ids_[1], std::string(kPayloadBytes, 'a' + k));
+  ASSERT_TRUE(WaitFor([&] {
+    PeerCounters c = StatusOf(1, 0).counters;
+    return c.delivered + c.dropped_receive_backlog == kFits + 2;
+  }));
+  PeerCounters c = StatusOf(1, 0).counters;
+  EXPECT_EQ(c.delivered, kFits);
+  EXPECT_EQ(c.dropped_receive_backlog, 2);
+  EXPECT_EQ(c.receive_backlog_bytes, o.receive_backlog_bytes_max);
+  // Once the executor catches up the backlog is released and messages flow again.
+  executor_.RunReady();
+  EXPECT_EQ(inbox_.size(), static_cast<size_t>(kFits));
+  EXPECT_EQ(StatusOf(1, 0).counters.receive_backlog_bytes, 0);
+  a->Send(ids_[1], "later");
+  ASSERT_TRUE(RunUntilReceived(kFits + 1));
+  EXPECT_EQ(inbox_.back().payload, "later");
+}
+
 TEST_F(PeerTransportTest, OversizePayloadDroppedAtSender) {
   SetUpRegions(2);
   constexpr int64_t kMax = 1000;
