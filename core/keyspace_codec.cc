@@ -37,6 +37,34 @@ std::string CommitKey(std::string_view account, int64_t revision) {
   return k;
 }
 
+std::string ForwardMarkerPrefix() { return "n/fwd/"; }
+
+std::string ForwardMarkerKey(uint64_t origin, uint64_t id) {
+  std::string k = ForwardMarkerPrefix();
+  AppendBigEndian(&k, origin, 8);
+  AppendBigEndian(&k, id, 8);
+  return k;
+}
+
+std::string LogPrefix(std::string_view account) { return AccountPrefix(account) + "g/"; }
+
+std::string LogKey(std::string_view account, uint64_t index) {
+  std::string k = LogPrefix(account);
+  AppendBigEndian(&k, index, 8);
+  return k;
+}
+
+bool ParseLogKey(std::string_view account, std::string_view key, uint64_t* index) {
+  const std::string prefix = LogPrefix(account);
+  if (key.size() != prefix.size() + 8 || key.substr(0, prefix.size()) != prefix) return false;
+  uint64_t v = 0;
+  for (size_t i = prefix.size(); i < key.size(); ++i) {
+    v = (v << 8) | static_cast<unsigned char>(key[i]);
+  }
+  *index = v;
+  return true;
+}
+
 std::string VersionPrefix(std::string_view account) { return AccountPrefix(account) + "r/"; }
 
 std::string VersionKey(std::string_view account, VersionId id) {

@@ -4,6 +4,7 @@
 //   a/<account>/meta                          -> AccountMeta  compaction point, epoch
 //   a/<account>/l/<lease id BE64>             -> LeaseRecord  granted leases
 //   a/<account>/alarms                        -> AlarmList    active alarms (core/quota.h)
+//   a/<account>/g/<log index BE64>            -> LogEntry     the replicated log (core/node.h)
 // Big-endian revisions make byte order equal revision order, so a scan replays history.
 #ifndef GEOETCD_CORE_KEYSPACE_CODEC_H_
 #define GEOETCD_CORE_KEYSPACE_CODEC_H_
@@ -25,6 +26,15 @@ std::string CommitKey(std::string_view account, int64_t revision);
 std::string CommitPrefix(std::string_view account);
 std::string VersionKey(std::string_view account, VersionId id);
 std::string VersionPrefix(std::string_view account);
+std::string LogPrefix(std::string_view account);
+std::string LogKey(std::string_view account, uint64_t index);
+// The write region's record of an answered forward that left no log entry (the answer,
+// a ForwardReply), so a restarted W answers a late retry the same way:
+//   n/fwd/<origin BE64><id BE64>
+std::string ForwardMarkerPrefix();
+std::string ForwardMarkerKey(uint64_t origin, uint64_t id);
+// Parses the index of a LogKey; false if malformed.
+bool ParseLogKey(std::string_view account, std::string_view key, uint64_t* index);
 std::string MetaKey(std::string_view account);
 std::string LeasePrefix(std::string_view account);
 std::string LeaseKey(std::string_view account, int64_t lease_id);

@@ -223,6 +223,12 @@ class KvStore::Commit {
       store_->leases_->Detach(prev->lease, key);
     }
     mvccpb::Event* event = capture_ ? AddEvent(mvccpb::Event::PUT, key, prev) : nullptr;
+    if (stamp_.log != nullptr) {
+      KvOp* op = stamp_.log->add_ops();
+      op->set_key(key);
+      op->set_value(value);
+      op->set_lease(lease);
+    }
     const KeyVersion& v = ks.Put(key, std::move(value), lease);
     if (lease != 0 && store_->leases_) store_->leases_->Attach(lease, key);
     Stage(key, v);
@@ -234,6 +240,11 @@ class KvStore::Commit {
     Open();
     if (prev.lease != 0 && store_->leases_) store_->leases_->Detach(prev.lease, key);
     CHECK(store_->keyspace_.Delete(key));
+    if (stamp_.log != nullptr) {
+      KvOp* op = stamp_.log->add_ops();
+      op->set_key(key);
+      op->set_tombstone(true);
+    }
     KeyVersion tombstone;
     tombstone.mod_revision = rev_;
     tombstone.sub = ops_;
@@ -247,6 +258,7 @@ class KvStore::Commit {
 
   // Closes the commit; returns the store's revision afterwards.
   int64_t Finish() {
+    if (stamp_.log != nullptr) stamp_.log->set_revision(rev_ != 0 ? rev_ : store_->revision());
     if (rev_ == 0) return store_->revision();
     const int32_t ops = store_->keyspace_.EndCommit();
     CHECK(ops == ops_);
@@ -466,6 +478,25 @@ int64_t KvStore::DeleteKeys(const std::vector<std::string>& keys, const CommitSt
       const KeyVersion copy = *prev;
       commit.Delete(key, copy);
     }
+  }
+  return commit.Finish();
+}
+
+absl::StatusOr<int64_t> KvStore::ApplyOps(const LogEntry& entry, const CommitStamp& stamp,
+                                          WriteBatch* batch) {
+  Commit commit(this, stamp, batch);
+  for (const KvOp& op : entry.ops()) {
+    if (!op.tombstone()) {
+      commit.Put(op.key(), op.value(), op.lease());
+      continue;
+    }
+    const KeyVersion* prev = keyspace_.Get(op.key(), commit.read_revision());
+    if (prev == nullptr) {
+      commit.Finish();
+      return errors::Corrupt();
+    }
+    const KeyVersion copy = *prev;
+    commit.Delete(op.key(), copy);
   }
   return commit.Finish();
 }

@@ -21,6 +21,7 @@
 #include "core/keyspace.h"
 #include "core/ports.h"
 #include "etcd/etcdserverpb/rpc.pb.h"
+#include "geoetcd/storage.pb.h"
 
 namespace geoetcd {
 
@@ -29,10 +30,14 @@ struct KvLimits {
   int64_t txn_ops_max = 128;
 };
 
-// The stamp the write region gives a commit.
+// The stamp the write region gives a commit. When `log` is set, the commit also records
+// its changes there (the ops of the replicated log entry, core/node.h) and sets its
+// revision: applying those ops to the same state elsewhere (KvStore::ApplyOps) reproduces
+// the commit exactly.
 struct CommitStamp {
   uint64_t epoch = 1;
   Hlc hlc = 0;
+  LogEntry* log = nullptr;
 };
 
 // Attaches and detaches keys to leases; owned by the lease subsystem.
@@ -92,6 +97,13 @@ class KvStore {
   // Returns the revision of the commit, or the unchanged revision if no key was attached.
   int64_t DeleteKeys(const std::vector<std::string>& keys, const CommitStamp& stamp,
                      WriteBatch* batch);
+
+  // Replays the KV ops of a log entry sequenced elsewhere, as one commit (nothing if it has
+  // no ops). Corrupt when the ops do not fit this state (a delete of a key that is not
+  // live), which means this region's history diverged from the write region's; the store
+  // is then unchanged only if the first op failed, so the caller must treat it as fatal.
+  absl::StatusOr<int64_t> ApplyOps(const LogEntry& entry, const CommitStamp& stamp,
+                                   WriteBatch* batch);
 
   // etcd's compaction checks: ErrCompacted when rev <= the compaction point (or a pending
   // one), ErrFutureRev when rev > revision().

@@ -37,6 +37,7 @@ Node::Node(NodeOptions options, Ports ports, Random random)
 Node::~Node() {
   if (lease_timer_ != 0) ports_.executor->Cancel(lease_timer_);
   if (compaction_timer_ != 0) ports_.executor->Cancel(compaction_timer_);
+  if (tick_timer_ != 0) ports_.executor->Cancel(tick_timer_);
 }
 
 absl::Status Node::Start() {
@@ -51,11 +52,26 @@ absl::Status Node::Start() {
   account->durable_rev = account->sealed_rev = account->kv.revision();
   if (auto s = RecoverLeases(account.get()); !s.ok()) return s;
   if (auto s = RecoverAlarms(account.get()); !s.ok()) return s;
+  if (auto s = RecoverLog(account.get()); !s.ok()) return s;
+  if (auto s = RecoverForwardMarkers(); !s.ok()) return s;
+  account->write_region =
+      options_.write_region != 0 ? options_.write_region : options_.member_id;
   AttachWatchHub(account.get());
   accounts_[kDefaultAccount] = std::move(account);
   hlc_.Now(ports_.clock->WallMs());
   started_ = true;
   lease_timer_ = ports_.executor->PostAfter(options_.lease_tick_ms, [this] { ExpireLeases(); });
+  if (options_.regions.size() > 1) {
+    CHECK(ports_.transport != nullptr);
+    // Ids unique per incarnation: an answer to the previous process's request may still
+    // arrive after a restart, and must match nothing.
+    next_forward_id_ = random_.Next() & ~uint64_t{0xffffffff};
+    next_read_index_id_ = read_index_id_base_ = random_.Next() & ~uint64_t{0xffffffff};
+    ports_.transport->SetReceiver(
+        [this](uint64_t from, std::string payload) { OnPeerMessage(from, std::move(payload)); });
+    tick_timer_ =
+        ports_.executor->PostAfter(options_.replication_tick_ms, [this] { Tick(); });
+  }
   if (options_.auto_compaction.enabled()) {
     int64_t tick_ms = 0;
     for (auto& [name, a] : accounts_) {
@@ -76,7 +92,7 @@ void Node::AutoCompact() {
     const int64_t target = compactor->OnTick(ports_.clock->MonotonicMs(), account->durable_rev,
                                              std::max(account->kv.compact_revision(),
                                                       account->pending_compact_rev));
-    if (target == 0 || !fatal_.ok()) continue;
+    if (target == 0 || !fatal_.ok() || !IsWriteRegion(account.get())) continue;
     RequestContext ctx;
     ctx.account = name;
     CompactionRequest req;
@@ -99,6 +115,10 @@ Node::Account* Node::FindAccount(const std::string& name) {
   return it == accounts_.end() ? nullptr : it->second.get();
 }
 
+bool Node::IsWriteRegion(const Account* account) const {
+  return account->write_region == options_.member_id;
+}
+
 void Node::FillHeader(etcdserverpb::ResponseHeader* header) const {
   header->set_cluster_id(options_.cluster_id);
   header->set_member_id(options_.member_id);
@@ -115,7 +135,25 @@ CommitStamp Node::NextStamp() {
 
 void Node::Range(const RequestContext& ctx, const RangeRequest& req,
                  Reply<RangeResponse> reply) {
-  PostReply(ports_.executor, std::move(reply), ReadRange(ctx, req));
+  if (ReadsInPlace(ctx, req)) {
+    PostReply(ports_.executor, std::move(reply), ReadRange(ctx, req));
+    return;
+  }
+  // Linearizable away from the write region: wait for a read index (node_region.cc).
+  Account* account = FindAccount(ctx.account);
+  PendingRead read;
+  read.ctx = ctx;
+  read.req = req;
+  read.reply = std::move(reply);
+  read.deadline_ms = ports_.clock->MonotonicMs() + options_.forward_timeout_ms;
+  account->unsent_reads.push_back(std::move(read));
+  if (account->inflight_reads.empty()) SendReadIndex(account);
+}
+
+bool Node::ReadsInPlace(const RequestContext& ctx, const RangeRequest& req) const {
+  if (!fatal_.ok() || req.serializable() || !CheckRangeRequest(req).ok()) return true;
+  auto it = accounts_.find(ctx.account);
+  return it == accounts_.end() || IsWriteRegion(it->second.get());
 }
 
 absl::StatusOr<RangeResponse> Node::ReadRange(const RequestContext& ctx,
@@ -126,7 +164,7 @@ absl::StatusOr<RangeResponse> Node::ReadRange(const RequestContext& ctx,
   if (it == accounts_.end()) return absl::NotFoundError("geoetcd: account not found");
   const Account& account = *it->second;
   int64_t read_rev = account.durable_rev;
-  if (options_.bugs.stale_linearizable_read) {
+  if (options_.bugs.stale_linearizable_read && !req.serializable()) {
     read_rev = std::max({account.kv.compact_revision(), read_rev - 1, int64_t{1}});
   }
   auto resp = account.kv.Range(req, read_rev);
@@ -148,7 +186,17 @@ void Node::Mutate(const RequestContext& ctx, const Req& req, Reply<Resp> reply, 
     return PostReply<Resp>(ports_.executor, reply,
                            absl::NotFoundError("geoetcd: account not found"));
   }
-  absl::StatusOr<Resp> resp = mutate(account, NextStamp());
+  if (RouteToWriteRegion(ctx, req, reply)) return;
+  LogEntry entry;
+  CommitStamp stamp = NextStamp();
+  stamp.log = &entry;
+  absl::StatusOr<Resp> resp = mutate(account, stamp);
+  // A request that changed nothing (a txn that only reads, a delete of nothing) is no
+  // commit: the log carries changes only.
+  if (entry.ops_size() > 0) {
+    entry.set_hlc(stamp.hlc);
+    StageEntry(account, std::move(entry));
+  }
   if (!resp.ok()) {
     // A refusal can depend on staged state (say, "lease not found" for a lease whose
     // revocation is not durable yet): answer it only once that state could not be undone.
@@ -216,6 +264,7 @@ void Node::Compact(const RequestContext& ctx, const CompactionRequest& req,
     return PostReply<CompactionResponse>(ports_.executor, reply,
                                          absl::NotFoundError("geoetcd: account not found"));
   }
+  if (RouteToWriteRegion(ctx, req, reply)) return;
   if (auto s = account->kv.CheckCompact(req.revision(), account->pending_compact_rev); !s.ok()) {
     return PostReply<CompactionResponse>(ports_.executor, reply, s);
   }
@@ -226,6 +275,12 @@ void Node::Compact(const RequestContext& ctx, const CompactionRequest& req,
   AfterDurable([this, account, rev, reply = std::move(reply)]() mutable {
     if (!fatal_.ok()) return reply(errors::Stopped());
     account->kv.Compact(rev, &staged_);
+    LogEntry entry;
+    entry.set_hlc(NextStamp().hlc);
+    entry.set_revision(account->kv.revision());
+    entry.set_compact_revision(rev);
+    StageEntry(account, std::move(entry));
+    TruncateLog(account, LogTruncationPoint(account));
     AfterDurable([this, account, reply = std::move(reply)]() {
       CompactionResponse resp;
       FillHeader(resp.mutable_header());
@@ -251,7 +306,10 @@ void Node::MaybeWrite() {
   if (in_flight_ || staged_.empty() || !fatal_.ok()) return;
   in_flight_ = true;
   const uint64_t seq = staged_seq_++;
-  for (auto& [name, account] : accounts_) account->sealed_rev = account->kv.revision();
+  for (auto& [name, account] : accounts_) {
+    account->sealed_rev = account->kv.revision();
+    account->sealed_index = account->head_index;
+  }
   WriteBatch batch;
   batch.Append(std::move(staged_));
   ++storage_writes_;
@@ -297,6 +355,8 @@ void Node::OnWriteDone(uint64_t seq, absl::Status status) {
   for (auto& [name, account] : accounts_) {
     CHECK(account->sealed_rev >= account->durable_rev);  // durable revisions never go back
     account->durable_rev = account->sealed_rev;
+    CHECK(account->sealed_index >= account->durable_index);
+    account->durable_index = account->sealed_index;
   }
   // Start the next batch's write before answering this one's requests, so its fsync runs
   // while the replies go out. Replies first, then the watch fan-out: a write's latency
@@ -308,7 +368,24 @@ void Node::OnWriteDone(uint64_t seq, absl::Status status) {
     waiters_.pop_front();
     fn();
   }
+  for (auto& [name, account] : accounts_) {
+    auto& waiters = account->index_waiters;
+    while (!waiters.empty() && waiters.begin()->first <= account->durable_index) {
+      auto fn = std::move(waiters.begin()->second);
+      waiters.erase(waiters.begin());
+      fn();
+    }
+  }
   for (auto& [name, account] : accounts_) account->watches->OnDurable(account->durable_rev);
+  if (options_.regions.size() > 1) {
+    for (auto& [name, account] : accounts_) {
+      if (IsWriteRegion(account.get())) {
+        Replicate(account.get());
+      } else {
+        SendAck(account->write_region, account.get());
+      }
+    }
+  }
   MaybeWrite();
 }
 
@@ -317,7 +394,29 @@ void Node::Fail(const absl::Status& status) {
   fatal_ = status;
   // Nothing staged or in flight may be acknowledged: its durability is unknown.
   waiters_.clear();
+  for (auto& [name, account] : accounts_) account->index_waiters.clear();
   options_.on_fatal(status);
+}
+
+uint64_t Node::write_region(const std::string& account) const {
+  auto it = accounts_.find(account);
+  return it == accounts_.end() ? 0 : it->second->write_region;
+}
+
+uint64_t Node::durable_index(const std::string& account) const {
+  return accounts_.at(account)->durable_index;
+}
+
+uint64_t Node::applied_index(const std::string& account) const {
+  return accounts_.at(account)->head_index;
+}
+
+uint64_t Node::KvHashAt(const std::string& account, int64_t rev) const {
+  return accounts_.at(account)->kv.HashAt(rev);
+}
+
+const std::deque<LogEntry>& Node::log_tail(const std::string& account) const {
+  return accounts_.at(account)->tail;
 }
 
 int64_t Node::durable_revision(const std::string& account) const {
@@ -336,6 +435,9 @@ void Node::CheckInvariants() const {
   for (const auto& [name, account] : accounts_) {
     CHECK(account->durable_rev <= account->sealed_rev);
     CHECK(account->sealed_rev <= account->kv.revision());
+    CHECK(account->durable_index <= account->sealed_index);
+    CHECK(account->sealed_index <= account->head_index);
+    CHECK(account->tail.empty() || account->tail.back().index() == account->head_index);
     account->kv.CheckInvariants();
     account->watches->CheckInvariants();
   }

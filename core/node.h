@@ -1,5 +1,18 @@
-// Node: one region's event-driven state machine. It owns the accounts' keyspaces and
-// sequences their mutations, and touches the world only through its ports.
+// Node: one region's event-driven state machine. It owns the accounts' keyspaces, sequences
+// the mutations of the accounts it is the write region of, applies the replicated log of
+// the others, and touches the world only through its ports.
+//
+// Regions (ARCHITECTURE.md §2): every account has one write region W. A mutation that
+// reaches this region while W is another one is forwarded to W over the Transport and
+// answered here once this region has applied (made durable) the log index W's answer
+// depends on, so the client reads its own write here. W appends every commit to the
+// account's log (LogEntry, geoetcd/storage.proto) and streams the durable log to every
+// region in index order; a region applies entries contiguously and acknowledges what it
+// holds. A linearizable Range away from W first learns W's durable index (a read index,
+// shared by the reads waiting meanwhile); a serializable one is answered from this region's
+// durable state at once. Regions also gossip digests with a random peer and pull missing
+// entries from whichever peer has them, so a region cut off from W catches up through a
+// third one. Peer messages are geoetcd.PeerMessage (geoetcd/peer.proto).
 //
 // Threading: calls into the Node must be serialized with one another and with the callbacks
 // the executor runs: make them on the executor's thread, or from a thread that excludes it
@@ -31,6 +44,8 @@
 #include "core/random.h"
 #include "core/watch_hub.h"
 #include "etcd/etcdserverpb/rpc.pb.h"
+#include "geoetcd/peer.pb.h"
+#include "geoetcd/storage.pb.h"
 
 namespace geoetcd {
 
@@ -50,6 +65,18 @@ struct InjectedBugs {
   bool txn_not_atomic = false;
   // A lease's revoke or expiry deletes its keys one commit (revision) per key.
   bool lease_revoke_not_atomic = false;
+  // A region applies a replicated entry that arrives ahead of a gap, skipping the gap.
+  bool apply_out_of_order = false;
+  // A region acknowledges every replicated entry it receives but drops every 7th unapplied.
+  bool drop_replicated_commit = false;
+  // A forwarding region answers its client as soon as W answers, before applying W's index.
+  bool ack_forward_before_apply = false;
+};
+
+// One region of the deployment, as --initial-cluster names it.
+struct RegionInfo {
+  uint64_t id = 0;  // the member id: also the Transport address
+  std::string name;
 };
 
 struct NodeOptions {
@@ -73,6 +100,31 @@ struct NodeOptions {
   // etcd's --quota-backend-bytes, per account: the used bytes (core/quota.h) a write may
   // bring an account to before it is refused and NOSPACE is raised. Negative: no quota.
   int64_t quota_bytes = int64_t{2} << 30;
+  // Every region of the deployment, this one included; empty means this region alone.
+  std::vector<RegionInfo> regions;
+  // The write region (member id) of the account `default`; 0 means this region.
+  uint64_t write_region = 0;
+  // A forwarded mutation or read index not answered within this gets etcd's "request timed
+  // out"; unanswered ones are sent again every forward_retry_ms meanwhile (W executes each
+  // forward at most once).
+  int64_t forward_timeout_ms = 5000;
+  int64_t forward_retry_ms = 500;
+  // The replication clock: heartbeats and retries run every tick; W resends from what a
+  // region acknowledged when it made no progress for retransmit_ms.
+  int64_t replication_tick_ms = 50;
+  int64_t retransmit_ms = 500;
+  // Anti-entropy: a digest to a random peer this often.
+  int64_t gossip_interval_ms = 1000;
+  // Replication flow control: bytes of log entries per message, and bytes sent to one
+  // region beyond what it has acknowledged.
+  int64_t append_bytes_max = 1 << 20;
+  int64_t replication_window_bytes = 8 << 20;
+  // Recent log entries kept in memory for streaming; older ones are read from storage.
+  int64_t log_tail_bytes_max = 64 << 20;
+  // Forwards awaiting W's answer, beyond which new ones get TooManyRequests.
+  int64_t forwards_pending_max = 20000;
+  // Forwards this region remembers having executed (W's at-most-once table).
+  int64_t forward_dedup_max = 100000;
   // Called once if storage fails: the node stops serving (fail-stop). Defaults to abort.
   std::function<void(const absl::Status&)> on_fatal;
   InjectedBugs bugs;
@@ -88,6 +140,25 @@ struct Ports {
 // Per-request facts the gateway resolved from the call.
 struct RequestContext {
   std::string account = "default";
+  // Set for a request a peer forwarded: it is never forwarded again.
+  bool forwarded = false;
+};
+
+// Counters of the region protocol (for metrics and tests).
+struct PeerStats {
+  uint64_t sent = 0;
+  uint64_t received = 0;
+  uint64_t dropped_unparsable = 0;
+  uint64_t dropped_foreign = 0;       // another cluster id, or an unknown region
+  uint64_t dropped_future_epoch = 0;  // an epoch this region has not reached
+  uint64_t forwards_sent = 0;
+  uint64_t forwards_executed = 0;
+  uint64_t forwards_deduplicated = 0;
+  uint64_t forward_timeouts = 0;
+  uint64_t entries_applied = 0;
+  uint64_t entries_sent = 0;
+  uint64_t pulls_sent = 0;
+  uint64_t read_index_rounds = 0;
 };
 
 template <typename T>
@@ -110,8 +181,12 @@ class Node {
   // Range answered in place, at the durable revision. Unlike every other method it may run
   // on any thread, provided the caller excludes the Node's thread meanwhile (the gateway
   // holds its executor's state mutex shared); it reads the Node and changes nothing.
+  // REQUIRES: ReadsInPlace(ctx, req); otherwise only Range() can answer it.
   absl::StatusOr<etcdserverpb::RangeResponse> ReadRange(
       const RequestContext& ctx, const etcdserverpb::RangeRequest& req) const;
+  // True when ReadRange can answer: a serializable read, a read at the account's write
+  // region, or one that fails at once. Same threading rule as ReadRange.
+  bool ReadsInPlace(const RequestContext& ctx, const etcdserverpb::RangeRequest& req) const;
   void Put(const RequestContext& ctx, const etcdserverpb::PutRequest& req,
            Reply<etcdserverpb::PutResponse> reply);
   void DeleteRange(const RequestContext& ctx, const etcdserverpb::DeleteRangeRequest& req,
@@ -168,6 +243,16 @@ class Node {
   void FillHeader(etcdserverpb::ResponseHeader* header) const;
 
   // Observability (for Status/metrics and tests).
+  uint64_t member_id() const { return options_.member_id; }
+  // The account's write region (member id); 0 for an unknown account.
+  uint64_t write_region(const std::string& account = kDefaultAccount) const;
+  uint64_t durable_index(const std::string& account = kDefaultAccount) const;
+  uint64_t applied_index(const std::string& account = kDefaultAccount) const;
+  const PeerStats& peer_stats() const { return peer_stats_; }
+  // The canonical hash of the account's live keys at `rev` (as HashKV), and its newest log
+  // entries, for the simulator's convergence checker. REQUIRES: the account exists.
+  uint64_t KvHashAt(const std::string& account, int64_t rev) const;
+  const std::deque<LogEntry>& log_tail(const std::string& account = kDefaultAccount) const;
   int64_t durable_revision(const std::string& account = kDefaultAccount) const;
   int64_t head_revision(const std::string& account = kDefaultAccount) const;
   int64_t compact_revision(const std::string& account = kDefaultAccount) const;
@@ -185,7 +270,54 @@ class Node {
     std::function<void()> fn;
   };
 
+  struct PendingForward;
+  struct ReadBatch;
+
   Account* FindAccount(const std::string& name);
+  bool IsWriteRegion(const Account* account) const;
+  // --- Log (node_log.cc): every change of an account is one LogEntry, staged with it.
+  // Fills in the entry's index, epoch and origin, stages it and keeps it in the tail.
+  void StageEntry(Account* account, LogEntry entry);
+  // Applies an entry sequenced elsewhere. REQUIRES: entry.index() == head index + 1.
+  absl::Status ApplyEntry(Account* account, const LogEntry& entry);
+  absl::Status RecoverLog(Account* account);
+  // Entries (from_index ...] up to `to_index`, at most append_bytes_max bytes (at least one
+  // entry), from the tail or storage.
+  std::vector<LogEntry> ReadEntries(Account* account, uint64_t from_index, uint64_t to_index);
+  // W: where its log may start: below the compaction point, and only what every region
+  // has made durable.
+  uint64_t LogTruncationPoint(Account* account);
+  // Drops the log below `keep_from` (never the newest entry).
+  void TruncateLog(Account* account, uint64_t keep_from);
+  // Runs `fn` once the account's durable index reaches `index`.
+  void WhenDurable(Account* account, uint64_t index, std::function<void()> fn);
+  // --- Regions (node_region.cc).
+  void Send(uint64_t to, const std::string& account, PeerMessage message);
+  void OnPeerMessage(uint64_t from, std::string payload);
+  // Forwards a mutation to the account's write region when this region is not it; true
+  // when it did (the reply then comes from W's answer).
+  template <typename Resp, typename Req>
+  bool RouteToWriteRegion(const RequestContext& ctx, const Req& req, Reply<Resp>& reply);
+  void SendForward(PendingForward& pending);
+  void HandleForward(uint64_t from, Account* account, const Forward& forward);
+  // Runs a forwarded request as if a client of this region had sent it.
+  void Dispatch(const RequestContext& ctx, const Forward& forward,
+                std::function<void(absl::Status, std::string)> answer);
+  void HandleForwardReply(Account* account, const ForwardReply& reply);
+  void HandleAppend(uint64_t from, Account* account, const Append& append);
+  void HandleAppendAck(uint64_t from, Account* account, const AppendAck& ack);
+  void HandleReadIndex(uint64_t from, Account* account, const ReadIndexRequest& req);
+  void HandleReadIndexReply(Account* account, const ReadIndexReply& reply);
+  void HandleDigest(uint64_t from, Account* account, const Digest& digest);
+  void HandlePull(uint64_t from, Account* account, const PullRequest& pull);
+  // W: sends each region what it may of the durable log.
+  void Replicate(Account* account);
+  void ReplicateTo(Account* account, uint64_t peer, bool heartbeat);
+  void SendAck(uint64_t to, Account* account);
+  void SendReadIndex(Account* account);
+  void ServeReadBatch(Account* account, ReadBatch batch);
+  void Tick();
+  void Gossip();
   // Stopped after a storage failure; NotFound for an unknown account.
   absl::Status CheckServing(const Account* account) const;
   // Gives a freshly loaded account its watch hub and makes its commits feed it.
@@ -220,6 +352,24 @@ class Node {
   Random random_;
   HlcClock hlc_;
   uint64_t epoch_ = 1;
+  PeerStats peer_stats_;
+  // Forwards this region sent and awaits; ids start at a random base per incarnation.
+  std::map<uint64_t, std::unique_ptr<PendingForward>> pending_forwards_;
+  uint64_t next_forward_id_ = 0;
+  // W's at-most-once table: (origin, id) -> the answer, or null while executing.
+  std::map<std::pair<uint64_t, uint64_t>, std::unique_ptr<ForwardReply>> forwards_seen_;
+  std::deque<std::pair<uint64_t, uint64_t>> forwards_seen_order_;
+  // The forward being executed right now (HandleForward's call into a method): entries
+  // staged meanwhile record it.
+  std::pair<uint64_t, uint64_t> executing_forward_{0, 0};
+  bool executing_forward_logged_ = false;  // it staged a log entry
+  absl::Status RecoverForwardMarkers();
+  // Remembers that a forward was executed, with its answer when there is one.
+  void RememberForward(std::pair<uint64_t, uint64_t> key, std::unique_ptr<ForwardReply> reply);
+  uint64_t next_read_index_id_ = 1;
+  uint64_t read_index_id_base_ = 1;  // this incarnation's first read index id
+  Executor::TimerId tick_timer_ = 0;
+  int64_t last_gossip_ms_ = 0;
   std::map<std::string, std::unique_ptr<Account>> accounts_;
   std::map<uint64_t, std::string> watch_streams_;  // stream id -> account
   uint64_t next_watch_stream_id_ = 1;

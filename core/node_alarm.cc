@@ -2,6 +2,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "core/check.h"
 #include "core/errors.h"
 #include "core/keyspace_codec.h"
 #include "core/node.h"
@@ -51,6 +52,14 @@ void Node::StageAlarms(Account* account) {
   } else {
     staged_.Put(key, account->alarms.Encode());
   }
+  if (!IsWriteRegion(account)) return;  // applying W's entry, which carries the set
+  LogEntry entry;
+  entry.set_hlc(NextStamp().hlc);
+  entry.set_revision(account->kv.revision());
+  if (!entry.mutable_alarms()->ParseFromString(account->alarms.Encode())) {
+    CHECK(false);  // AlarmSet::Encode writes an AlarmList
+  }
+  StageEntry(account, std::move(entry));
 }
 
 void Node::Alarm(const RequestContext& ctx, const AlarmRequest& req,
@@ -59,6 +68,7 @@ void Node::Alarm(const RequestContext& ctx, const AlarmRequest& req,
   if (auto s = CheckServing(account); !s.ok()) {
     return PostReply<AlarmResponse>(ports_.executor, reply, s);
   }
+  if (RouteToWriteRegion(ctx, req, reply)) return;
   if (!etcdserverpb::AlarmType_IsValid(req.alarm())) {
     return PostReply<AlarmResponse>(
         ports_.executor, reply,

@@ -47,6 +47,7 @@ void Node::LeaseGrant(const RequestContext& ctx, const LeaseGrantRequest& req,
   if (auto s = CheckServing(account); !s.ok()) {
     return PostReply<LeaseGrantResponse>(ports_.executor, reply, s);
   }
+  if (RouteToWriteRegion(ctx, req, reply)) return;
   // etcd refuses a grant for space before it looks at the TTL or the ID.
   if (auto s = AdmitWrite(account, kLeaseOverheadBytes); !s.ok()) {
     return PostReply<LeaseGrantResponse>(ports_.executor, reply, s);
@@ -67,6 +68,11 @@ void Node::LeaseGrant(const RequestContext& ctx, const LeaseGrantRequest& req,
   rec.set_id(id);
   rec.set_ttl_s(*ttl);
   staged_.Put(codec::LeaseKey(account->kv.account(), id), rec.SerializeAsString());
+  LogEntry entry;
+  entry.set_hlc(NextStamp().hlc);
+  entry.set_revision(account->kv.revision());
+  *entry.mutable_lease_grant() = rec;
+  StageEntry(account, std::move(entry));
   LeaseGrantResponse resp;
   resp.set_id(id);
   resp.set_ttl(*ttl);
@@ -80,11 +86,22 @@ void Node::LeaseGrant(const RequestContext& ctx, const LeaseGrantRequest& req,
 
 int64_t Node::RevokeLease(Account* account, int64_t id) {
   const std::vector<std::string> keys = account->lessor.KeysOf(id);
+  // One commit deletes the keys and ends the lease (etcd's revoke is one txn).
+  auto commit = [&](const std::vector<std::string>& some, bool last) {
+    LogEntry entry;
+    CommitStamp stamp = NextStamp();
+    stamp.log = &entry;
+    const int64_t rev = account->kv.DeleteKeys(some, stamp, &staged_);
+    entry.set_hlc(stamp.hlc);
+    if (last) entry.set_lease_revoke(id);
+    if (last || entry.ops_size() > 0) StageEntry(account, std::move(entry));
+    return rev;
+  };
   int64_t rev = 0;
   if (options_.bugs.lease_revoke_not_atomic && keys.size() > 1) {
-    for (const std::string& key : keys) rev = account->kv.DeleteKeys({key}, NextStamp(), &staged_);
+    for (size_t i = 0; i < keys.size(); ++i) rev = commit({keys[i]}, i + 1 == keys.size());
   } else {
-    rev = account->kv.DeleteKeys(keys, NextStamp(), &staged_);
+    rev = commit(keys, true);
   }
   account->lessor.Remove(id);
   staged_.Delete(codec::LeaseKey(account->kv.account(), id));
@@ -97,6 +114,7 @@ void Node::LeaseRevoke(const RequestContext& ctx, const LeaseRevokeRequest& req,
   if (auto s = CheckServing(account); !s.ok()) {
     return PostReply<LeaseRevokeResponse>(ports_.executor, reply, s);
   }
+  if (RouteToWriteRegion(ctx, req, reply)) return;
   if (!account->lessor.Exists(req.id())) {
     // Not before the revocation that removed it (if one is pending) is durable: a crash
     // could still bring the lease back.
@@ -119,6 +137,7 @@ void Node::LeaseKeepAlive(const RequestContext& ctx, const LeaseKeepAliveRequest
   if (auto s = CheckServing(account); !s.ok()) {
     return PostReply<LeaseKeepAliveResponse>(ports_.executor, reply, s);
   }
+  if (RouteToWriteRegion(ctx, req, reply)) return;
   const int64_t ttl = account->lessor.Renew(req.id(), ports_.clock->MonotonicMs());
   // Expired but not yet revoked (the expiry tick has not come): revoke it now. etcd makes
   // such a keep-alive wait until the revocation is committed, so that a client told "TTL
@@ -143,6 +162,7 @@ void Node::LeaseTimeToLive(const RequestContext& ctx, const LeaseTimeToLiveReque
   if (auto s = CheckServing(account); !s.ok()) {
     return PostReply<LeaseTimeToLiveResponse>(ports_.executor, reply, s);
   }
+  if (RouteToWriteRegion(ctx, req, reply)) return;
   LeaseTimeToLiveResponse resp;
   FillHeader(resp.mutable_header());
   resp.set_id(req.id());
@@ -167,6 +187,7 @@ void Node::LeaseLeases(const RequestContext& ctx, const LeaseLeasesRequest& req,
   if (auto s = CheckServing(account); !s.ok()) {
     return PostReply<LeaseLeasesResponse>(ports_.executor, reply, s);
   }
+  if (RouteToWriteRegion(ctx, req, reply)) return;
   LeaseLeasesResponse resp;
   FillHeader(resp.mutable_header());
   resp.mutable_header()->set_revision(account->durable_rev);
@@ -180,6 +201,8 @@ void Node::ExpireLeases() {
   const int64_t now_ms = ports_.clock->MonotonicMs();
   bool revoked = false;
   for (auto& [name, account] : accounts_) {
+    // Leases live at the write region; their expiry reaches the others as commits.
+    if (!IsWriteRegion(account.get())) continue;
     const auto ids = account->lessor.Expired(
         now_ms, static_cast<size_t>(options_.lease_revokes_per_tick_max));
     for (int64_t id : ids) RevokeLease(account.get(), id);

@@ -102,7 +102,7 @@ struct HistoryOp {
 };
 
 struct CrashRecord {
-  int32_t node = 0;
+  int32_t node = 0;  // the simulation's node index: the write region is node 0
   int64_t crash_us = 0;
   int64_t restart_us = kNeverUs;   // when the restarted node began serving
   int64_t recovered_revision = 0;  // the node's durable revision right after restart

@@ -105,8 +105,9 @@ class LeaseChecker {
  public:
   LeaseChecker(const History& h, const CheckOptions& options)
       : h_(h), options_(options), leases_(BuildLeaseViews(h)) {
+    // Leases live at the write region (node 0): only its restarts reset TTLs.
     for (const CrashRecord& c : h_.crashes) {
-      if (c.restart_us != kNeverUs) starts_.push_back(c.restart_us);
+      if (c.restart_us != kNeverUs && c.node == 0) starts_.push_back(c.restart_us);
     }
     std::sort(starts_.begin(), starts_.end());
   }
@@ -310,7 +311,7 @@ class LeaseChecker {
       // Crashes within a window: the restarted process gives the lease a full TTL again.
       for (size_t i = 0; i < alive.size(); ++i) {
         for (const CrashRecord& c : h_.crashes) {
-          if (c.crash_us >= alive[i].first && c.crash_us < alive[i].second &&
+          if (c.node == 0 && c.crash_us >= alive[i].first && c.crash_us < alive[i].second &&
               c.restart_us != kNeverUs) {
             const std::pair<int64_t, int64_t> w{c.restart_us, c.restart_us + t};
             if (std::find(alive.begin(), alive.end(), w) == alive.end()) alive.push_back(w);

@@ -127,11 +127,12 @@ SimTransport::SimTransport(SimNetwork* network, int32_t endpoint, uint64_t regio
     : network_(network), endpoint_(endpoint), region_(region), peers_(peers) {}
 
 void SimTransport::Send(uint64_t to_region, std::string payload) {
-  if (to_region >= peers_->size()) return;  // unknown region: as if unroutable
-  SimTransport* peer = (*peers_)[to_region];
+  // Region ids are member ids: region index + 1 (0 is no region).
+  if (to_region == 0 || to_region > peers_->size()) return;  // unknown: as if unroutable
+  SimTransport* peer = (*peers_)[to_region - 1];
   network_->Send(
       endpoint_, peer->endpoint_, /*duplicable=*/true,
-      [peer, from = region_, payload = std::move(payload)] { peer->Arrive(from, payload); });
+      [peer, from = region_ + 1, payload = std::move(payload)] { peer->Arrive(from, payload); });
 }
 
 void SimTransport::SetUp(bool up) {

@@ -104,7 +104,8 @@ class SimNetwork {
 };
 
 // The Transport port of one region's node. Messages to a node that is down are dropped on
-// arrival: a dead process has no socket.
+// arrival: a dead process has no socket. Transport addresses are member ids, region
+// index + 1, as the simulation numbers its Nodes.
 class SimTransport : public Transport {
  public:
   // `peers` maps a region id to its transport; it must outlive this object.

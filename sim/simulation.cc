@@ -51,7 +51,13 @@ constexpr BugName kBugNames[] = {
     {"reuse-revision-after-crash", &InjectedBugs::reuse_revision_after_crash},
     {"txn-not-atomic", &InjectedBugs::txn_not_atomic},
     {"lease-revoke-not-atomic", &InjectedBugs::lease_revoke_not_atomic},
+    {"apply-out-of-order", &InjectedBugs::apply_out_of_order},
+    {"drop-replicated-commit", &InjectedBugs::drop_replicated_commit},
+    {"ack-forward-before-apply", &InjectedBugs::ack_forward_before_apply},
 };
+// A region that needs longer than this (simulated) to reach the write region's state after
+// every fault healed does not converge.
+constexpr int64_t kConvergeSimUsMax = int64_t{60} * 1'000'000;
 
 double WallSecondsSince(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -117,6 +123,13 @@ class Simulation : public KvEndpoint, public WatchEndpoint {
   void BreakConnections(int32_t node_index);
 
   void Setup();
+  // The region (node index) a client's gateway is in.
+  int32_t RegionOf(int32_t client) const { return client % config_.regions; }
+  // True once every region holds the write region's durable log.
+  bool Converged() const;
+  // Every region's state equals the write region's at every revision they share, and their
+  // logs are equal entry by entry. Empty when they are; otherwise what differs.
+  std::string CompareRegions() const;
   NodeOptions MakeNodeOptions(int32_t index);
   void Dispatch(SimNode& node, int32_t client_endpoint, const KvCall& call,
                 std::function<void(KvReply)> reply);
@@ -154,6 +167,8 @@ class Simulation : public KvEndpoint, public WatchEndpoint {
   uint64_t next_connection_id_ = 1;
   SimStats stats_;
   std::string recovery_error_;
+  // A forwarding region answered a mutation before it had applied the answer's revision.
+  std::string read_your_writes_error_;
 
   bool faults_active_ = false;
   bool crash_faults_ = false;
@@ -195,6 +210,17 @@ NodeOptions Simulation::MakeNodeOptions(int32_t index) {
   options.pending_requests_max =
       buggify_.Choice("node_pending_requests_max", options.pending_requests_max, {1, 2, 8, 64});
   options.on_fatal = [this, index](const absl::Status& s) { OnFatal(index, s); };
+  for (int32_t r = 0; r < config_.regions; ++r) {
+    options.regions.push_back({static_cast<uint64_t>(r) + 1, absl::StrCat("region-", r)});
+  }
+  options.write_region = 1;  // region 0 sequences the account's writes
+  options.replication_tick_ms = buggify_.Choice("replication_tick_ms", 20, {5, 100});
+  options.retransmit_ms = buggify_.Choice("retransmit_ms", 200, {50, 1000});
+  options.forward_retry_ms = buggify_.Choice("forward_retry_ms", 250, {60, 1000});
+  options.gossip_interval_ms = buggify_.Choice("gossip_interval_ms", 200, {50, 2000});
+  options.append_bytes_max = buggify_.Choice("append_bytes_max", options.append_bytes_max, {200});
+  options.replication_window_bytes =
+      buggify_.Choice("replication_window_bytes", options.replication_window_bytes, {1000});
   // Leases as short as a second, so that leases left alone expire within a run (etcd's
   // minimum is 2 s: 1.5 election timeouts), and an expiry check as often as every 50 ms.
   options.lease_ttl_min_s = kLeaseTtlMinS;
@@ -257,9 +283,9 @@ void Simulation::Setup() {
   workload.timeout_us =
       buggify_.Choice("client_timeout_us", 1'000'000, {20'000, 100'000, 5'000'000});
   workload.txn_keys_max = static_cast<int32_t>(buggify_.Choice("txn_keys_max", 3, {2, 6}));
-  // Clients (and the auditor) live in region 0 for now: the only region.
+  // Clients (and the auditor) are spread over the regions, each talking to its own.
   for (int32_t c = 0; c <= config_.clients; ++c)
-    client_endpoints_.push_back(network_.AddEndpoint(0));
+    client_endpoints_.push_back(network_.AddEndpoint(RegionOf(c)));
   workload_ =
       std::make_unique<KvWorkload>(&world_, &history_, this, workload, world_.random().Fork());
   // Slow readers with small buffers push watchers off the synced path into catch-up.
@@ -270,7 +296,9 @@ void Simulation::Setup() {
   watch.watchers = config_.watchers;
   watch.keys = workload.keys;
   const int32_t first_watcher = config_.clients + 1;  // after the clients and the auditor
-  for (int32_t w = 0; w < watch.watchers; ++w) client_endpoints_.push_back(network_.AddEndpoint(0));
+  for (int32_t w = 0; w < watch.watchers; ++w) {
+    client_endpoints_.push_back(network_.AddEndpoint(RegionOf(first_watcher + w)));
+  }
   watch_ = std::make_unique<WatchWorkload>(&world_, &history_, this, watch, first_watcher,
                                            world_.random().Fork());
 
@@ -292,7 +320,7 @@ void Simulation::Setup() {
 
 void Simulation::Call(int32_t client, const KvCall& call, std::function<void(KvReply)> reply) {
   const int32_t client_endpoint = client_endpoints_.at(client);
-  SimNode* node = nodes_[0].get();  // one region: every client's gateway is region 0
+  SimNode* node = nodes_[RegionOf(client)].get();
   const uint64_t incarnation = world_.incarnation(node->index());
   // The request itself stays in the history (the workload recorded it), so the message
   // carries only its index.
@@ -322,7 +350,7 @@ void Simulation::Respond(int32_t from, int32_t to, KvReply reply,
 
 void Simulation::Dispatch(SimNode& node, int32_t client_endpoint, const KvCall& call,
                           std::function<void(KvReply)> reply) {
-  auto send = [this, from = node.endpoint(), client_endpoint, reply,
+  auto send = [this, &node, from = node.endpoint(), client_endpoint, reply,
                index = call.history_index](KvReply r) {
     if (index >= 0 && r.status.ok()) {
       HistoryOp& op = history_.ops[index];
@@ -331,6 +359,15 @@ void Simulation::Dispatch(SimNode& node, int32_t client_endpoint, const KvCall& 
       tmp.call.kind = op.call.kind;
       tmp.SetResponse(r.response);
       op.server_revision = tmp.header_revision();
+      // The answering region must hold what it answered: the client's next read there
+      // (serializable ones included) sees its own write.
+      if (op.server_changed && node.up() && read_your_writes_error_.empty() &&
+          node.node()->durable_revision() < op.server_revision) {
+        read_your_writes_error_ = absl::StrCat(
+            "region ", node.index(), " answered ", FormatOp(op), " at revision ",
+            op.server_revision, " while it had applied only revision ",
+            node.node()->durable_revision());
+      }
     }
     Respond(from, client_endpoint, std::move(r), reply);
   };
@@ -410,7 +447,7 @@ uint64_t Simulation::OpenWatchConnection(int32_t client, Callbacks callbacks) {
   const uint64_t id = next_connection_id_++;
   WatchConnection& c = watch_connections_[id];
   c.client_endpoint = client_endpoints_.at(client);
-  c.node = nodes_[0].get();  // one region: every client's gateway is region 0
+  c.node = nodes_[RegionOf(client)].get();
   c.buffer = std::make_unique<WatchStreamBuffer>(watch_buffer_responses_max_);
   c.callbacks = std::move(callbacks);
   network_.SendOrdered(c.client_endpoint, c.node->endpoint(), ToNodeFlow(id),
@@ -620,7 +657,7 @@ void Simulation::ScheduleNetworkFault() {
     if (!faults_active_) return;
     const int64_t duration_us = fault_random_.Range(5'000, 500'000);
     const int32_t node_endpoint = nodes_[fault_random_.Uniform(nodes_.size())]->endpoint();
-    switch (fault_random_.Uniform(3)) {
+    switch (fault_random_.Uniform(nodes_.size() > 1 ? 4 : 3)) {
       case 0: {  // one client loses its connection
         const int32_t c = client_endpoints_[fault_random_.Uniform(client_endpoints_.size())];
         ++stats_.partitions;
@@ -638,6 +675,19 @@ void Simulation::ScheduleNetworkFault() {
           for (int32_t c : client_endpoints_) network_.Heal(c, node_endpoint);
         });
         break;
+      case 3: {  // two regions cannot reach each other (the peer link is cut)
+        const int32_t a = static_cast<int32_t>(fault_random_.Uniform(nodes_.size()));
+        int32_t b = static_cast<int32_t>(fault_random_.Uniform(nodes_.size() - 1));
+        if (b >= a) ++b;
+        const int32_t ea = nodes_[a]->endpoint();
+        const int32_t eb = nodes_[b]->endpoint();
+        ++stats_.partitions;
+        Note(absl::StrCat("partition: region ", a, " from region ", b));
+        network_.Partition(ea, eb);
+        world_.Schedule(duration_us, EventType::kFault, kNoNode,
+                        [this, ea, eb] { network_.Heal(ea, eb); });
+        break;
+      }
       default:  // everything to and from the region is late
         ++stats_.clogs;
         Note(absl::StrCat("clog: endpoint ", node_endpoint));
@@ -669,6 +719,45 @@ void Simulation::Quiesce() {
   network_.SetFaults(calm);
   for (auto& node : nodes_) node->storage().SetWriteError(absl::OkStatus());
   Note("quiesce: faults healed");
+}
+
+bool Simulation::Converged() const {
+  if (!AllUp()) return false;
+  const Node* w = nodes_[0]->node();
+  for (const auto& n : nodes_) {
+    if (n->node()->durable_index() != w->durable_index() ||
+        n->node()->durable_revision() != w->durable_revision()) {
+      return false;
+    }
+  }
+  return true;
+}
+
+std::string Simulation::CompareRegions() const {
+  const Node* w = nodes_[0]->node();
+  for (size_t i = 1; i < nodes_.size(); ++i) {
+    const Node* r = nodes_[i]->node();
+    if (r->compact_revision() != w->compact_revision()) {
+      return absl::StrCat("region ", i, " compacted at ", r->compact_revision(),
+                          ", the write region at ", w->compact_revision());
+    }
+    const int64_t from = std::max<int64_t>(1, w->compact_revision());
+    for (int64_t rev = from; rev <= w->durable_revision(); ++rev) {
+      if (r->KvHashAt(Node::kDefaultAccount, rev) != w->KvHashAt(Node::kDefaultAccount, rev)) {
+        return absl::StrCat("region ", i, " differs from the write region at revision ", rev);
+      }
+    }
+    const auto& wl = w->log_tail();
+    const auto& rl = r->log_tail();
+    for (const LogEntry& e : rl) {
+      if (wl.empty() || e.index() < wl.front().index() || e.index() > wl.back().index()) continue;
+      const LogEntry& we = wl[e.index() - wl.front().index()];
+      if (we.SerializeAsString() != e.SerializeAsString()) {
+        return absl::StrCat("region ", i, " holds a different log entry ", e.index());
+      }
+    }
+  }
+  return "";
 }
 
 bool Simulation::AllUp() const {
@@ -703,6 +792,32 @@ SimResult Simulation::Run() {
     workload_->Audit();
     live = RunPhase([this] { return !workload_->auditing(); });
   }
+  std::string convergence_error;
+  if (live && nodes_.size() > 1) {
+    // After every fault healed, every region must reach the write region's state in a
+    // bounded simulated time, and hold exactly its history.
+    const int64_t start_us = world_.now_us();
+    const bool converged = world_.RunUntil([this] { return Converged(); },
+                                           start_us + kConvergeSimUsMax);
+    if (!converged) {
+      std::string lag;
+      for (const auto& n : nodes_) {
+        absl::StrAppend(&lag, " region ", n->index(), ":",
+                        n->up() ? absl::StrCat("durable ", n->node()->durable_index(), " applied ",
+                                               n->node()->applied_index(), " pulls ",
+                                               n->node()->peer_stats().pulls_sent, " applied ",
+                                               n->node()->peer_stats().entries_applied, " recv ",
+                                               n->node()->peer_stats().received, " sent ",
+                                               n->node()->peer_stats().sent, " foreign ",
+                                               n->node()->peer_stats().dropped_foreign)
+                                : "down");
+      }
+      convergence_error = absl::StrCat("regions did not reach the write region's log within ",
+                                       kConvergeSimUsMax / 1'000'000, " simulated s:", lag);
+    } else {
+      convergence_error = CompareRegions();
+    }
+  }
   if (live) {
     // Every watcher must account for every revision up to the end (a bookmark at it).
     watch_->Finish(nodes_[0]->node()->durable_revision());
@@ -731,6 +846,14 @@ SimResult Simulation::Run() {
     result.ok = false;
     result.checker = "recovery";
     result.detail = recovery_error_;
+  } else if (!read_your_writes_error_.empty()) {
+    result.ok = false;
+    result.checker = "read-your-writes";
+    result.detail = read_your_writes_error_;
+  } else if (!convergence_error.empty()) {
+    result.ok = false;
+    result.checker = "convergence";
+    result.detail = convergence_error;
   } else if (!check.ok) {
     result.ok = false;
     result.checker = check.checker;
@@ -810,11 +933,9 @@ absl::Status ParseInjectedBug(std::string_view name, InjectedBugs* bugs) {
 }
 
 absl::Status ValidateConfig(const SimConfig& config) {
-  if (config.regions > 1) {
-    return absl::UnimplementedError(
-        "not yet: multi-region replication is a later issue (--regions must be 1)");
+  if (config.regions < 1 || config.regions > kRegionsMax) {
+    return absl::InvalidArgumentError(absl::StrCat("--regions must be 1..", kRegionsMax));
   }
-  if (config.regions < 1) return absl::InvalidArgumentError("--regions must be >= 1");
   if (config.clients < 1) return absl::InvalidArgumentError("--clients must be >= 1");
   if (config.watchers < 0) return absl::InvalidArgumentError("--watchers must be >= 0");
   if (config.ops < 0) return absl::InvalidArgumentError("--ops must be >= 0");

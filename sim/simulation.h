@@ -91,7 +91,8 @@ struct SimStats {
 struct SimResult {
   bool ok = true;
   std::string checker;  // when !ok: "revision", "durability", "watch", "linearizability",
-                        // "wgl", "lease", "recovery" or "liveness"
+                        // "wgl", "lease", "recovery", "liveness", "convergence" or
+                        // "read-your-writes"
   std::string detail;
   std::vector<std::string> notes;
   int64_t ops = 0;
@@ -104,7 +105,9 @@ struct SimResult {
   History history;
 };
 
-// Rejects what cannot be simulated yet (regions > 1) and nonsense (ops < 0, clients < 1).
+inline constexpr int32_t kRegionsMax = 5;
+
+// Rejects nonsense: regions outside 1..kRegionsMax, ops < 0, clients < 1.
 absl::Status ValidateConfig(const SimConfig& config);
 absl::StatusOr<SimResult> RunSimulation(const SimConfig& config);
 

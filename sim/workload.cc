@@ -163,7 +163,9 @@ void KvWorkload::OnReply(int32_t client, int64_t index, KvReply reply) {
     op.outcome = OpOutcome::kOk;
     op.complete_us = world_->now_us();
     op.SetResponse(std::move(reply.response));
-  } else if (absl::IsDeadlineExceeded(reply.status) || absl::IsUnknown(reply.status)) {
+  } else if (absl::IsDeadlineExceeded(reply.status) || absl::IsUnknown(reply.status) ||
+             reply.status.message() == "etcdserver: request timed out") {
+    // A forwarded request whose answer did not come back may still have been applied.
     op.outcome = OpOutcome::kUnknown;  // the server could not tell whether it applied
   } else {
     op.outcome = OpOutcome::kFail;

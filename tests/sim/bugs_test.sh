@@ -20,15 +20,19 @@ cases=(
   reuse-revision-after-crash:crash
   txn-not-atomic:crash
   lease-revoke-not-atomic:none
+  # Region bugs (bug:profile:regions): replication and forwarding between three regions.
+  apply-out-of-order:all:3
+  drop-replicated-commit:none:3
+  ack-forward-before-apply:none:3
 )
 failed=0
 for c in "${cases[@]}"; do
-  bug="${c%%:*}"
-  profile="${c##*:}"
+  IFS=: read -r bug profile regions <<<"$c"
+  regions="${regions:-1}"
   caught=()
   for seed in $(seq 1 "$seeds"); do
     # One process per seed: a bug may make the Node abort on a failed invariant.
-    line="$("$sim" --seed "$seed" --faults "$profile" --inject-bug "$bug" 2>/dev/null | tail -n 1)"
+    line="$("$sim" --seed "$seed" --faults "$profile" --regions "$regions" --inject-bug "$bug" 2>/dev/null | tail -n 1)"
     if [[ "$line" == *"result=violation:"* ]]; then
       caught+=("$seed:${line##*result=violation:}")
     elif [[ "$line" != *"result=ok" ]]; then
@@ -42,7 +46,7 @@ for c in "${cases[@]}"; do
   else
     echo "caught $bug ($profile) at ${#caught[@]}/$seeds seeds; first: ${caught[*]:0:8}"
   fi
-  clean="$("$sim" --seeds "1..$seeds" --faults "$profile" | tail -n 1)"
+  clean="$("$sim" --seeds "1..$seeds" --faults "$profile" --regions "$regions" | tail -n 1)"
   if [[ "$clean" != *"violations=0"* ]]; then
     echo "FAIL: without a bug, $profile seeds 1..$seeds: $clean" >&2
     failed=1

@@ -210,14 +210,16 @@ TEST(SimTransportTest, DeliversToTheReceiverOnlyWhileTheNodeIsUp) {
   t1.SetReceiver([&](uint64_t from, std::string payload) {
     got.push_back(std::to_string(from) + ":" + payload);
   });
-  t0.Send(1, "hello");
+  // Addresses are member ids: region index + 1.
+  t0.Send(2, "hello");
   t0.Send(7, "nowhere");     // no such region: dropped
+  t0.Send(0, "nobody");      // 0 is no region: dropped
   EXPECT_TRUE(got.empty());  // never inline
   while (world.RunOne()) {
   }
-  EXPECT_EQ(got, (std::vector<std::string>{"0:hello"}));
+  EXPECT_EQ(got, (std::vector<std::string>{"1:hello"}));
   t1.SetUp(false);  // crashed: its receiver is gone
-  t0.Send(1, "lost");
+  t0.Send(2, "lost");
   while (world.RunOne()) {
   }
   EXPECT_EQ(got.size(), 1u);

@@ -147,13 +147,20 @@ TEST(SimulationTest, LeasesComeAndGoInAnOrdinaryRun) {
   for (const HistoryOp& op : w->history.ops) EXPECT_FALSE(op.is_lease()) << FormatOp(op);
 }
 
-TEST(SimulationTest, MoreThanOneRegionIsNotYetSupported) {
+TEST(SimulationTest, ThreeRegionsConvergeWithoutFaults) {
   SimConfig c = Config(1, FaultProfile::kNone);
   c.regions = 3;
   auto r = RunSimulation(c);
-  ASSERT_FALSE(r.ok());
-  EXPECT_NE(r.status().message().find("not yet: multi-region replication is a later issue"),
-            std::string::npos);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_TRUE(r->ok) << r->checker << ": " << r->detail;
+}
+
+TEST(SimulationTest, RegionsOutsideTheBoundAreRefused) {
+  SimConfig c = Config(1, FaultProfile::kNone);
+  c.regions = kRegionsMax + 1;
+  EXPECT_FALSE(RunSimulation(c).ok());
+  c.regions = 0;
+  EXPECT_FALSE(RunSimulation(c).ok());
 }
 
 TEST(SimulationTest, ParsesProfilesAndBugNames) {
