@@ -238,6 +238,43 @@ uint64_t Node::LogTruncationPoint(Account* account) {
 void Node::TruncateLog(Account* account, uint64_t keep_from) {
   if (keep_from <= account->first_index || keep_from > account->head_index) return;
   const std::string name = account->name();
+  // The log is also W's memory of which forwards it executed (RecoverLog): an entry a
+  // forward made must leave that memory behind as a marker, or a retry reaching a W that
+  // restarted after the truncation would execute the forward a second time.
+  auto keep_answer = [&](const LogEntry& e) {
+    if (e.forward_from() == 0) return;
+    const std::pair<uint64_t, uint64_t> key{e.forward_from(), e.forward_id()};
+    auto it = forwards_seen_.find(key);
+    if (it == forwards_seen_.end()) return;  // aged out of the dedup window already
+    ForwardReply unknown;
+    const ForwardReply* reply = it->second.get();
+    if (reply == nullptr) {
+      // Not answered yet: after a restart a retry can only learn that it ran.
+      const absl::Status timeout = errors::Timeout();
+      unknown.set_id(key.second);
+      unknown.set_code(static_cast<int32_t>(timeout.code()));
+      unknown.set_message(std::string(timeout.message()));
+      unknown.set_index(e.index());
+      reply = &unknown;
+    }
+    staged_.Put(codec::ForwardMarkerKey(key.first, key.second), reply->SerializeAsString());
+  };
+  if (!account->tail.empty() && account->tail.front().index() <= account->first_index) {
+    for (const LogEntry& e : account->tail) {
+      if (e.index() >= keep_from) break;
+      keep_answer(e);
+    }
+  } else {
+    (void)ports_.storage->Scan(codec::LogKey(name, account->first_index),
+                               codec::LogKey(name, keep_from),
+                               [&](std::string_view, std::string_view v) {
+                                 LogEntry e;
+                                 if (e.ParseFromArray(v.data(), static_cast<int>(v.size()))) {
+                                   keep_answer(e);
+                                 }
+                                 return true;
+                               });
+  }
   staged_.DeleteRange(codec::LogKey(name, account->first_index), codec::LogKey(name, keep_from));
   account->first_index = keep_from;
   while (account->tail.size() > 1 && account->tail.front().index() < keep_from) {

@@ -133,10 +133,13 @@ void Node::HandleForward(uint64_t from, Account* account, const Forward& forward
     // No entry (a refusal, a request that changed nothing): a late copy of this forward
     // reaching a restarted W must get this same answer, not run again, so the answer is
     // made durable before it leaves.
+    // Until then a retry is answered as one still executing (not at all): an answer it got
+    // earlier could be lost with the marker in a crash, and the forward then run again.
     staged_.Put(codec::ForwardMarkerKey(key.first, key.second), reply->SerializeAsString());
-    RememberForward(key, std::move(reply));
-    AfterDurable([this, to = key.first, name, m = std::move(m)]() mutable {
-      Send(to, name, std::move(m));
+    std::shared_ptr<ForwardReply> held = std::move(reply);
+    AfterDurable([this, key, name, m = std::move(m), held]() mutable {
+      RememberForward(key, std::make_unique<ForwardReply>(std::move(*held)));
+      Send(key.first, name, std::move(m));
     });
     MaybeWrite();
   };
