@@ -10,7 +10,7 @@ build_pkgs=(build-essential cmake ninja-build pkg-config
             librocksdb-dev libxxhash-dev libcxxopts-dev libasio-dev libabsl-dev
             libgtest-dev libgmock-dev libtcmalloc-minimal4)
 test_pkgs=(etcd-server etcd-client python3 python3-etcd3 python3-grpcio python3-protobuf
-           python3-hpack)
+           python3-hpack python3-h2)
 
 want=("${build_pkgs[@]}")
 if [[ "${1:-build}" == "test" ]]; then
