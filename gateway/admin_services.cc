@@ -52,9 +52,10 @@ grpc::ServerUnaryReactor* MaintenanceService::Status(grpc::CallbackServerContext
     resp->set_dbsizeinuse(used);
     // etcd lists every active alarm in `errors`, as gogoproto prints an AlarmMember.
     for (const auto& alarm : node_->alarms()) resp->add_errors(AlarmText(alarm));
-    // One region is its own write region: the "leader" is this member. Raft indexes map to
-    // the durable revision and the term to the write region's epoch (docs/operations.md).
-    resp->set_leader(node_->options().member_id);
+    // The "leader" is the write region of the account `default`, where every mutation is
+    // sequenced. Raft indexes map to this region's durable revision and the term to the
+    // write region's epoch (docs/operations.md).
+    resp->set_leader(node_->write_region());
     resp->set_raftindex(static_cast<uint64_t>(rev));
     resp->set_raftappliedindex(static_cast<uint64_t>(rev));
     resp->set_raftterm(resp->header().raft_term());
@@ -158,10 +159,19 @@ grpc::ServerUnaryReactor* ClusterService::MemberPromote(
 grpc::ServerUnaryReactor* ClusterService::MemberList(grpc::CallbackServerContext* ctx,
                                                      const etcdserverpb::MemberListRequest* req,
                                                      etcdserverpb::MemberListResponse* resp) {
-  return OnNodeThread(executor_, ctx, [this, resp] {
+  std::map<uint64_t, std::vector<std::string>> learned;
+  if (peer_client_urls_) learned = peer_client_urls_();
+  return OnNodeThread(executor_, ctx, [this, resp, learned = std::move(learned)] {
     // etcd's Cluster service fills cluster, member and term but never the revision.
     node_->FillHeader(resp->mutable_header());
-    for (const auto& m : members_) *resp->add_members() = m;
+    for (const auto& m : members_) {
+      etcdserverpb::Member* member = resp->add_members();
+      *member = m;
+      auto it = learned.find(m.id());
+      if (member->clienturls().empty() && it != learned.end()) {
+        for (const auto& url : it->second) member->add_clienturls(url);
+      }
+    }
     return absl::OkStatus();
   });
 }

@@ -3,6 +3,8 @@
 #ifndef GEOETCD_GATEWAY_ADMIN_SERVICES_H_
 #define GEOETCD_GATEWAY_ADMIN_SERVICES_H_
 
+#include <functional>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -59,8 +61,18 @@ class MaintenanceService final : public etcdserverpb::Maintenance::CallbackServi
 
 class ClusterService final : public etcdserverpb::Cluster::CallbackService {
  public:
-  ClusterService(Node* node, Executor* executor, std::vector<etcdserverpb::Member> members)
-      : node_(node), executor_(executor), members_(std::move(members)) {}
+  // The client URLs other regions advertised (they learn each other's over the peer
+  // protocol), by member id; called from gRPC threads. A member missing from the answer
+  // (not heard from yet) is listed without client URLs, as etcd lists a member that has not
+  // published its attributes.
+  using PeerClientUrls = std::function<std::map<uint64_t, std::vector<std::string>>()>;
+
+  ClusterService(Node* node, Executor* executor, std::vector<etcdserverpb::Member> members,
+                 PeerClientUrls peer_client_urls = nullptr)
+      : node_(node),
+        executor_(executor),
+        members_(std::move(members)),
+        peer_client_urls_(std::move(peer_client_urls)) {}
 
   grpc::ServerUnaryReactor* MemberAdd(grpc::CallbackServerContext* ctx,
                                       const etcdserverpb::MemberAddRequest* req,
@@ -84,6 +96,7 @@ class ClusterService final : public etcdserverpb::Cluster::CallbackService {
   Node* node_;
   Executor* executor_;
   std::vector<etcdserverpb::Member> members_;
+  PeerClientUrls peer_client_urls_;
 };
 
 // Auth is not implemented: AuthStatus reports it disabled and Authenticate answers etcd's

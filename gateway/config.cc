@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -316,6 +317,19 @@ const Flag kFlags[] = {
     {"client-transport", ValueKind::kEnum, &SetClientTransport, kGeoetcd, "native",
      "How client gRPC is served: 'native' (geoetcd's own HTTP/2 transport, the fast path)\n"
      "    or 'grpc' (gRPC C++'s server for everything)."},
+    {"write-region", ValueKind::kString, &SetString<&ServerConfig::write_region>, kGeoetcd,
+     "first member of --initial-cluster",
+     "Member name of the write region of the account 'default': every mutation is\n"
+     "    sequenced there (README, Regions)."},
+    {"forward-timeout", ValueKind::kDuration,
+     &SetDurationMs<&ServerConfig::forward_timeout_ms>, kGeoetcd, "5s",
+     "How long a region waits for the write region to answer a forwarded request before\n"
+     "    the client gets 'request timed out' (100ms to 10m)."},
+    {"peer-dial-urls", ValueKind::kString, &SetString<&ServerConfig::peer_dial_urls>, kGeoetcd,
+     "", "Comma-separated name=url: dial these members there (a proxy or NAT address)\n"
+     "    instead of at their --initial-cluster peer URLs."},
+    {"gossip-interval", ValueKind::kDuration, &SetDurationMs<&ServerConfig::gossip_interval_ms>,
+     kGeoetcd, "1s", "How often a region gossips an anti-entropy digest (10ms to 10m)."},
 };
 
 // etcd flags that geoetcd accepts but does not act on.
@@ -1013,6 +1027,15 @@ absl::Status CheckRange(absl::string_view flag, int64_t value, int64_t min, int6
   return absl::OkStatus();
 }
 
+absl::Status CheckDurationRange(absl::string_view flag, int64_t ms, int64_t min_ms,
+                                int64_t max_ms) {
+  if (ms < min_ms || ms > max_ms) {
+    return absl::InvalidArgumentError(absl::StrCat("--", flag, " must be between ", min_ms,
+                                                   "ms and ", max_ms, "ms, got ", ms, "ms"));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status DecodeCompactionRetention(ServerConfig* config) {
   if (config->auto_compaction_retention.empty()) config->auto_compaction_retention = "0";
   const std::string& retention = config->auto_compaction_retention;
@@ -1058,13 +1081,58 @@ absl::Status FinalizeCluster(ServerConfig* config) {
     return absl::InvalidArgumentError(
         absl::StrCat("--initial-cluster: ", members.status().message()));
   }
+  const InitialMember* self = nullptr;
+  bool write_region_found = config->write_region.empty();
   for (const InitialMember& member : *members) {
-    if (member.name == config->name) return absl::OkStatus();
+    if (member.name == config->name) self = &member;
+    if (member.name == config->write_region) write_region_found = true;
   }
-  return absl::InvalidArgumentError(
-      absl::StrCat("couldn't find local name \"", config->name,
-                   "\" in the initial cluster configuration (--initial-cluster \"",
-                   config->initial_cluster, "\")"));
+  if (self == nullptr) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("couldn't find local name \"", config->name,
+                     "\" in the initial cluster configuration (--initial-cluster \"",
+                     config->initial_cluster, "\")"));
+  }
+  // As etcd bootstrapping a new cluster: this member's entries in --initial-cluster are
+  // exactly the peer URLs it advertises, since every member derives the others' ids from
+  // --initial-cluster. (etcd joining an existing cluster does not check.)
+  std::vector<std::string> listed = self->peer_urls;
+  std::vector<std::string> advertised = config->initial_advertise_peer_urls;
+  std::sort(listed.begin(), listed.end());
+  std::sort(advertised.begin(), advertised.end());
+  if (config->initial_cluster_state == "new" && listed != advertised) {
+    std::vector<std::string> entries;
+    for (const std::string& url : self->peer_urls) {
+      entries.push_back(absl::StrCat(config->name, "=", url));
+    }
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--initial-cluster has ", absl::StrJoin(entries, ","),
+        " but missing from --initial-advertise-peer-urls=",
+        absl::StrJoin(config->initial_advertise_peer_urls, ","), " (resolved urls: \"",
+        absl::StrJoin(advertised, ","), "\" != \"", absl::StrJoin(listed, ","), "\")"));
+  }
+  if (!config->peer_dial_urls.empty()) {
+    auto dial = ParseInitialCluster(config->peer_dial_urls);
+    if (!dial.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--peer-dial-urls: ", dial.status().message()));
+    }
+    for (const InitialMember& d : *dial) {
+      const bool member = std::any_of(members->begin(), members->end(),
+                                      [&](const InitialMember& m) { return m.name == d.name; });
+      if (!member || d.name == config->name) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "--peer-dial-urls: \"", d.name, "\" is not another member of --initial-cluster"));
+      }
+    }
+  }
+  if (!write_region_found) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--write-region \"", config->write_region,
+                     "\" is not a member of the initial cluster configuration (--initial-cluster \"",
+                     config->initial_cluster, "\")"));
+  }
+  return absl::OkStatus();
 }
 
 absl::Status FinalizeUrls(bool from_flags, const Collected& collected) {
@@ -1105,6 +1173,14 @@ absl::Status Finalize(bool from_flags, Collected* collected) {
     status = CheckRange("max-request-bytes", config.max_request_bytes, 1, kMaxRequestBytesLimit);
   }
   if (status.ok()) status = CheckRange("max-txn-ops", config.max_txn_ops, 1, kMaxTxnOpsLimit);
+  if (status.ok()) {
+    status = CheckDurationRange("forward-timeout", config.forward_timeout_ms,
+                                kForwardTimeoutMsMin, kForwardTimeoutMsMax);
+  }
+  if (status.ok()) {
+    status = CheckDurationRange("gossip-interval", config.gossip_interval_ms,
+                                kGossipIntervalMsMin, kGossipIntervalMsMax);
+  }
   if (status.ok()) {
     status = CheckRange("group-commit-max-ops", config.group_commit_batch_max, 1,
                         kGroupCommitBatchMaxLimit);

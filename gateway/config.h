@@ -36,6 +36,12 @@ inline constexpr int64_t kWatchProgressNotifyIntervalMsDefault = 10 * 60 * 1000;
 inline constexpr int64_t kGroupCommitBatchMaxDefault = 4096;
 inline constexpr int64_t kGroupCommitBatchMaxLimit = 1 << 20;
 inline constexpr int64_t kConfigFileBytesMax = 1 << 20;
+inline constexpr int64_t kForwardTimeoutMsDefault = 5000;
+inline constexpr int64_t kForwardTimeoutMsMin = 100;
+inline constexpr int64_t kForwardTimeoutMsMax = 10 * 60 * 1000;
+inline constexpr int64_t kGossipIntervalMsDefault = 1000;
+inline constexpr int64_t kGossipIntervalMsMin = 10;
+inline constexpr int64_t kGossipIntervalMsMax = 10 * 60 * 1000;
 
 struct ServerConfig {
   std::string name = "default";
@@ -73,6 +79,19 @@ struct ServerConfig {
   // --client-transport: "native" serves client gRPC with gateway/h2 (KV natively, the rest
   // through gRPC C++ in-process); "grpc" serves everything with gRPC C++'s server.
   std::string client_transport = "native";
+  // Regions (README "Regions"). --write-region: the member of --initial-cluster that is the
+  // write region of the account `default`; empty means the first member listed.
+  std::string write_region;
+  // --forward-timeout: how long a region waits for the write region's answer to a
+  // forwarded mutation or read index before the client gets "request timed out".
+  int64_t forward_timeout_ms = kForwardTimeoutMsDefault;
+  // --gossip-interval: how often a region sends an anti-entropy digest to a random peer.
+  int64_t gossip_interval_ms = kGossipIntervalMsDefault;
+  // --peer-dial-urls "name=url,...": dial these members at these URLs (a proxy, a NAT
+  // address) instead of their --initial-cluster peer URLs. Identity is unchanged: member
+  // ids come from --initial-cluster, and the peer's hello must still name it. Checked to
+  // name other members only.
+  std::string peer_dial_urls;
 
   // The config file actually used, or empty.
   std::string config_file;

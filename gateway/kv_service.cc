@@ -10,11 +10,16 @@ RequestContext ResolveRequestContext(const grpc::CallbackServerContext* ctx) {
 grpc::ServerUnaryReactor* KvService::Range(grpc::CallbackServerContext* ctx,
                                            const etcdserverpb::RangeRequest* req,
                                            etcdserverpb::RangeResponse* resp) {
+  const RequestContext rc = ResolveRequestContext(ctx);
   absl::StatusOr<etcdserverpb::RangeResponse> result;
+  bool in_place = false;
   {
     absl::ReaderMutexLock lock(&executor_->state_mutex());
-    result = node_->ReadRange(ResolveRequestContext(ctx), *req);
+    in_place = node_->ReadsInPlace(rc, *req);
+    if (in_place) result = node_->ReadRange(rc, *req);
   }
+  // A linearizable read away from the write region waits for a read index.
+  if (!in_place) return CallUnaryLocked(node_, executor_, ctx, req, resp, &Node::Range);
   if (result.ok()) *resp = *std::move(result);
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
   reactor->Finish(ToGrpcStatus(result.status()));

@@ -56,10 +56,22 @@ h2::UnaryMethod RangeMethod(Node* node, AsioExecutor* executor) {
   return [node, executor](const h2::CallPtr& call, std::string_view bytes, const h2::CallStart&) {
     etcdserverpb::RangeRequest req;
     if (!ParseRequest(call, bytes, &req)) return;
+    const RequestContext rc;
     absl::StatusOr<etcdserverpb::RangeResponse> result;
+    bool in_place = false;
     {
       absl::ReaderMutexLock lock(&executor->state_mutex());
-      result = node->ReadRange(RequestContext(), req);
+      in_place = node->ReadsInPlace(rc, req);
+      if (in_place) result = node->ReadRange(rc, req);
+    }
+    if (!in_place) {
+      // A linearizable read away from the write region waits for a read index.
+      absl::MutexLock lock(&executor->state_mutex());
+      node->Range(rc, req, [call](absl::StatusOr<etcdserverpb::RangeResponse> r) {
+        if (!r.ok()) return FinishWithStatus(call, r.status());
+        call->Reply(r->SerializeAsString());
+      });
+      return;
     }
     if (!result.ok()) return FinishWithStatus(call, result.status());
     call->Reply(result->SerializeAsString());

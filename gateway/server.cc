@@ -1,15 +1,30 @@
 #include "gateway/server.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <future>
 #include <limits>
+#include <map>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
+#include "core/check.h"
 
 #include "core/node.h"
 #include "gateway/admin_services.h"
 #include "gateway/kv_service.h"
 #include "gateway/lease_service.h"
 #include "gateway/native_frontend.h"
+#include "gateway/peer_transport.h"
 #include "gateway/rocksdb_storage.h"
 #include "gateway/snapshot_stream.h"
 #include "gateway/system_ports.h"
@@ -28,14 +43,131 @@ uint64_t HashString(const std::string& s) { return XXH64(s.data(), s.size(), kId
 
 }  // namespace
 
-uint64_t ComputeClusterId(const ServerConfig& config) {
-  return HashString(config.initial_cluster_token + "|" + config.initial_cluster);
+uint64_t MemberIdOf(const std::string& token, const std::string& name,
+                    const std::vector<std::string>& peer_urls) {
+  std::vector<std::string> urls = peer_urls;
+  std::sort(urls.begin(), urls.end());
+  std::string s = token + "|" + name;
+  for (const auto& url : urls) s += "|" + url;
+  return HashString(s);
 }
 
 uint64_t ComputeMemberId(const ServerConfig& config) {
-  std::string s = config.initial_cluster_token + "|" + config.name;
-  for (const auto& url : config.initial_advertise_peer_urls) s += "|" + url;
+  return MemberIdOf(config.initial_cluster_token, config.name,
+                    config.initial_advertise_peer_urls);
+}
+
+uint64_t ComputeClusterId(const ServerConfig& config) {
+  auto members = ParseInitialCluster(config.initial_cluster);
+  CHECK(members.ok() && !members->empty());
+  std::vector<uint64_t> ids;
+  for (const auto& m : *members) {
+    ids.push_back(MemberIdOf(config.initial_cluster_token, m.name, m.peer_urls));
+  }
+  std::sort(ids.begin(), ids.end());
+  const std::string& write_region =
+      config.write_region.empty() ? members->front().name : config.write_region;
+  std::string s = config.initial_cluster_token;
+  for (uint64_t id : ids) s += absl::StrFormat("|%016x", id);
+  s += "|write-region=" + write_region;
   return HashString(s);
+}
+
+namespace {
+
+std::string Hex(uint64_t id) { return absl::StrFormat("%016x", id); }
+
+absl::Status WriteFileDurably(const std::string& dir, const std::string& name,
+                              const std::string& contents) {
+  const std::string tmp = dir + "/" + name + ".tmp";
+  const std::string path = dir + "/" + name;
+  auto fail = [&](const std::string& what) {
+    return absl::InternalError(absl::StrCat("cannot write ", path, ": ", what, ": ",
+                                            std::strerror(errno)));
+  };
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return fail("open");
+  const bool written =
+      ::write(fd, contents.data(), contents.size()) == static_cast<ssize_t>(contents.size());
+  const bool synced = written && ::fsync(fd) == 0;
+  ::close(fd);
+  if (!synced) return fail(written ? "fsync" : "write");
+  if (::rename(tmp.c_str(), path.c_str()) != 0) return fail("rename");
+  const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd < 0) return fail("open dir");
+  const bool dir_synced = ::fsync(dfd) == 0;
+  ::close(dfd);
+  if (!dir_synced) return fail("fsync dir");
+  return absl::OkStatus();
+}
+
+// What <data-dir>/member holds: "cluster-id <hex>", "member-id <hex>", "name <name>".
+struct DataDirIdentity {
+  uint64_t cluster_id = 0;
+  uint64_t member_id = 0;
+  std::string name;
+};
+
+constexpr int64_t kMemberFileBytesMax = 4096;
+
+absl::StatusOr<DataDirIdentity> ParseIdentity(const std::string& path,
+                                              const std::string& text) {
+  DataDirIdentity id;
+  bool have_cluster = false, have_member = false, have_name = false;
+  for (absl::string_view line : absl::StrSplit(text, '\n', absl::SkipEmpty())) {
+    std::pair<absl::string_view, absl::string_view> kv = absl::StrSplit(line, absl::MaxSplits(' ', 1));
+    if (kv.first == "cluster-id") {
+      have_cluster = absl::SimpleHexAtoi(kv.second, &id.cluster_id);
+    } else if (kv.first == "member-id") {
+      have_member = absl::SimpleHexAtoi(kv.second, &id.member_id);
+    } else if (kv.first == "name") {
+      id.name = std::string(kv.second);
+      have_name = !id.name.empty();
+    }
+  }
+  if (!have_cluster || !have_member || !have_name) {
+    return absl::DataLossError(absl::StrCat(
+        path, " is malformed (want lines \"cluster-id <hex>\", \"member-id <hex>\", "
+              "\"name <name>\"); it records which cluster and member the data dir belongs to"));
+  }
+  return id;
+}
+
+}  // namespace
+
+absl::Status CheckDataDirIdentity(const std::string& data_dir, uint64_t cluster_id,
+                                  uint64_t member_id, const std::string& name) {
+  const std::string path = data_dir + "/member";
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    if (errno != ENOENT) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("cannot read ", path, ": ", std::strerror(errno)));
+    }
+    // A new data dir (or one from before geoetcd recorded its identity): it is this
+    // member's from now on.
+    return WriteFileDurably(data_dir, "member",
+                            absl::StrCat("cluster-id ", Hex(cluster_id), "\nmember-id ",
+                                         Hex(member_id), "\nname ", name, "\n"));
+  }
+  std::string text(kMemberFileBytesMax + 1, '\0');
+  in.read(text.data(), static_cast<std::streamsize>(text.size()));
+  text.resize(static_cast<size_t>(in.gcount()));
+  if (static_cast<int64_t>(text.size()) > kMemberFileBytesMax) {
+    return absl::DataLossError(absl::StrCat(path, " is larger than ", kMemberFileBytesMax,
+                                            " bytes; it is not a geoetcd member file"));
+  }
+  auto recorded = ParseIdentity(path, text);
+  if (!recorded.ok()) return recorded.status();
+  if (recorded->cluster_id == cluster_id && recorded->member_id == member_id) {
+    return absl::OkStatus();
+  }
+  return absl::FailedPreconditionError(absl::StrCat(
+      "data dir ", data_dir, " belongs to member \"", recorded->name, "\" (",
+      Hex(recorded->member_id), ") of cluster ", Hex(recorded->cluster_id),
+      ", but --name, --initial-cluster, --initial-cluster-token and --write-region give member \"",
+      name, "\" (", Hex(member_id), ") of cluster ", Hex(cluster_id),
+      "; start it with the flags it was created with, or give this member an empty data dir"));
 }
 
 absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerConfig& config) {
@@ -69,6 +201,11 @@ absl::Status Server::Init(const ServerConfig& config) {
                                       RocksDbOptions());
   if (!storage.ok()) return storage.status();
   storage_ = std::move(*storage);
+  // After RocksDB's lock: a second process on this data dir has already been refused.
+  if (auto s = CheckDataDirIdentity(config.data_dir, cluster_id_, member_id_, config.name);
+      !s.ok()) {
+    return s;
+  }
 
   NodeOptions options;
   options.name = config.name;
@@ -80,10 +217,43 @@ absl::Status Server::Init(const ServerConfig& config) {
   options.quota_bytes = config.quota_backend_bytes;
   options.auto_compaction.period_ms = config.auto_compaction_period_ms;
   options.auto_compaction.revisions = config.auto_compaction_revisions;
+  options.forward_timeout_ms = config.forward_timeout_ms;
+  options.gossip_interval_ms = config.gossip_interval_ms;
   Ports ports;
   ports.clock = clock_.get();
   ports.executor = executor_.get();
   ports.storage = storage_.get();
+  auto members = ParseInitialCluster(config.initial_cluster);
+  if (!members.ok()) return members.status();
+  if (members->size() > 1) {
+    // Regions (ARCHITECTURE.md §2): every member of --initial-cluster is one, reached over
+    // its peer URLs; the account `default` is sequenced at --write-region (or the first).
+    PeerTransportOptions peer_options;
+    peer_options.member_id = member_id_;
+    peer_options.cluster_id = cluster_id_;
+    peer_options.name = config.name;
+    peer_options.peer_urls = config.initial_advertise_peer_urls;
+    peer_options.client_urls = config.advertise_client_urls;
+    peer_options.executor = executor_.get();
+    const std::string& write_name =
+        config.write_region.empty() ? members->front().name : config.write_region;
+    std::map<std::string, std::vector<std::string>> dial;
+    if (!config.peer_dial_urls.empty()) {
+      auto parsed = ParseInitialCluster(config.peer_dial_urls);
+      if (!parsed.ok()) return parsed.status();
+      for (auto& d : *parsed) dial[d.name] = std::move(d.peer_urls);
+    }
+    for (const auto& m : *members) {
+      const uint64_t id = MemberIdOf(config.initial_cluster_token, m.name, m.peer_urls);
+      options.regions.push_back(RegionInfo{id, m.name});
+      if (m.name == write_name) options.write_region = id;
+      if (m.name == config.name) continue;
+      auto d = dial.find(m.name);
+      peer_options.peers[id] = PeerConfig{m.name, d != dial.end() ? d->second : m.peer_urls};
+    }
+    transport_ = std::make_unique<GrpcPeerTransport>(std::move(peer_options));
+    ports.transport = transport_.get();
+  }
   node_ = std::make_unique<Node>(options, ports, Random(static_cast<uint64_t>(clock_->WallMs())));
   {
     // The Node arms its timers on the executor, which requires the state mutex.
@@ -91,6 +261,10 @@ absl::Status Server::Init(const ServerConfig& config) {
     if (auto s = node_->Start(); !s.ok()) return s;
   }
   executor_->Start();
+  executor_running_ = true;
+  if (transport_) {
+    if (auto s = transport_->Start(config.listen_peer_urls); !s.ok()) return s;
+  }
 
   auto addresses = UrlsToListenAddresses(config.listen_client_urls);
   if (!addresses.ok()) return addresses.status();
@@ -118,8 +292,16 @@ absl::Status Server::Init(const ServerConfig& config) {
       std::make_unique<SnapshotStreamer>(storage_.get(), config.data_dir + "/snapshot-tmp");
   services_.push_back(std::make_unique<MaintenanceService>(node_.get(), executor_.get(),
                                                            storage_.get(), snapshots_.get()));
-  services_.push_back(
-      std::make_unique<ClusterService>(node_.get(), executor_.get(), InitialMembers(config)));
+  ClusterService::PeerClientUrls peer_client_urls;
+  if (transport_) {
+    peer_client_urls = [transport = transport_.get()] {
+      std::map<uint64_t, std::vector<std::string>> urls;
+      for (const PeerStatus& peer : transport->Peers()) urls[peer.member_id] = peer.client_urls;
+      return urls;
+    };
+  }
+  services_.push_back(std::make_unique<ClusterService>(
+      node_.get(), executor_.get(), InitialMembers(config), std::move(peer_client_urls)));
   services_.push_back(std::make_unique<AuthService>(node_.get()));
   grpc::EnableDefaultHealthCheckService(true);
   for (auto& service : services_) builder.RegisterService(service.get());
@@ -160,6 +342,16 @@ void Server::Shutdown() {
     // Give in-flight calls a moment to finish, then cancel the rest.
     grpc_server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   }
+  // Peers next: after this no peer message is posted; the ones already posted run before
+  // storage closes.
+  if (transport_) {
+    transport_->Shutdown();
+    if (executor_running_) {
+      std::promise<void> drained;
+      executor_->Post([&drained] { drained.set_value(); });
+      drained.get_future().wait();
+    }
+  }
   // Every Snapshot call has ended with the server; its worker must stop before storage closes.
   snapshots_.reset();
   // The storage destructor drains queued writes and posts their callbacks, which the
@@ -170,6 +362,7 @@ void Server::Shutdown() {
     absl::MutexLock lock(&executor_->state_mutex());  // its destructor cancels timers
     node_.reset();
   }
+  transport_.reset();
 }
 
 Server::~Server() { Shutdown(); }

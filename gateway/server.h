@@ -18,6 +18,7 @@ class Service;
 namespace geoetcd {
 
 class AsioExecutor;
+class GrpcPeerTransport;
 class NativeFrontend;
 class Node;
 class RocksDbStorage;
@@ -49,17 +50,33 @@ class Server {
   std::unique_ptr<SystemClock> clock_;
   std::unique_ptr<AsioExecutor> executor_;
   std::unique_ptr<RocksDbStorage> storage_;
+  // With more than one member in --initial-cluster: the other regions, over the peer URLs.
+  std::unique_ptr<GrpcPeerTransport> transport_;
   std::unique_ptr<Node> node_;
   std::unique_ptr<SnapshotStreamer> snapshots_;
   std::vector<std::unique_ptr<grpc::Service>> services_;
   std::unique_ptr<grpc::Server> grpc_server_;
   std::unique_ptr<NativeFrontend> native_;
+  bool executor_running_ = false;
   bool shut_down_ = false;
 };
 
-// etcd-style IDs: stable hashes of the cluster token and membership.
+// etcd-style IDs: stable hashes of the cluster token and membership. A member's id hashes
+// the token, its name and its peer URLs (in any order). The cluster id hashes the token,
+// every member's id (in any order) and the write region of the account `default`, so
+// regions started with different write regions refuse each other's peer messages instead
+// of disagreeing about where writes are sequenced. REQUIRES: a config ParseServerFlags
+// accepted (its --initial-cluster parses).
 uint64_t ComputeClusterId(const ServerConfig& config);
 uint64_t ComputeMemberId(const ServerConfig& config);
+uint64_t MemberIdOf(const std::string& token, const std::string& name,
+                    const std::vector<std::string>& peer_urls);
+
+// The identity a data dir was created with, kept in <data-dir>/member: the first start
+// writes it (durably, atomically); every later start must match it, or the region refuses
+// to start (FailedPrecondition naming both identities).
+absl::Status CheckDataDirIdentity(const std::string& data_dir, uint64_t cluster_id,
+                                  uint64_t member_id, const std::string& name);
 
 }  // namespace geoetcd
 

@@ -111,12 +111,72 @@ TEST(ServerConfigTest, NameDerivesDataDirAndInitialCluster) {
 
 TEST(ServerConfigTest, ExplicitInitialClusterMustNameThisMember) {
   ServerConfig config = MustParse(
-      {"--name", "b", "--initial-cluster", "a=http://10.0.0.1:2380,b=http://10.0.0.2:2380"});
+      {"--name", "b", "--initial-cluster", "a=http://10.0.0.1:2380,b=http://10.0.0.2:2380",
+       "--initial-advertise-peer-urls", "http://10.0.0.2:2380"});
   EXPECT_EQ(config.initial_cluster, "a=http://10.0.0.1:2380,b=http://10.0.0.2:2380");
   EXPECT_THAT(ParseError({"--name", "c", "--initial-cluster", "a=http://10.0.0.1:2380"}),
               HasSubstr("couldn't find local name \"c\" in the initial cluster configuration"));
   EXPECT_THAT(ParseError({"--initial-cluster", "default=localhost:2380"}),
               HasSubstr("--initial-cluster: URL scheme must be http, https, unix, or unixs"));
+}
+
+TEST(ServerConfigTest, NewClusterMemberAdvertisesWhatInitialClusterSays) {
+  // etcd's own message, and only when bootstrapping a new cluster.
+  EXPECT_EQ(ParseError({"--name", "b", "--initial-cluster",
+                        "a=http://10.0.0.1:2380,b=http://10.0.0.2:2380",
+                        "--initial-advertise-peer-urls", "http://10.0.0.3:2380"}),
+            "--initial-cluster has b=http://10.0.0.2:2380 but missing from "
+            "--initial-advertise-peer-urls=http://10.0.0.3:2380 (resolved urls: "
+            "\"http://10.0.0.3:2380\" != \"http://10.0.0.2:2380\")");
+  MustParse({"--name", "b", "--initial-cluster", "a=http://10.0.0.1:2380,b=http://10.0.0.2:2380",
+             "--initial-advertise-peer-urls", "http://10.0.0.3:2380",
+             "--initial-cluster-state", "existing"});
+  // Order does not matter; the set does.
+  MustParse({"--name", "b", "--initial-cluster",
+             "b=http://10.0.0.2:2381,a=http://10.0.0.1:2380,b=http://10.0.0.2:2380",
+             "--initial-advertise-peer-urls", "http://10.0.0.2:2380,http://10.0.0.2:2381"});
+}
+
+TEST(ServerConfigTest, RegionFlags) {
+  const std::vector<std::string> two = {"--name", "a", "--initial-cluster",
+                                        "a=http://localhost:2380,b=http://10.0.0.2:2380"};
+  auto with = [&](std::vector<std::string> extra) {
+    std::vector<std::string> args = two;
+    args.insert(args.end(), extra.begin(), extra.end());
+    return args;
+  };
+  ServerConfig defaults = MustParse(two);
+  EXPECT_EQ(defaults.write_region, "");
+  EXPECT_EQ(defaults.forward_timeout_ms, 5000);
+  EXPECT_EQ(defaults.gossip_interval_ms, 1000);
+  ServerConfig set = MustParse(with({"--write-region", "b", "--forward-timeout", "1.5s",
+                                     "--gossip-interval", "250ms", "--peer-dial-urls",
+                                     "b=http://127.0.0.1:9999"}));
+  EXPECT_EQ(set.write_region, "b");
+  EXPECT_EQ(set.forward_timeout_ms, 1500);
+  EXPECT_EQ(set.gossip_interval_ms, 250);
+  EXPECT_EQ(set.peer_dial_urls, "b=http://127.0.0.1:9999");
+  // Bounds, at and past them.
+  EXPECT_EQ(MustParse(with({"--forward-timeout", "100ms"})).forward_timeout_ms, 100);
+  EXPECT_EQ(MustParse(with({"--forward-timeout", "10m"})).forward_timeout_ms, 600000);
+  EXPECT_EQ(ParseError(with({"--forward-timeout", "99ms"})),
+            "--forward-timeout must be between 100ms and 600000ms, got 99ms");
+  EXPECT_EQ(ParseError(with({"--forward-timeout", "10m1ms"})),
+            "--forward-timeout must be between 100ms and 600000ms, got 600001ms");
+  EXPECT_EQ(MustParse(with({"--gossip-interval", "10ms"})).gossip_interval_ms, 10);
+  EXPECT_EQ(ParseError(with({"--gossip-interval", "9ms"})),
+            "--gossip-interval must be between 10ms and 600000ms, got 9ms");
+  EXPECT_THAT(ParseError(with({"--forward-timeout", "5"})),
+              HasSubstr("invalid value \"5\" for --forward-timeout"));
+  EXPECT_EQ(ParseError(with({"--write-region", "c"})),
+            "--write-region \"c\" is not a member of the initial cluster configuration "
+            "(--initial-cluster \"a=http://localhost:2380,b=http://10.0.0.2:2380\")");
+  EXPECT_EQ(ParseError(with({"--peer-dial-urls", "a=http://127.0.0.1:1"})),
+            "--peer-dial-urls: \"a\" is not another member of --initial-cluster");
+  EXPECT_EQ(ParseError(with({"--peer-dial-urls", "z=http://127.0.0.1:1"})),
+            "--peer-dial-urls: \"z\" is not another member of --initial-cluster");
+  EXPECT_THAT(ParseError(with({"--peer-dial-urls", "b=127.0.0.1:1"})),
+              HasSubstr("--peer-dial-urls: URL scheme must be"));
 }
 
 TEST(ServerConfigTest, UrlListsAreTrimmedAndDeduplicated) {
@@ -343,6 +403,7 @@ TEST(ServerConfigTest, ConfigFileQuotingAndComments) {
                                          "name: \"a # not a comment\"\n"
                                          "initial-cluster-token: 'it''s'\n"
                                          "data-dir: dir#x # a comment\n"
+                                         "initial-advertise-peer-urls: http://127.0.0.1:2380\n"
                                          "initial-cluster: \"a # not a comment="
                                          "http://127.0.0.1:2380\"\n");
   ServerConfig config = MustParse({"--config-file", path});
