@@ -272,14 +272,20 @@ void Node::Compact(const RequestContext& ctx, const CompactionRequest& req,
   account->pending_compact_rev = rev;
   // Compact only once `rev` is durable, so reads at the durable revision stay answerable;
   // reply once the compaction itself is durable (etcd's physical compaction).
-  AfterDurable([this, account, rev, reply = std::move(reply)]() mutable {
+  // A forwarded compaction's entry is staged later, but records the forward all the same:
+  // a W restarted after it is durable recognizes a retry (at most once).
+  AfterDurable([this, account, rev, forward = executing_forward_,
+                reply = std::move(reply)]() mutable {
     if (!fatal_.ok()) return reply(errors::Stopped());
     account->kv.Compact(rev, &staged_);
     LogEntry entry;
     entry.set_hlc(NextStamp().hlc);
     entry.set_revision(account->kv.revision());
     entry.set_compact_revision(rev);
+    const auto outer = executing_forward_;
+    executing_forward_ = forward;
     StageEntry(account, std::move(entry));
+    executing_forward_ = outer;
     TruncateLog(account, LogTruncationPoint(account));
     AfterDurable([this, account, reply = std::move(reply)]() {
       CompactionResponse resp;

@@ -31,6 +31,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -359,10 +360,12 @@ class Node {
   // W's at-most-once table: (origin, id) -> the answer, or null while executing.
   std::map<std::pair<uint64_t, uint64_t>, std::unique_ptr<ForwardReply>> forwards_seen_;
   std::deque<std::pair<uint64_t, uint64_t>> forwards_seen_order_;
-  // The forward being executed right now (HandleForward's call into a method): entries
-  // staged meanwhile record it.
+  // The forward being executed right now (HandleForward's call into a method, or the
+  // deferred half of one, as a compaction's): entries staged meanwhile record it.
   std::pair<uint64_t, uint64_t> executing_forward_{0, 0};
-  bool executing_forward_logged_ = false;  // it staged a log entry
+  // Forwards whose execution staged a log entry and that are not answered yet: the entry
+  // itself records them, so no marker is needed.
+  std::set<std::pair<uint64_t, uint64_t>> forwards_logged_;
   absl::Status RecoverForwardMarkers();
   // Remembers that a forward was executed, with its answer when there is one.
   void RememberForward(std::pair<uint64_t, uint64_t> key, std::unique_ptr<ForwardReply> reply);

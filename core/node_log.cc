@@ -25,7 +25,7 @@ void Node::StageEntry(Account* account, LogEntry entry) {
   if (executing_forward_.first != 0 && entry.forward_from() == 0) {
     entry.set_forward_from(executing_forward_.first);
     entry.set_forward_id(executing_forward_.second);
-    executing_forward_logged_ = true;
+    forwards_logged_.insert(executing_forward_);
   }
   staged_.Put(codec::LogKey(account->name(), entry.index()), entry.SerializeAsString());
   account->head_index = entry.index();

@@ -110,9 +110,8 @@ void Node::HandleForward(uint64_t from, Account* account, const Forward& forward
   RequestContext ctx;
   ctx.account = account->name();
   ctx.forwarded = true;
-  auto logged = std::make_shared<bool>(false);
-  auto answer = [this, key, logged, name = account->name()](absl::Status status,
-                                                            std::string bytes) {
+  auto answer = [this, key, name = account->name()](absl::Status status, std::string bytes) {
+    const bool logged = forwards_logged_.erase(key) > 0;
     Account* a = FindAccount(name);
     if (a == nullptr) return;
     auto reply = std::make_unique<ForwardReply>();
@@ -124,7 +123,7 @@ void Node::HandleForward(uint64_t from, Account* account, const Forward& forward
     reply->set_index(a->durable_index);
     PeerMessage m;
     *m.mutable_forward_reply() = *reply;
-    if (*logged) {
+    if (logged) {
       // The log entry records the execution: a restarted W recognizes a late retry.
       RememberForward(key, std::move(reply));
       Send(key.first, name, std::move(m));
@@ -144,9 +143,7 @@ void Node::HandleForward(uint64_t from, Account* account, const Forward& forward
     MaybeWrite();
   };
   executing_forward_ = key;
-  executing_forward_logged_ = false;
-  Dispatch(ctx, forward, std::move(answer));
-  *logged = executing_forward_logged_;  // the answer comes later: it is never inline
+  Dispatch(ctx, forward, std::move(answer));  // the answer comes later: it is never inline
   executing_forward_ = {0, 0};
 }
 

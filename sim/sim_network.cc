@@ -109,10 +109,18 @@ void SimNetwork::Partition(int32_t a, int32_t b) { partitions_.insert(Link(a, b)
 
 void SimNetwork::Heal(int32_t a, int32_t b) { partitions_.erase(Link(a, b)); }
 
-void SimNetwork::HealAll() { partitions_.clear(); }
+void SimNetwork::PartitionOneWay(int32_t from, int32_t to) { one_way_.insert({from, to}); }
 
-bool SimNetwork::Connected(int32_t a, int32_t b) const {
-  return partitions_.empty() || partitions_.count(Link(a, b)) == 0;
+void SimNetwork::HealOneWay(int32_t from, int32_t to) { one_way_.erase({from, to}); }
+
+void SimNetwork::HealAll() {
+  partitions_.clear();
+  one_way_.clear();
+}
+
+bool SimNetwork::Connected(int32_t from, int32_t to) const {
+  return (partitions_.empty() || partitions_.count(Link(from, to)) == 0) &&
+         (one_way_.empty() || one_way_.count({from, to}) == 0);
 }
 
 void SimNetwork::Clog(int32_t endpoint, int64_t until_us) {

@@ -2,8 +2,9 @@
 // latency matrix, jitter, loss, duplication, reordering, partitions and clogging.
 // SimTransport: the Transport port of one node over it.
 //
-// Partitions cut a link in both directions and drop messages both at send and at arrival
-// (a cut connection loses what was in flight). Clogging (FoundationDB's RandomClogging)
+// Partitions cut a link in both directions, one-way partitions one direction only (a route
+// that fails asymmetrically); both drop messages at send and at arrival (a cut connection
+// loses what was in flight). Clogging (FoundationDB's RandomClogging)
 // holds every message to or from an endpoint until the clog ends: nothing is lost, all of
 // it is late, and messages released together keep their send order.
 //
@@ -75,8 +76,13 @@ class SimNetwork {
 
   void Partition(int32_t a, int32_t b);
   void Heal(int32_t a, int32_t b);
+  // Cuts only messages from `from` to `to`; the other direction keeps flowing.
+  void PartitionOneWay(int32_t from, int32_t to);
+  void HealOneWay(int32_t from, int32_t to);
+  // Heals every partition, symmetric and one-way.
   void HealAll();
-  bool Connected(int32_t a, int32_t b) const;
+  // Whether a message from `from` reaches `to` now.
+  bool Connected(int32_t from, int32_t to) const;
   // Holds messages to or from `endpoint` until world time until_us.
   void Clog(int32_t endpoint, int64_t until_us);
   void UnclogAll();
@@ -97,7 +103,8 @@ class SimNetwork {
   std::vector<int32_t> zone_of_;               // per endpoint
   std::vector<std::vector<int64_t>> latency_;  // [zone][zone], one way
   std::vector<int64_t> clogged_until_us_;      // per endpoint
-  std::set<std::pair<int32_t, int32_t>> partitions_;
+  std::set<std::pair<int32_t, int32_t>> partitions_;  // Link()-normalized pairs
+  std::set<std::pair<int32_t, int32_t>> one_way_;     // (from, to)
   std::map<uint64_t, int64_t> flow_last_arrival_us_;  // per open ordered flow
   size_t in_flight_ = 0;
   Stats stats_;

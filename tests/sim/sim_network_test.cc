@@ -152,6 +152,27 @@ TEST_F(SimNetworkTest, PartitionDropsAtSendAndInFlightUntilHealed) {
   EXPECT_TRUE(net_.Connected(a_, b_) && net_.Connected(a_, c_));
 }
 
+TEST_F(SimNetworkTest, OneWayPartitionCutsOnlyItsDirection) {
+  int delivered = 0;
+  net_.Send(a_, b_, false, [&] { ++delivered; });  // in flight when the direction is cut
+  net_.PartitionOneWay(a_, b_);
+  EXPECT_FALSE(net_.Connected(a_, b_));
+  EXPECT_TRUE(net_.Connected(b_, a_));
+  net_.Send(a_, b_, false, [&] { ++delivered; });       // cut at send
+  net_.Send(b_, a_, false, [&] { delivered += 10; });   // the reverse flows
+  net_.SendOrdered(b_, a_, 7, [&] { delivered += 100; });
+  while (world_.RunOne()) {
+  }
+  EXPECT_EQ(delivered, 110);
+  EXPECT_EQ(net_.stats().partitioned, 2u);
+  net_.HealOneWay(a_, b_);
+  EXPECT_TRUE(net_.Connected(a_, b_));
+  net_.PartitionOneWay(a_, b_);
+  net_.PartitionOneWay(c_, a_);
+  net_.HealAll();
+  EXPECT_TRUE(net_.Connected(a_, b_) && net_.Connected(c_, a_));
+}
+
 TEST_F(SimNetworkTest, ClogHoldsMessagesUntilItEndsThenReleasesThemInOrder) {
   net_.Clog(b_, 500'000);
   SendMany(5, 1'000, false);
