@@ -314,7 +314,7 @@ class Node {
   // W: sends each region what it may of the durable log.
   void Replicate(Account* account);
   void ReplicateTo(Account* account, uint64_t peer, bool heartbeat);
-  void SendAck(uint64_t to, Account* account);
+  void SendAck(uint64_t to, Account* account, bool gap = false);
   void SendReadIndex(Account* account);
   void ServeReadBatch(Account* account, ReadBatch batch);
   void Tick();

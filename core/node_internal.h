@@ -22,6 +22,10 @@ struct PeerProgress {
   uint64_t match_index = 0;  // the region applied everything up to here
   uint64_t durable_index = 0;
   int64_t last_progress_ms = 0;  // when match_index last advanced (or we went back)
+  // The last go-back on a gap report: from which index, and when. Later reports of the same
+  // hole (the rest of the lost window arriving) are ignored for retransmit_ms.
+  uint64_t resent_from = 0;
+  int64_t resent_ms = 0;
   // Messages in flight: (last index in it, bytes), ascending; bounded by
   // replication_window_bytes.
   std::deque<std::pair<uint64_t, int64_t>> inflight;

@@ -294,16 +294,19 @@ void Node::HandleAppend(uint64_t from, Account* account, const Append& append) {
     TruncateLog(account, append.first_index());
     MaybeWrite();
   }
-  SendAck(account->write_region, account);
+  const bool from_w = from == account->write_region;
+  // A hole in W's own stream: W resends from it (a pull would race that stream, and its
+  // progress would hide the loss from W's retransmission timer).
+  SendAck(account->write_region, account, /*gap=*/gap && from_w);
   const bool behind = append.durable_index() > account->head_index;
   if (behind && append.first_index() > account->head_index + 1) {
     // The sender's log no longer reaches back to us: only a repair from a snapshot of its
     // state could catch us up (not built yet), so keep asking others.
     return;
   }
-  if (behind && (gap || append.entries_size() == 0 || from != account->write_region)) {
-    // Missing entries (lost, or a heartbeat shows we are behind): ask this sender for them
-    // rather than waiting for W's retransmission.
+  if (behind && !from_w) {
+    // Another region has entries we lack (its log or its heartbeat says so): ask it for
+    // them; W may be unreachable.
     const int64_t now = ports_.clock->MonotonicMs();
     if (applied || account->last_pull_ms < 0 ||
         now - account->last_pull_ms >= options_.forward_retry_ms) {
@@ -316,10 +319,11 @@ void Node::HandleAppend(uint64_t from, Account* account, const Append& append) {
   }
 }
 
-void Node::SendAck(uint64_t to, Account* account) {
+void Node::SendAck(uint64_t to, Account* account, bool gap) {
   PeerMessage m;
   m.mutable_append_ack()->set_applied_index(account->head_index);
   m.mutable_append_ack()->set_durable_index(account->durable_index);
+  m.mutable_append_ack()->set_gap(gap);
   Send(to, account->name(), std::move(m));
 }
 
@@ -341,6 +345,17 @@ void Node::HandleAppendAck(uint64_t from, Account* account, const AppendAck& ack
       p.inflight_bytes -= p.inflight.front().second;
       p.inflight.pop_front();
     }
+  }
+  const uint64_t hole = p.match_index + 1;
+  if (ack.gap() && p.next_index > hole &&
+      (hole != p.resent_from || now - p.resent_ms >= options_.retransmit_ms)) {
+    // What followed the hole is lost or was overtaken: go back to it now (go-back-N).
+    p.next_index = hole;
+    p.inflight.clear();
+    p.inflight_bytes = 0;
+    p.resent_from = hole;
+    p.resent_ms = now;
+    p.last_progress_ms = now;
   }
   p.next_index = std::max(p.next_index, p.match_index + 1);
   p.durable_index = std::max(p.durable_index, ack.durable_index());

@@ -221,6 +221,31 @@ TEST_F(RegionsTest, ForwardedCompactionRetriedAcrossAWRestartRunsOnce) {
   EXPECT_EQ(res.value->status().message(), "etcdserver: request timed out");
 }
 
+// Entries of W's stream lost on the way, then later ones arriving past the hole: the region
+// reports the gap and W resends from it at once. Neither W's retransmission timer nor the
+// region's pulls (one message each) may be what recovers, as they were when a region
+// pulling from W made W see progress and never go back.
+TEST_F(RegionsTest, AHoleInWsStreamIsResentAtOnce) {
+  for (auto& n : nodes_) n->Crash(0);
+  for (auto& n : nodes_) {
+    n->options().retransmit_ms = 60'000;
+    n->options().forward_retry_ms = 5'000;
+    n->options().gossip_interval_ms = 60'000;
+    n->options().append_bytes_max = 200;  // about one entry per message
+    ASSERT_TRUE(n->Start().ok());
+  }
+  ASSERT_TRUE(Put(0, "first", "v").ok());
+  ASSERT_TRUE(RunUntil([&] { return Converged(); }));
+  network_.PartitionOneWay(endpoint(0), endpoint(2));  // W's appends to r2 are lost
+  for (int i = 0; i < 20; ++i) ASSERT_TRUE(Put(0, absl::StrCat("lost", i), "v").ok());
+  RunFor(100'000);
+  network_.HealAll();
+  ASSERT_TRUE(Put(0, "after", "v").ok());  // arrives at r2 past the hole
+  const int64_t rev = node(0)->durable_revision();
+  EXPECT_TRUE(RunUntil([&] { return node(2)->durable_revision() == rev; }, 1'000'000))
+      << "r2 at " << node(2)->durable_revision() << ", W at " << rev;
+}
+
 TEST_F(RegionsTest, RegionRestartedAfterAKillCatchesUpFromItsDurableIndex) {
   for (int i = 0; i < 10; ++i) ASSERT_TRUE(Put(0, absl::StrCat("a", i), "v").ok());
   ASSERT_TRUE(RunUntil([&] { return Converged(); }));
