@@ -19,13 +19,17 @@
 #                        (geoetcd-bench watch with --endpoints R,W: the watcher's connection
 #                        goes to R, the writer's to W), minus the same with the watcher at W;
 #                        "load" runs it beside a put-1000 run at W
+#   catch-up             geoetcd, 3 regions: R killed, BENCH_CATCHUP_PUTS puts at W, R
+#                        restarted; commits per second R applies, from its first answered
+#                        read until it holds W's revision
 #
 # All processes share this machine's cores and disk: three regions fsync every commit three
 # times on one disk, which a real deployment spreads over three machines. The ratios say how
 # the protocol costs compare here, not what a WAN deployment achieves.
 #
 # Knobs: BENCH_DURATION=10s BENCH_CONNS=100 BENCH_CLIENTS=1000 BENCH_THREADS=2
-#        BENCH_SINGLE_TOTAL=5000  BENCH_LAG_PUTS=500  ETCD_BIN=/usr/bin/etcd  BUILD_DIR=build
+#        BENCH_SINGLE_TOTAL=5000  BENCH_LAG_PUTS=500  BENCH_CATCHUP_PUTS=200000
+#        ETCD_BIN=/usr/bin/etcd  BUILD_DIR=build
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
@@ -34,7 +38,9 @@ quick=0
 if [[ "${1:-}" == "--quick" ]]; then quick=1; fi
 if ((quick)); then
   : "${BENCH_DURATION:=2s}" "${BENCH_SINGLE_TOTAL:=500}" "${BENCH_LAG_PUTS:=100}"
+  : "${BENCH_CATCHUP_PUTS:=20000}"
 fi
+: "${BENCH_CATCHUP_PUTS:=200000}"
 : "${BENCH_DURATION:=10s}" "${BENCH_CONNS:=100}" "${BENCH_CLIENTS:=1000}" "${BENCH_THREADS:=2}"
 : "${BENCH_SINGLE_TOTAL:=5000}" "${BENCH_LAG_PUTS:=500}"
 : "${ETCD_BIN:=/usr/bin/etcd}" "${BUILD_DIR:=build}"
@@ -51,6 +57,8 @@ raw="$out_dir/$tag"
 mkdir -p "$raw"
 work="$(mktemp -d)"
 pids=()
+r_port=""
+restart_r=""  # the command line that restarts R (printf %q), for the catch-up run
 
 log() { printf '[regions %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
@@ -89,6 +97,10 @@ deploy() {
       "$ETCD_BIN" "${args[@]}" --logger zap --log-level error >>"$raw/$kind-$n-m$i.log" 2>&1 &
     else
       "$geoetcd_bin" "${args[@]}" >>"$raw/$kind-$n-m$i.log" 2>&1 &
+      if ((i == 2)); then
+        restart_r="$(printf '%q ' "$geoetcd_bin" "${args[@]}")"
+        r_port="${cports[1]}"
+      fi
     fi
     pids+=($!)
   done
@@ -156,6 +168,38 @@ stop_all
 log "geoetcd, 3 regions"
 deploy geoetcd 3
 measure geo3
+# Catch-up: R (m2; W is m1) is killed, W takes BENCH_CATCHUP_PUTS puts, R restarts.
+[[ "$R" == "127.0.0.1:$r_port" ]] || { echo "regions: R is not m2" >&2; exit 1; }
+kill -KILL "${pids[1]}"
+wait "${pids[1]}" 2>/dev/null || true
+run geo3-catchup-load put --endpoints "$W" --transport h2 --conns 50 --clients 500 \
+  --threads "$BENCH_THREADS" --total "$BENCH_CATCHUP_PUTS" --key-prefix catchup/
+eval "$restart_r" '>>"$raw/geoetcd-3-m2.log" 2>&1 &'
+pids[1]=$!
+python3 - "$W" "$R" "$raw/geo3-catchup.json" <<'PY'
+import json, subprocess, sys, time
+w, r, out = sys.argv[1:4]
+def revision(ep):
+    p = subprocess.run(["etcdctl", "--endpoints", ep, "--command-timeout", "1s", "endpoint",
+                        "status", "-w", "json"], capture_output=True, text=True,
+                       env={"ETCDCTL_API": "3", "PATH": "/usr/bin:/bin"})
+    return json.loads(p.stdout)[0]["Status"]["header"]["revision"] if p.returncode == 0 else None
+target = revision(w)
+start = None
+deadline = time.monotonic() + 300
+while time.monotonic() < deadline:
+    rev = revision(r)
+    if rev is not None and start is None:
+        start = (time.monotonic(), rev)
+    if rev == target:
+        break
+    time.sleep(0.01)
+else:
+    sys.exit("regions: R did not catch up within 300 s")
+took = time.monotonic() - start[0]
+json.dump({"commits": target - start[1], "seconds": took,
+           "commits_per_sec": (target - start[1]) / took}, open(out, "w"))
+PY
 stop_all
 log "etcd, 3 members"
 deploy etcd 3
@@ -182,6 +226,9 @@ for label, fmt in [("put-1000 at W, puts/s", lambda p: "%.0f" % load(p + "-put10
                    ("watch event at W, under put-1000", lambda p: lat(load(p + "-lagload-w"))),
                    ("watch event at R, under put-1000", lambda p: lat(load(p + "-lagload-r")) if p != "geo1" else "-")]:
     rows.append((label, fmt("geo1"), fmt("geo3"), fmt("etcd3")))
+cu = load("geo3-catchup")
+rows.append(("catch-up of a restarted region, commits/s", "-",
+             "%.0f (%d in %.2f s)" % (cu["commits_per_sec"], cu["commits"], cu["seconds"]), "-"))
 g1 = load("geo1-put1000")["requests_per_sec"]
 g3 = load("geo3-put1000")["requests_per_sec"]
 e3 = load("etcd3-put1000")["requests_per_sec"]

@@ -157,6 +157,9 @@ struct GrpcPeerTransport::Core : public std::enable_shared_from_this<Core> {
     bool stream_broken = false;    // the current outbound stream's reader saw its end
     std::string stream_error;      // why the reader gave up on the current stream, if it did
     std::string last_error;        // why the last outbound stream ended or failed to start
+    // The peer just opened a stream to us: it is up, so a sender waiting out its backoff
+    // dials now (a restarted region is reached at once, not after up to the backoff max).
+    bool redial_now = false;
 
     std::thread sender;
   };
@@ -254,7 +257,11 @@ void GrpcPeerTransport::Core::RunSender(Peer* peer) {
     if (RunOneStream(peer, target)) backoff.Reset();
     const int64_t wait_ms = backoff.Next();
     std::unique_lock<std::mutex> lock(peer->mu);
-    peer->cv.wait_for(lock, std::chrono::milliseconds(wait_ms), [&] { return stopping.load(); });
+    peer->redial_now = false;
+    peer->cv.wait_for(lock, std::chrono::milliseconds(wait_ms),
+                      [&] { return stopping.load() || peer->redial_now; });
+    if (peer->redial_now) backoff.Reset();
+    peer->redial_now = false;
   }
 }
 
@@ -543,6 +550,8 @@ class GrpcPeerTransport::InboundReactor final
     {
       std::lock_guard<std::mutex> lock(peer_->mu);
       peer_->client_urls.assign(hello.client_urls().begin(), hello.client_urls().end());
+      peer_->redial_now = true;
+      peer_->cv.notify_all();
     }
     Write(core_->hello_frame);
     return true;

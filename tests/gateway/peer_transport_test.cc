@@ -336,6 +336,22 @@ TEST_F(PeerTransportTest, RestartedPeerIsReconnected) {
   EXPECT_EQ(inbox_[2].payload, "back");
 }
 
+TEST_F(PeerTransportTest, PeerThatDialsUsIsDialedBackAtOnceNotAfterBackoff) {
+  SetUpRegions(2);
+  PeerTransportOptions o = Options(0);
+  o.reconnect_backoff_initial_ms = 20000;  // a long wait after the first failed dial
+  o.reconnect_backoff_max_ms = 20000;
+  GrpcPeerTransport* a = Start(0, std::move(o));
+  a->Send(ids_[1], "queued");
+  ASSERT_TRUE(WaitFor([&] { return StatusOf(0, 1).counters.dial_failures >= 1; }));
+  // The peer comes up and dials us; our sender leaves its backoff instead of waiting 20 s.
+  const auto start = std::chrono::steady_clock::now();
+  Start(1);
+  ASSERT_TRUE(RunUntilReceived(1));
+  EXPECT_EQ(inbox_[0].payload, "queued");
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(10));
+}
+
 TEST_F(PeerTransportTest, SendQueueBoundHoldsAtExactlyTheBound) {
   SetUpRegions(2);
   constexpr int kPayloadBytes = 100;
