@@ -320,7 +320,11 @@ class Connection : public std::enable_shared_from_this<Connection> {
     }
     if (!streams_.empty() || stream_opened_since_check_) {
       stream_opened_since_check_ = false;
-      idle_since_ns_ = now_ns;
+      idle_since_ns_ = -1;
+      return;
+    }
+    if (idle_since_ns_ < 0) {
+      idle_since_ns_ = now_ns;  // idle from the first check without streams: never early
       return;
     }
     if (opts_.idle_timeout_ms <= 0 || now_ns - idle_since_ns_ < opts_.idle_timeout_ms * 1'000'000) {
@@ -1234,7 +1238,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bool handshake_done_ = false;   // the preface and the client's first SETTINGS arrived
   bool settings_acked_ = false;   // the client acknowledged our SETTINGS
   const int64_t opened_ns_;
-  int64_t idle_since_ns_;         // last deadline check that saw a stream
+  int64_t idle_since_ns_;         // since when no stream was open; -1 while one is
   bool stream_opened_since_check_ = false;
   size_t header_bytes_held_ = 0;  // Call::header_bytes_ of the open streams
   // Loop thread, but also read under mu_ by Flush (same thread).
