@@ -445,6 +445,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     } else {
       call->blocked_.append(prefix, kGrpcPrefix);
       call->blocked_.append(message);
+      blocked_bytes_ += static_cast<size_t>(total);
     }
     if (finish) {
       call->finished_ = true;
@@ -828,7 +829,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
     {
       std::lock_guard<std::mutex> lock(mu_);
       if (goaway_sent_ || streams_.size() >= opts_.max_concurrent_streams ||
-          header_bytes_held_ + header_bytes > opts_.max_connection_header_bytes) {
+          header_bytes_held_ + header_bytes > opts_.max_connection_header_bytes ||
+          blocked_bytes_ >= opts_.max_blocked_output_bytes) {
         AppendRstStream(&out_, id, ErrorCode::kRefusedStream);
         ScheduleFlushLocked();
         return true;
@@ -1062,6 +1064,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
         call->queued_blocked_ = false;
       }
     }
+    blocked_bytes_ -= call->blocked_.size() - call->blocked_pos_;
     std::string().swap(call->blocked_);
     call->blocked_pos_ = 0;
     std::string().swap(call->trailers_);
@@ -1078,6 +1081,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
       AppendFrameHeader(&out_, static_cast<uint32_t>(n), FrameType::kData, 0, call->id_);
       out_.append(call->blocked_, call->blocked_pos_, n);
       call->blocked_pos_ += n;
+      blocked_bytes_ -= n;
       conn_send_window_ -= static_cast<int64_t>(n);
       call->send_window_ -= static_cast<int64_t>(n);
       stream_output_since_ping_ = true;
@@ -1267,6 +1271,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   uint32_t encoder_table_max_ = 4096;  // the peer's SETTINGS_HEADER_TABLE_SIZE, once lowered
   bool table_update_pending_ = false;
   std::vector<CallPtr> blocked_calls_;
+  size_t blocked_bytes_ = 0;  // of blocked_calls_, not yet sent
   std::vector<uint32_t> done_ids_;
   std::vector<CallPtr> writable_notify_;
 };

@@ -60,6 +60,11 @@ struct ServerOptions {
   // At or above it the connection's input is not read until the queue drains to half: a
   // client that sends and never reads stops being read, not the server's memory.
   uint32_t max_pending_output_bytes = 4 << 20;
+  // Response bytes one connection has waiting for the client's flow-control windows. While
+  // at or above it new streams are refused with RST_STREAM(REFUSED_STREAM): a client that
+  // asks and never grants a window cannot make the server hold every answer. (Reading goes
+  // on, or the WINDOW_UPDATE that drains them could never arrive.)
+  uint32_t max_blocked_output_bytes = 16 << 20;
   // A connection whose client preface and first SETTINGS frame have not both arrived
   // within this is closed.
   int64_t handshake_timeout_ms = 10'000;

@@ -2434,6 +2434,38 @@ TEST_F(H2ServerTest, RawConnectionHeaderBytesBound) {
   EXPECT_EQ(r13.Messages(), std::vector<std::string>{"thirteen"});
 }
 
+TEST_F(H2ServerTest, RawBlockedOutputBound) {
+  // The client grants no stream window, so every answer waits whole. At the bound on what
+  // waits so, new streams are refused until a window lets some of it out.
+  const std::string size = "10000";
+  const size_t waiting = 5 + 10000;  // one answer, framed
+  ServerOptions options;
+  options.max_blocked_output_bytes = static_cast<uint32_t>(2 * waiting);
+  StartServer(options);
+  RawConnection conn(port_);
+  conn.Handshake({{Setting::kInitialWindowSize, 0}});
+  ASSERT_TRUE(conn.SendRequest(1, "/t.T/Big", &size));
+  ASSERT_TRUE(conn.SendRequest(3, "/t.T/Big", &size));  // now at the bound
+  ASSERT_TRUE(conn.SendRequest(5, "/t.T/Big", &size));
+  RawResponse r5 = conn.ReadResponse(5);
+  EXPECT_TRUE(r5.reset);
+  EXPECT_EQ(r5.reset_code, ErrorCode::kRefusedStream);
+  // A window for stream 1 lets its answer out: below the bound, stream 7 is served.
+  std::string out;
+  AppendWindowUpdate(&out, 1, static_cast<uint32_t>(waiting));
+  ASSERT_TRUE(conn.Send(out));
+  RawResponse r1 = conn.ReadResponse(1);
+  EXPECT_EQ(r1.Get("grpc-status"), "0");
+  EXPECT_EQ(r1.Messages(), std::vector<std::string>{Pattern(10000, 7)});
+  ASSERT_TRUE(conn.SendRequest(7, "/t.T/Big", &size));
+  out.clear();
+  AppendWindowUpdate(&out, 7, static_cast<uint32_t>(waiting));
+  ASSERT_TRUE(conn.Send(out));
+  RawResponse r7 = conn.ReadResponse(7);
+  EXPECT_FALSE(r7.reset);
+  EXPECT_EQ(r7.Get("grpc-status"), "0");
+}
+
 TEST_F(H2ServerTest, RawDataBeyondTheStreamWindowIsAFlowControlError) {
   ServerOptions options;
   options.stream_window = 1000;

@@ -297,12 +297,15 @@ def settings_flood():
     return lambda: blob
 
 
-def stream_flood(reset, with_message, bomb_refs=BOMB_REFS_PER_STREAM, streams_max=None):
+def stream_flood(reset, with_message, bomb_refs=BOMB_REFS_PER_STREAM, streams_max=None,
+                 request=b""):
     """HEADERS for KV Range carrying `bomb_refs` references to BOMB_ENTRY, optionally the
-    request message and RST_STREAM right after (rapid reset); stream ids count up."""
+    request message (serialized `request`, by default an empty one) and RST_STREAM right
+    after (rapid reset); stream ids count up."""
     state = {"sid": 3}  # stream 1 is bomb_first_bytes()
     block = request_block(RANGE_PATH) + BOMB_REF * bomb_refs
-    message = frame(FRAME_DATA, FLAG_END_STREAM, 0, b"\x00" * 5)
+    message = frame(FRAME_DATA, FLAG_END_STREAM, 0,
+                    b"\x00" + struct.pack(">I", len(request)) + request)
 
     def next_batch():
         parts = []
@@ -423,9 +426,14 @@ def test_a_flooding_connection_does_not_starve_its_neighbours():
 
 def test_a_client_that_never_reads_is_not_read_either():
     # SETTINGS (each answered by an ACK) and KV requests (each answered) from clients that
-    # never read: the server's output queue is bounded, so it stops reading them.
+    # never read: the server's output queue is bounded, so it stops reading them. Ranges of
+    # a 256 KiB value wait for a window the client never grants: the bytes waiting so are
+    # bounded too, and the streams beyond are refused.
     server = harness.Server("geoetcd").start()
     try:
+        server.stubs().kv.Put(rpc_pb2.PutRequest(key=b"big", value=b"v" * (256 << 10)),
+                              timeout=5)
+        big_range = rpc_pb2.RangeRequest(key=b"big").SerializeToString()
         base = rss_kib(server.proc.pid)
         floods = []
         for _ in range(2):
@@ -433,6 +441,9 @@ def test_a_client_that_never_reads_is_not_read_either():
             floods.append(Flood(server.client_port, bomb_first_bytes(),
                                 stream_flood(reset=False, with_message=True, bomb_refs=0),
                                 drain=False))
+        floods.append(Flood(server.client_port, bomb_first_bytes(),
+                            stream_flood(reset=False, with_message=True, bomb_refs=0,
+                                         request=big_range), drain=False))
         growth, latency = watch_under_flood(server, base, floods)
         print("    rss +%d KiB, worst neighbour latency %.3f s" % (growth, latency))
     finally:
