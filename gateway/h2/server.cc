@@ -996,10 +996,11 @@ class Connection : public std::enable_shared_from_this<Connection> {
     if (h.flags & flags::kAck) return true;
     std::lock_guard<std::mutex> lock(mu_);
     const int64_t now_ns = MonotonicNowNs();
+    const bool early =
+        last_ping_ns_ >= 0 && now_ns - last_ping_ns_ < opts_.ping_interval_min_ms * 1'000'000;
     if (stream_output_since_ping_) {
       ping_strikes_ = 0;
-    } else if (last_ping_ns_ >= 0 && now_ns - last_ping_ns_ < opts_.ping_interval_min_ms * 1'000'000 &&
-               ++ping_strikes_ > opts_.ping_strikes_max) {
+    } else if (early && ++ping_strikes_ > opts_.ping_strikes_max) {
       return ConnectionErrorLocked(ErrorCode::kEnhanceYourCalm, "too_many_pings");
     }
     stream_output_since_ping_ = false;

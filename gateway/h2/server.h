@@ -14,6 +14,11 @@
 // DATA with padding, and flow control in both directions at both levels. HPACK is in
 // gateway/h2/hpack.h. No TLS, no server push, no h2c upgrade from HTTP/1.1 (gRPC clients
 // never use it).
+//
+// A client may be hostile: what one connection can cost is bounded (ServerOptions, and the
+// README's limits table): its turn on the I/O thread, its queued output, its answers waiting
+// for a window, the request headers it makes the server keep, its handshake, idle time and
+// pings. Out of descriptors, accept rests instead of spinning.
 #ifndef GEOETCD_GATEWAY_H2_SERVER_H_
 #define GEOETCD_GATEWAY_H2_SERVER_H_
 

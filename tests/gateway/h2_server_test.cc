@@ -2605,7 +2605,8 @@ TEST_F(H2ServerTest, RawClientThatNeverReadsIsNotReadEither) {
     if (f.header.type == FrameType::kSettings && (f.header.flags & flags::kAck)) ++acks;
   }
   EXPECT_EQ(acks, sent / 9 + 1);  // and the handshake's
-  if (sent % 9 != 0) ASSERT_TRUE(conn.Send(std::string_view(settings).substr(sent % 9, 9 - sent % 9)));
+  const size_t cut = sent % 9;  // the last frame's bytes already sent
+  if (cut != 0) ASSERT_TRUE(conn.Send(std::string_view(settings).substr(cut, 9 - cut)));
   EXPECT_TRUE(conn.PingPong(7));
 }
 
