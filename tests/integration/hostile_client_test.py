@@ -254,6 +254,7 @@ class Flood:
         self.next_batch = next_batch
         self.stopped = False
         self.sent_bytes = 0
+        self.closed_by_server = False
         self.received = b""
         self.threads = [threading.Thread(target=self._send, daemon=True)]
         if drain:
@@ -268,7 +269,7 @@ class Flood:
                 self.sock.sendall(batch)
                 self.sent_bytes += len(batch)
         except OSError:
-            pass  # the server closed the connection, or stop() did
+            self.closed_by_server = not self.stopped  # else stop() closed it
 
     def _drain(self):
         try:
@@ -482,16 +483,20 @@ def test_hpack_references_cannot_buy_unbounded_header_memory():
 
 
 def test_a_ping_flood_gets_enhance_your_calm():
-    # PINGs with nothing else, never read: gRPC's rule (and etcd's 5 s minimum interval)
-    # allows two early ones; the next gets GOAWAY(ENHANCE_YOUR_CALM) and the connection
-    # closes. Before the fix every PING was answered and the answers piled up unread.
+    # PINGs and nothing else, from a client that reads and one that never does: gRPC's rule
+    # (with etcd's 5 s minimum interval) allows two early ones; the next gets
+    # GOAWAY(ENHANCE_YOUR_CALM) and the connection closes. Before the fix every PING was
+    # answered and the answers piled up.
     server = harness.Server("geoetcd").start()
     try:
         base = rss_kib(server.proc.pid)
-        ping = frame(FRAME_PING, 0, 0, b"\x00" * 8)
-        flood = Flood(server.client_port, b"", lambda: ping * 20000, drain=True)
-        growth, _ = watch_under_flood(server, base, [flood])
-        frames = parse_frames(flood.received)
+        pings = frame(FRAME_PING, 0, 0, b"\x00" * 8) * 20000
+        reading = Flood(server.client_port, b"", lambda: pings, drain=True)
+        deaf = Flood(server.client_port, b"", lambda: pings, drain=False)
+        growth, _ = watch_under_flood(server, base, [reading, deaf])
+        check(reading.closed_by_server and deaf.closed_by_server,
+              "the server kept ping-flooding connections open")
+        frames = parse_frames(reading.received)
         acks = [f for f in frames if f[0] == FRAME_PING]
         goaways = [f for f in frames if f[0] == FRAME_GOAWAY]
         check(len(acks) == 3, "want 3 PING ACKs before the GOAWAY, got %d" % len(acks))
