@@ -32,6 +32,16 @@ constexpr int kCodeResourceExhausted = 8;
 
 constexpr uint64_t kTagFd = 1ull << 63;  // epoll data: a listener or the wakeup eventfd
 constexpr size_t kReadChunk = 64 * 1024;
+// Bytes one connection may read per turn of its I/O loop. Then the loop writes what is
+// queued, reaps finished streams and serves the other connections: a client that keeps its
+// socket full gets its turn like every other, and its answers leave as it goes.
+constexpr size_t kReadBytesPerTurnMax = 4 * kReadChunk;
+// How long the listeners rest after accept failed for want of descriptors or memory. The
+// connection it could not take keeps the listener readable; retrying at once spins a core.
+constexpr int64_t kAcceptBackoffMs = 100;
+// How often an I/O loop checks its connections' handshake and idle deadlines and wakes
+// rested listeners (only while it has any).
+constexpr int64_t kTimerTickMs = 50;
 constexpr size_t kGrpcPrefix = 5;
 
 int64_t MonotonicNowNs() {
@@ -131,7 +141,13 @@ class IoLoop {
     ev.data.u64 = kTagFd | static_cast<uint64_t>(fd);
     epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev);
   }
-  void UnwatchListener(int fd) { epoll_ctl(epfd_, EPOLL_CTL_DEL, fd, nullptr); }
+  // Loop thread: stops watching `fd`, also when it is resting (the caller closes it).
+  void UnwatchListener(int fd) {
+    epoll_ctl(epfd_, EPOLL_CTL_DEL, fd, nullptr);
+    resting_listeners_.erase(std::remove_if(resting_listeners_.begin(), resting_listeners_.end(),
+                                            [fd](const auto& r) { return r.first == fd; }),
+                             resting_listeners_.end());
+  }
 
   // Runs `fn` on this loop's thread; nullptr stops the loop.
   void Post(std::function<void()> fn) {
@@ -148,7 +164,8 @@ class IoLoop {
   }
 
   void Adopt(int fd);
-  void SetWantWrite(Connection* conn, int fd, bool want);
+  // REQUIRES: conn->mu_ held. Sets the epoll events `conn` waits for.
+  void SetEvents(Connection* conn, int fd, uint32_t events);
   void CloseAll();
   void GoAwayAll();
   // A read buffer shared by the loop's connections (frames are handled before the next read).
@@ -173,6 +190,12 @@ class IoLoop {
   }
   void Run();
   void FlushAll();
+  // Accepts on `fd`; out of descriptors, stops watching it for kAcceptBackoffMs.
+  void AcceptOn(int fd);
+  // Every kTimerTickMs: connection deadlines, and listeners whose rest is over.
+  void OnTimer(int64_t now_ns);
+  // epoll_wait's timeout: 0 with flushes pending, the next tick with anything timed, or -1.
+  int WaitTimeoutMs(int64_t now_ns) const;
 
   Server* const server_;
   int epfd_ = -1;
@@ -187,6 +210,8 @@ class IoLoop {
   absl::flat_hash_map<Connection*, std::shared_ptr<Connection>> conns_;
   std::unique_ptr<char[]> scratch_{new char[kReadChunk]};
   bool stopped_ = false;
+  std::vector<std::pair<int, int64_t>> resting_listeners_;  // fd, when to watch it again
+  int64_t next_tick_ns_ = 0;
 };
 
 // ---- one HTTP/2 connection ---------------------------------------------------------------
@@ -198,7 +223,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
         loop_(loop),
         fd_(fd),
         opts_(server->options_),
-        decoder_(4096) {}
+        decoder_(4096),
+        opened_ns_(MonotonicNowNs()),
+        idle_since_ns_(opened_ns_) {}
   ~Connection() {
     if (fd_ >= 0) close(fd_);
   }
@@ -220,12 +247,21 @@ class Connection : public std::enable_shared_from_this<Connection> {
   }
 
   // Loop thread: reads what the socket has into the loop's scratch buffer and handles every
-  // complete frame in place; only a frame cut by the read is copied, into partial_.
-  void OnReadable() {
+  // complete frame in place; only a frame cut by the read is copied, into partial_. Reads at
+  // most kReadBytesPerTurnMax, and none while the output queue is full (`events` are the
+  // epoll events that woke it).
+  void OnReadable(uint32_t events) {
+    if (ReadPaused()) {
+      // Only hang-ups and errors are reported while input waits for output to drain.
+      if (events & (EPOLLHUP | EPOLLERR)) CloseNow();
+      return;
+    }
     char* const scratch = loop_->scratch();
-    while (!closed_) {
+    size_t read_bytes = 0;
+    while (!closed_ && read_bytes < kReadBytesPerTurnMax) {
       const ssize_t n = read(fd_, scratch, kReadChunk);
       if (n > 0) {
+        read_bytes += static_cast<size_t>(n);
         size_t used;
         bool alive;
         if (partial_.empty()) {
@@ -236,7 +272,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
           used = Process(partial_.data(), partial_.size(), &alive);
           if (alive) partial_.erase(0, used);
         }
-        if (!alive) return;
+        if (!alive || PauseReadingIfOutputFull()) return;
         if (static_cast<size_t>(n) < kReadChunk) return;
         continue;
       }
@@ -276,6 +312,33 @@ class Connection : public std::enable_shared_from_this<Connection> {
     }
   }
 
+  // Loop thread, every kTimerTickMs: the handshake and idle deadlines.
+  void CheckDeadlines(int64_t now_ns) {
+    if (!handshake_done_) {
+      if (now_ns - opened_ns_ >= opts_.handshake_timeout_ms * 1'000'000) CloseNow();
+      return;
+    }
+    if (!streams_.empty() || stream_opened_since_check_) {
+      stream_opened_since_check_ = false;
+      idle_since_ns_ = -1;
+      return;
+    }
+    if (idle_since_ns_ < 0) {
+      idle_since_ns_ = now_ns;  // idle from the first check without streams: never early
+      return;
+    }
+    if (opts_.idle_timeout_ms <= 0 || now_ns - idle_since_ns_ < opts_.idle_timeout_ms * 1'000'000) {
+      return;
+    }
+    std::lock_guard<std::mutex> lock(mu_);
+    if (close_after_flush_) return;
+    goaway_sent_ = true;
+    AppendGoAway(&out_, last_client_stream_, ErrorCode::kNoError, "idle");
+    close_after_flush_ = true;
+    reading_stopped_ = true;
+    ScheduleFlushLocked();
+  }
+
   // Loop thread: whether finished streams wait to be reaped (see FlushFromThisThread).
   bool reap_pending() const { return reap_pending_.load(std::memory_order_relaxed); }
 
@@ -293,6 +356,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
         if (it == streams_.end()) continue;
         // The response ended before the request did: tell the client to stop sending.
         if (!it->second->input_closed_) AppendRstStream(&out_, id, ErrorCode::kNoError);
+        it->second->unary_method_ = nullptr;
+        ReleaseRequestHeaders(it->second.get());
         dropped.push_back(TakeOnWritableLocked(it->second.get()));
         reaped.push_back(std::move(it->second));
         streams_.erase(it);
@@ -328,6 +393,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
       for (auto& [id, call] : streams_) {
         call->cancelled_ = true;
         call->trailers_sent_ = true;
+        ReleaseOutputLocked(call.get());
+        ReleaseRequestHeaders(call.get());
         dropped.push_back(TakeOnWritableLocked(call.get()));
         calls.push_back(call);
       }
@@ -374,9 +441,11 @@ class Connection : public std::enable_shared_from_this<Connection> {
       out_.append(message);
       conn_send_window_ -= total;
       call->send_window_ -= total;
+      stream_output_since_ping_ = true;
     } else {
       call->blocked_.append(prefix, kGrpcPrefix);
       call->blocked_.append(message);
+      blocked_bytes_ += static_cast<size_t>(total);
     }
     if (finish) {
       call->finished_ = true;
@@ -517,7 +586,12 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   bool OnData(const FrameHeader& h, std::string_view payload) {
     if (h.stream_id == 0) return ConnectionError(ErrorCode::kProtocolError, "DATA on stream 0");
-    // Flow control counts the whole frame, padding included, whatever becomes of it.
+    // Flow control counts the whole frame, padding included, whatever becomes of it. Every
+    // WINDOW_UPDATE we send restores the window to its full size, so what the client may
+    // still send is the window less what arrived since the last one.
+    if (h.length > ConnectionRecvWindow() - conn_recv_unacked_) {
+      return ConnectionError(ErrorCode::kFlowControlError, "DATA beyond the connection window");
+    }
     conn_recv_unacked_ += h.length;
     if (conn_recv_unacked_ >= opts_.connection_window / 2) {
       std::lock_guard<std::mutex> lock(mu_);
@@ -538,6 +612,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
     CallPtr call = it->second;  // keeps it alive through the handler's callbacks
     if (call->input_closed_) {
       return StreamError(call, ErrorCode::kStreamClosed);
+    }
+    if (h.length > StreamRecvWindow() - call->recv_unacked_) {
+      return StreamError(call, ErrorCode::kFlowControlError);
     }
     const bool end = (h.flags & flags::kEndStream) != 0;
     if (call->discard_input_) {
@@ -603,10 +680,31 @@ class Connection : public std::enable_shared_from_this<Connection> {
     call->unary_method_ = nullptr;
     CallStart start{call->path_, &call->metadata_, call->deadline_ns_};
     (*method)(call, message, start);
+    ReleaseRequestHeaders(call.get());
+  }
+
+  // The receive windows we advertised (a stream's: before the client acknowledged our
+  // SETTINGS it may still use the default).
+  uint32_t ConnectionRecvWindow() const {
+    return std::max(opts_.connection_window, kDefaultInitialWindow);
+  }
+  uint32_t StreamRecvWindow() const {
+    return settings_acked_ ? opts_.stream_window
+                           : std::max(opts_.stream_window, kDefaultInitialWindow);
+  }
+
+  // Loop thread: frees the request headers of a call whose method has started or that is
+  // over, and returns their bytes to the connection's budget.
+  void ReleaseRequestHeaders(Call* call) {
+    header_bytes_held_ -= call->header_bytes_;
+    call->header_bytes_ = 0;
+    std::vector<HeaderField>().swap(call->metadata_);
+    std::string().swap(call->path_);
   }
 
   void HalfClose(const CallPtr& call) {
     call->input_closed_ = true;
+    ReleaseRequestHeaders(call.get());
     if (!call->in_buf_.empty()) {
       call->in_buf_.clear();
       RejectInput(call, kCodeInternal, "request stream ended inside a message");
@@ -623,7 +721,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // Ends a call whose request is unacceptable; its remaining input is discarded.
   void RejectInput(const CallPtr& call, int code, std::string_view message) {
     call->unary_method_ = nullptr;
-    call->in_buf_.clear();
+    ReleaseRequestHeaders(call.get());
+    std::string().swap(call->in_buf_);
     if (call->handler_) {
       call->handler_->OnCancel();
       call->handler_.reset();
@@ -641,11 +740,14 @@ class Connection : public std::enable_shared_from_this<Connection> {
       AppendRstStream(&out_, call->id_, code);
       call->cancelled_ = true;
       call->trailers_sent_ = true;
+      ReleaseOutputLocked(call.get());
       dropped = TakeOnWritableLocked(call.get());
       handler = std::move(call->handler_);
       streams_.erase(call->id_);
       ScheduleFlushLocked();
     }
+    call->unary_method_ = nullptr;
+    ReleaseRequestHeaders(call.get());
     if (handler) handler->OnCancel();
     return true;
   }
@@ -717,18 +819,33 @@ class Connection : public std::enable_shared_from_this<Connection> {
       return true;
     }
 
-    auto call = std::shared_ptr<Call>(new Call(shared_from_this(), server_->live_calls_, id));
+    // What the call keeps of its headers until its method starts: the path and metadata.
+    size_t header_bytes = 0;
+    for (const HeaderField& f : fields) {
+      if (f.name.empty() || f.name[0] != ':' || f.name == ":path") {
+        header_bytes += f.name.size() + f.value.size() + kHpackEntryOverhead;
+      }
+    }
     {
       std::lock_guard<std::mutex> lock(mu_);
-      call->send_window_ = peer_initial_window_;
-      if (goaway_sent_ || streams_.size() >= opts_.max_concurrent_streams) {
+      if (goaway_sent_ || streams_.size() >= opts_.max_concurrent_streams ||
+          header_bytes_held_ + header_bytes > opts_.max_connection_header_bytes ||
+          blocked_bytes_ >= opts_.max_blocked_output_bytes) {
         AppendRstStream(&out_, id, ErrorCode::kRefusedStream);
         ScheduleFlushLocked();
         return true;
       }
     }
+    auto call = std::shared_ptr<Call>(new Call(shared_from_this(), server_->live_calls_, id));
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      call->send_window_ = peer_initial_window_;
+    }
     streams_.emplace(id, call);
+    stream_opened_since_check_ = true;
     call->input_closed_ = header_end_stream_;
+    call->header_bytes_ = header_bytes;
+    header_bytes_held_ += header_bytes;
 
     // Decided before the fields move into metadata_ (a short string's bytes move with it).
     bool post = false, grpc_content = false;
@@ -750,6 +867,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
       if (!f.name.empty() && f.name[0] != ':') call->metadata_.push_back(std::move(f));
     }
     if (!decoded.ok()) {
+      ReleaseRequestHeaders(call.get());
       call->Finish(kCodeResourceExhausted,
                    absl::StrCat("header list larger than ", opts_.max_header_list_bytes, " bytes"));
       return true;
@@ -765,6 +883,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
       ScheduleFlushLocked();
       return true;
     }
+    // Unary calls keep their headers until their message arrives; the rest start now.
 
     if (auto u = server_->unary_.find(call->path_); u != server_->unary_.end()) {
       call->unary_method_ = &u->second;
@@ -778,11 +897,13 @@ class Connection : public std::enable_shared_from_this<Connection> {
       factory = &server_->fallback_;
     }
     if (factory == nullptr) {
+      ReleaseRequestHeaders(call.get());
       call->Finish(kCodeUnimplemented, "");
       return true;
     }
     CallStart start{call->path_, &call->metadata_, call->deadline_ns_};
     call->handler_ = (*factory)(call, start);
+    ReleaseRequestHeaders(call.get());
     if (call->input_closed_) HalfClose(call);
     return true;
   }
@@ -804,12 +925,14 @@ class Connection : public std::enable_shared_from_this<Connection> {
       std::lock_guard<std::mutex> lock(mu_);
       call->cancelled_ = true;
       call->trailers_sent_ = true;
-      call->blocked_.clear();
-      call->blocked_pos_ = 0;
+      // Nothing more goes out on this stream: free what waited for its window now, not
+      // when a WINDOW_UPDATE that may never come pumps the blocked queue.
+      ReleaseOutputLocked(call.get());
       dropped = TakeOnWritableLocked(call.get());
       handler = std::move(call->handler_);
     }
     call->unary_method_ = nullptr;
+    ReleaseRequestHeaders(call.get());
     if (handler) handler->OnCancel();
     return true;
   }
@@ -818,9 +941,11 @@ class Connection : public std::enable_shared_from_this<Connection> {
     if (h.stream_id != 0) return ConnectionError(ErrorCode::kProtocolError, "SETTINGS on a stream");
     if (h.flags & flags::kAck) {
       if (!payload.empty()) return ConnectionError(ErrorCode::kFrameSizeError, "SETTINGS ACK with payload");
+      settings_acked_ = true;
       return true;
     }
     if (payload.size() % 6 != 0) return ConnectionError(ErrorCode::kFrameSizeError, "SETTINGS size");
+    handshake_done_ = true;
     std::lock_guard<std::mutex> lock(mu_);
     for (size_t i = 0; i < payload.size(); i += 6) {
       const auto* p = reinterpret_cast<const uint8_t*>(payload.data() + i);
@@ -870,6 +995,16 @@ class Connection : public std::enable_shared_from_this<Connection> {
     if (payload.size() != 8) return ConnectionError(ErrorCode::kFrameSizeError, "PING size");
     if (h.flags & flags::kAck) return true;
     std::lock_guard<std::mutex> lock(mu_);
+    const int64_t now_ns = MonotonicNowNs();
+    const bool early =
+        last_ping_ns_ >= 0 && now_ns - last_ping_ns_ < opts_.ping_interval_min_ms * 1'000'000;
+    if (stream_output_since_ping_) {
+      ping_strikes_ = 0;
+    } else if (early && ++ping_strikes_ > opts_.ping_strikes_max) {
+      return ConnectionErrorLocked(ErrorCode::kEnhanceYourCalm, "too_many_pings");
+    }
+    stream_output_since_ping_ = false;
+    last_ping_ns_ = now_ns;
     AppendPing(&out_, true, reinterpret_cast<const uint8_t*>(payload.data()));
     ScheduleFlushLocked();
     return true;
@@ -916,6 +1051,26 @@ class Connection : public std::enable_shared_from_this<Connection> {
     return fn;
   }
 
+  // Drops what a call that is over still had to send, and takes it off the blocked queue.
+  void ReleaseOutputLocked(Call* call) {
+    if (call->queued_blocked_) {
+      const size_t i = call->blocked_index_;
+      // The index is stale while PumpBlockedLocked works on a detached queue.
+      if (i < blocked_calls_.size() && blocked_calls_[i].get() == call) {
+        if (i + 1 != blocked_calls_.size()) {
+          blocked_calls_[i] = std::move(blocked_calls_.back());
+          blocked_calls_[i]->blocked_index_ = i;
+        }
+        blocked_calls_.pop_back();
+        call->queued_blocked_ = false;
+      }
+    }
+    blocked_bytes_ -= call->blocked_.size() - call->blocked_pos_;
+    std::string().swap(call->blocked_);
+    call->blocked_pos_ = 0;
+    std::string().swap(call->trailers_);
+  }
+
   // Sends as much of the call's blocked bytes as the windows allow, then its trailers.
   void PumpLocked(Call* call) {
     while (call->blocked_pos_ < call->blocked_.size()) {
@@ -927,8 +1082,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
       AppendFrameHeader(&out_, static_cast<uint32_t>(n), FrameType::kData, 0, call->id_);
       out_.append(call->blocked_, call->blocked_pos_, n);
       call->blocked_pos_ += n;
+      blocked_bytes_ -= n;
       conn_send_window_ -= static_cast<int64_t>(n);
       call->send_window_ -= static_cast<int64_t>(n);
+      stream_output_since_ping_ = true;
     }
     const size_t left = call->blocked_.size() - call->blocked_pos_;
     if (left == 0) {
@@ -936,6 +1093,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
       call->blocked_pos_ = 0;
     } else if (!call->queued_blocked_) {
       call->queued_blocked_ = true;
+      call->blocked_index_ = blocked_calls_.size();
       blocked_calls_.push_back(call->shared_from_this());
     }
     if (call->on_writable_) {
@@ -969,6 +1127,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // One header block as HEADERS (+ CONTINUATION), led by a dynamic table size update when
   // the client lowered SETTINGS_HEADER_TABLE_SIZE since our last block.
   void AppendHeaderBlockLocked(uint32_t stream_id, std::string_view block, bool end_stream) {
+    stream_output_since_ping_ = true;
     if (!table_update_pending_) {
       AppendHeaders(&out_, stream_id, block, end_stream, peer_max_frame_);
       return;
@@ -1014,15 +1173,52 @@ class Connection : public std::enable_shared_from_this<Connection> {
       }
       if (n < 0 && errno == EINTR) continue;
       if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-        loop_->SetWantWrite(this, fd_, true);
+        want_write_ = true;
+        ResumeReadingIfDrainedLocked();
+        UpdateEventsLocked();
         return true;
       }
       return false;
     }
     sending_.clear();
     sending_pos_ = 0;
-    loop_->SetWantWrite(this, fd_, false);
+    want_write_ = false;
+    ResumeReadingIfDrainedLocked();
+    UpdateEventsLocked();
     return true;
+  }
+
+  size_t PendingOutputLocked() const { return out_.size() + (sending_.size() - sending_pos_); }
+
+  bool ReadPaused() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return read_paused_;
+  }
+
+  // Loop thread, after handling input: stops reading while the output queue is full. Every
+  // byte queued has a flush scheduled, and the write that drains it resumes reading.
+  bool PauseReadingIfOutputFull() {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (PendingOutputLocked() < opts_.max_pending_output_bytes) return false;
+    read_paused_ = true;
+    UpdateEventsLocked();
+    return true;
+  }
+
+  void ResumeReadingIfDrainedLocked() {
+    if (read_paused_ && PendingOutputLocked() <= opts_.max_pending_output_bytes / 2) {
+      read_paused_ = false;
+    }
+  }
+
+  // Tells epoll what the connection waits for now; any thread.
+  void UpdateEventsLocked() {
+    if (closed_) return;
+    const uint32_t events = (read_paused_ ? 0u : static_cast<uint32_t>(EPOLLIN | EPOLLRDHUP)) |
+                            (want_write_ ? static_cast<uint32_t>(EPOLLOUT) : 0u);
+    if (events == events_) return;
+    events_ = events;
+    loop_->SetEvents(this, fd_, events);
   }
 
   friend class Call;
@@ -1044,6 +1240,12 @@ class Connection : public std::enable_shared_from_this<Connection> {
   uint32_t continuation_stream_ = 0;
   uint32_t last_client_stream_ = 0;
   uint32_t conn_recv_unacked_ = 0;
+  bool handshake_done_ = false;   // the preface and the client's first SETTINGS arrived
+  bool settings_acked_ = false;   // the client acknowledged our SETTINGS
+  const int64_t opened_ns_;
+  int64_t idle_since_ns_;         // since when no stream was open; -1 while one is
+  bool stream_opened_since_check_ = false;
+  size_t header_bytes_held_ = 0;  // Call::header_bytes_ of the open streams
   // Loop thread, but also read under mu_ by Flush (same thread).
   absl::flat_hash_map<uint32_t, CallPtr> streams_;
   std::atomic<bool> reap_pending_{false};
@@ -1053,7 +1255,13 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::string out_;      // queued frames
   std::string sending_;  // being written to the socket, from sending_pos_
   size_t sending_pos_ = 0;
-  bool want_write_ = false;  // EPOLLOUT is armed
+  bool want_write_ = false;  // sending_ waits for the socket (EPOLLOUT)
+  bool read_paused_ = false;  // input waits for the output queue to drain
+  uint32_t events_ = EPOLLIN | EPOLLRDHUP;  // what epoll reports, as last set
+  // Too-many-pings enforcement (ServerOptions::ping_interval_min_ms).
+  int64_t last_ping_ns_ = -1;
+  int ping_strikes_ = 0;
+  bool stream_output_since_ping_ = false;  // HEADERS or DATA went out since the last PING
   bool flush_scheduled_ = false;
   bool closed_ = false;
   bool goaway_sent_ = false;
@@ -1064,6 +1272,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   uint32_t encoder_table_max_ = 4096;  // the peer's SETTINGS_HEADER_TABLE_SIZE, once lowered
   bool table_update_pending_ = false;
   std::vector<CallPtr> blocked_calls_;
+  size_t blocked_bytes_ = 0;  // of blocked_calls_, not yet sent
   std::vector<uint32_t> done_ids_;
   std::vector<CallPtr> writable_notify_;
 };
@@ -1095,14 +1304,44 @@ void IoLoop::Adopt(int fd) {
   });
 }
 
-// REQUIRES: conn->mu_ held.
-void IoLoop::SetWantWrite(Connection* conn, int fd, bool want) {
-  if (conn->want_write_ == want || conn->closed_) return;
-  conn->want_write_ = want;
+void IoLoop::SetEvents(Connection* conn, int fd, uint32_t events) {
   epoll_event ev{};
-  ev.events = EPOLLIN | EPOLLRDHUP | (want ? static_cast<uint32_t>(EPOLLOUT) : 0u);
+  ev.events = events;
   ev.data.ptr = conn;
   epoll_ctl(epfd_, EPOLL_CTL_MOD, fd, &ev);
+}
+
+void IoLoop::AcceptOn(int fd) {
+  if (server_->Accept(fd)) return;
+  epoll_ctl(epfd_, EPOLL_CTL_DEL, fd, nullptr);
+  resting_listeners_.emplace_back(fd, MonotonicNowNs() + kAcceptBackoffMs * 1'000'000);
+}
+
+void IoLoop::OnTimer(int64_t now_ns) {
+  next_tick_ns_ = now_ns + kTimerTickMs * 1'000'000;
+  for (auto& [raw, conn] : conns_) {
+    if (!conn->closed()) conn->CheckDeadlines(now_ns);
+  }
+  std::vector<int> rested;
+  for (auto it = resting_listeners_.begin(); it != resting_listeners_.end();) {
+    if (it->second <= now_ns) {
+      rested.push_back(it->first);
+      it = resting_listeners_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  for (int fd : rested) {
+    WatchListener(fd);
+    AcceptOn(fd);
+  }
+}
+
+int IoLoop::WaitTimeoutMs(int64_t now_ns) const {
+  if (!local_flush_.empty()) return 0;
+  if (conns_.empty() && resting_listeners_.empty()) return -1;
+  if (next_tick_ns_ <= now_ns) return 0;
+  return static_cast<int>((next_tick_ns_ - now_ns + 999'999) / 1'000'000);
 }
 
 void IoLoop::GoAwayAll() {
@@ -1131,8 +1370,9 @@ void IoLoop::FlushAll() {
 void IoLoop::Run() {
   current_loop = this;
   std::vector<epoll_event> events(256);
+  next_tick_ns_ = MonotonicNowNs() + kTimerTickMs * 1'000'000;
   while (true) {
-    const int timeout = local_flush_.empty() ? -1 : 0;
+    const int timeout = WaitTimeoutMs(MonotonicNowNs());
     const int n = epoll_wait(epfd_, events.data(), static_cast<int>(events.size()), timeout);
     if (n < 0 && errno != EINTR) break;
     for (int i = 0; i < n; ++i) {
@@ -1156,14 +1396,14 @@ void IoLoop::Run() {
             }
           }
         } else {
-          server_->Accept(fd);
+          AcceptOn(fd);
         }
         continue;
       }
       auto* conn = static_cast<Connection*>(events[i].data.ptr);
       if (conn->closed()) continue;
       if (events[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR | EPOLLRDHUP)) {
-        conn->OnReadable();
+        conn->OnReadable(events[i].events);
         if (!conn->closed() && conn->reap_pending()) {
           std::lock_guard<std::mutex> lock(conn->mu_);
           conn->ScheduleFlushLocked();
@@ -1171,6 +1411,7 @@ void IoLoop::Run() {
       }
       if (!conn->closed() && (events[i].events & EPOLLOUT)) conn->OnWritable();
     }
+    if (const int64_t now = MonotonicNowNs(); now >= next_tick_ns_) OnTimer(now);
     FlushAll();
     // Reap closed connections.
     for (auto it = conns_.begin(); it != conns_.end();) {
@@ -1334,12 +1575,12 @@ absl::Status Server::Start(const std::vector<std::string>& addresses) {
   return absl::OkStatus();
 }
 
-void Server::Accept(int listen_fd) {
+bool Server::Accept(int listen_fd) {
   while (true) {
     const int fd = accept4(listen_fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) {
       if (errno == EINTR || errno == ECONNABORTED) continue;
-      return;  // EAGAIN, or out of descriptors: the listener stays readable and we retry
+      return errno != EMFILE && errno != ENFILE && errno != ENOBUFS && errno != ENOMEM;
     }
     if (stopping_.load()) {
       close(fd);

@@ -14,6 +14,11 @@
 // DATA with padding, and flow control in both directions at both levels. HPACK is in
 // gateway/h2/hpack.h. No TLS, no server push, no h2c upgrade from HTTP/1.1 (gRPC clients
 // never use it).
+//
+// A client may be hostile: what one connection can cost is bounded (ServerOptions, and the
+// README's limits table): its turn on the I/O thread, its queued output, its answers waiting
+// for a window, the request headers it makes the server keep, its handshake, idle time and
+// pings. Out of descriptors, accept rests instead of spinning.
 #ifndef GEOETCD_GATEWAY_H2_SERVER_H_
 #define GEOETCD_GATEWAY_H2_SERVER_H_
 
@@ -44,14 +49,46 @@ struct ServerOptions {
   uint32_t max_header_list_bytes = 64 * 1024;
   // One request message. Over it: RESOURCE_EXHAUSTED, worded as gRPC C++ words it.
   uint32_t max_receive_message_bytes = 4 * 1024 * 1024;
-  // Receive windows advertised to clients; replenished as data arrives.
+  // Receive windows advertised to clients; replenished as data arrives. DATA beyond the
+  // stream's window resets the stream, beyond the connection's it closes the connection
+  // (FLOW_CONTROL_ERROR both).
   uint32_t stream_window = 1 << 20;
   uint32_t connection_window = 16 << 20;
+  // Decoded request headers (RFC 9113 §6.5.2 accounting, path included) one connection may
+  // hold for calls whose method has not started yet: a unary call keeps its headers until
+  // its message arrives. A HEADERS that would take more is refused with
+  // RST_STREAM(REFUSED_STREAM). HPACK lets a client buy a whole max_header_list_bytes with
+  // a few bytes per stream (references to one large table entry), so without this bound
+  // max_concurrent_streams parked calls could hold gigabytes.
+  uint32_t max_connection_header_bytes = 16 << 20;
+  // Frames queued for the socket (not response bytes still waiting for the peer's window).
+  // At or above it the connection's input is not read until the queue drains to half: a
+  // client that sends and never reads stops being read, not the server's memory.
+  uint32_t max_pending_output_bytes = 4 << 20;
+  // Response bytes one connection has waiting for the client's flow-control windows. While
+  // at or above it new streams are refused with RST_STREAM(REFUSED_STREAM): a client that
+  // asks and never grants a window cannot make the server hold every answer. (Reading goes
+  // on, or the WINDOW_UPDATE that drains them could never arrive.)
+  uint32_t max_blocked_output_bytes = 16 << 20;
+  // A connection whose client preface and first SETTINGS frame have not both arrived
+  // within this is closed.
+  int64_t handshake_timeout_ms = 10'000;
+  // A connection with no open stream for this long gets GOAWAY(NO_ERROR) and is closed
+  // (gRPC clients reconnect when they next need it). 0: never.
+  int64_t idle_timeout_ms = 300'000;
+  // A PING that arrives sooner than this after the previous one, with no HEADERS or DATA
+  // sent by the server in between, is a strike; the strike after ping_strikes_max closes
+  // the connection with GOAWAY(ENHANCE_YOUR_CALM, "too_many_pings"). These are gRPC's
+  // server keepalive enforcement with etcd's default --grpc-keepalive-min-time (5 s).
+  int64_t ping_interval_min_ms = 5'000;
+  int ping_strikes_max = 2;
 };
 
 // What a call was started with. `metadata` holds every header but the pseudo-headers, in
 // lower case as HTTP/2 requires and well-formed by RFC 9113 (gateway/h2/request_headers.h),
 // which is looser than gRPC's rule for metadata: check IsGrpcMetadata before relaying one.
+// `path` and `metadata` are valid only during the method call that receives them (the
+// transport frees a call's request headers once its method has started): copy what is kept.
 struct CallStart {
   std::string_view path;
   const std::vector<HeaderField>* metadata = nullptr;
@@ -116,6 +153,7 @@ class Call : public std::enable_shared_from_this<Call> {
   bool trailers_sent_ = false;  // END_STREAM went out (or the stream was reset)
   bool cancelled_ = false;
   bool queued_blocked_ = false;
+  size_t blocked_index_ = 0;  // in the connection's blocked_calls_ while queued_blocked_
   std::string blocked_;  // gRPC-framed bytes waiting for window, from blocked_pos_
   size_t blocked_pos_ = 0;
   std::string trailers_;  // encoded trailer block waiting behind blocked_
@@ -129,6 +167,7 @@ class Call : public std::enable_shared_from_this<Call> {
   std::string in_buf_;  // a request message split across DATA frames
   std::string path_;
   std::vector<HeaderField> metadata_;
+  size_t header_bytes_ = 0;  // path_ and metadata_ as counted against the connection's bound
   int64_t deadline_ns_ = 0;
   const UnaryMethod* unary_method_ = nullptr;  // set until the request is dispatched
   std::shared_ptr<CallHandler> handler_;
@@ -159,7 +198,9 @@ class Server {
  private:
   friend class Connection;
   friend class IoLoop;
-  void Accept(int listen_fd);
+  // Accepts every pending connection. False when the process is out of file descriptors
+  // (EMFILE, ENFILE) or kernel memory: the caller stops watching the listener for a while.
+  bool Accept(int listen_fd);
 
   const ServerOptions options_;
   absl::flat_hash_map<std::string, UnaryMethod> unary_;

@@ -20,6 +20,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <cstring>
 #include <deque>
 #include <functional>
 #include <initializer_list>
@@ -556,6 +557,7 @@ class RawConnection {
   ~RawConnection() { close(fd_); }
 
   bool connected() const { return connected_; }
+  int fd() const { return fd_; }
 
   bool Send(std::string_view bytes) {
     while (!bytes.empty()) {
@@ -2365,6 +2367,247 @@ TEST(H2HelpersTest, IsGrpcMetadata) {
   EXPECT_FALSE(IsGrpcMetadata("x", "caf\xc3\xa9"));
   EXPECT_FALSE(IsGrpcMetadata("x", "a\tb"));
   EXPECT_FALSE(IsGrpcMetadata("x", "\x7f"));
+}
+
+
+// ---- limits a hostile client meets (issue 16) ----------------------------------------------
+
+TEST_F(H2ServerTest, RawResetFreesOutputBlockedOnFlowControl) {
+  // The client grants no stream window, so the echo waits for one; its RST_STREAM must let
+  // go of the call and its backlog at once, not when a WINDOW_UPDATE pumps the queue.
+  StartServer();
+  RawConnection conn(port_);
+  conn.Handshake({{Setting::kInitialWindowSize, 0}});
+  const std::string big(100'000, 'b');
+  ASSERT_TRUE(conn.SendRequest(1, "/t.T/Bidi", nullptr));
+  std::string out;
+  AppendData(&out, 1, Framed(big), false, kDefaultMaxFrameSize);
+  ASSERT_TRUE(conn.Send(out));
+  RawFrame f;  // the response's HEADERS go out; its DATA waits for a window
+  ASSERT_EQ(conn.ReadStreamFrame(&f), ReadResult::kFrame);
+  ASSERT_EQ(f.header.type, FrameType::kHeaders);
+  ASSERT_TRUE(svc_.WaitFor([&] { return svc_.calls.size() == 1; }));
+  out.clear();
+  AppendRstStream(&out, 1, ErrorCode::kCancel);
+  ASSERT_TRUE(conn.Send(out));
+  ASSERT_TRUE(conn.PingPong(2));
+  EXPECT_TRUE(AllStreamingCallsReleased(2000));
+  EXPECT_TRUE(conn.PingPong(3));  // the connection stays
+}
+
+TEST_F(H2ServerTest, RawConnectionHeaderBytesBound) {
+  // Unary calls keep their headers until their message arrives; the bound is on what one
+  // connection keeps that way. Three such calls fit, the fourth is refused.
+  const std::string path = "/t.T/Echo";
+  // RequestListBytes less the pseudo-headers the call does not keep (:method, :scheme,
+  // :authority); :path is kept.
+  const size_t kept = RequestListBytes(path) - (7 + 4 + 32) - (7 + 4 + 32) - (10 + 4 + 32);
+  ServerOptions options;
+  options.max_connection_header_bytes = static_cast<uint32_t>(3 * kept);
+  StartServer(options);
+  RawConnection conn(port_);
+  conn.Handshake();
+  for (uint32_t id : {1u, 3u, 5u, 7u}) ASSERT_TRUE(conn.SendRequest(id, path, nullptr));
+  RawResponse r7 = conn.ReadResponse(7);
+  EXPECT_TRUE(r7.reset);
+  EXPECT_EQ(r7.reset_code, ErrorCode::kRefusedStream);
+  // The message of stream 1 starts its method, which frees its headers: stream 9 fits.
+  std::string out;
+  AppendData(&out, 1, Framed("first"), true, kDefaultMaxFrameSize);
+  ASSERT_TRUE(conn.Send(out));
+  RawResponse r1 = conn.ReadResponse(1);
+  EXPECT_EQ(r1.Get("grpc-status"), "0");
+  const std::string m = "ninth";
+  ASSERT_TRUE(conn.SendRequest(9, path, &m));
+  RawResponse r9 = conn.ReadResponse(9);
+  EXPECT_FALSE(r9.reset);
+  EXPECT_EQ(r9.Get("grpc-status"), "0");
+  EXPECT_EQ(r9.Messages(), std::vector<std::string>{m});
+  // A streaming call's headers are freed as it starts: it fits next to the two parked ones.
+  ASSERT_TRUE(conn.SendRequest(11, "/t.T/Bidi", nullptr));
+  ASSERT_TRUE(conn.SendRequest(13, "/t.T/Bidi", nullptr));
+  out.clear();
+  AppendData(&out, 13, Framed("thirteen"), true, kDefaultMaxFrameSize);
+  ASSERT_TRUE(conn.Send(out));
+  RawResponse r13 = conn.ReadResponse(13);
+  EXPECT_FALSE(r13.reset);
+  EXPECT_EQ(r13.Messages(), std::vector<std::string>{"thirteen"});
+}
+
+TEST_F(H2ServerTest, RawBlockedOutputBound) {
+  // The client grants no stream window, so every answer waits whole. At the bound on what
+  // waits so, new streams are refused until a window lets some of it out.
+  const std::string size = "10000";
+  const size_t waiting = 5 + 10000;  // one answer, framed
+  ServerOptions options;
+  options.max_blocked_output_bytes = static_cast<uint32_t>(2 * waiting);
+  StartServer(options);
+  RawConnection conn(port_);
+  conn.Handshake({{Setting::kInitialWindowSize, 0}});
+  ASSERT_TRUE(conn.SendRequest(1, "/t.T/Big", &size));
+  ASSERT_TRUE(conn.SendRequest(3, "/t.T/Big", &size));  // now at the bound
+  ASSERT_TRUE(conn.SendRequest(5, "/t.T/Big", &size));
+  RawResponse r5 = conn.ReadResponse(5);
+  EXPECT_TRUE(r5.reset);
+  EXPECT_EQ(r5.reset_code, ErrorCode::kRefusedStream);
+  // A window for stream 1 lets its answer out: below the bound, stream 7 is served.
+  std::string out;
+  AppendWindowUpdate(&out, 1, static_cast<uint32_t>(waiting));
+  ASSERT_TRUE(conn.Send(out));
+  RawResponse r1 = conn.ReadResponse(1);
+  EXPECT_EQ(r1.Get("grpc-status"), "0");
+  EXPECT_EQ(r1.Messages(), std::vector<std::string>{Pattern(10000, 7)});
+  ASSERT_TRUE(conn.SendRequest(7, "/t.T/Big", &size));
+  out.clear();
+  AppendWindowUpdate(&out, 7, static_cast<uint32_t>(waiting));
+  ASSERT_TRUE(conn.Send(out));
+  RawResponse r7 = conn.ReadResponse(7);
+  EXPECT_FALSE(r7.reset);
+  EXPECT_EQ(r7.Get("grpc-status"), "0");
+}
+
+TEST_F(H2ServerTest, RawDataBeyondTheStreamWindowIsAFlowControlError) {
+  ServerOptions options;
+  options.stream_window = 1000;
+  StartServer(options);
+  RawConnection conn(port_);
+  conn.Handshake();  // acknowledges the server's SETTINGS: the 1000-byte window applies
+  ASSERT_TRUE(conn.PingPong());
+  // Exactly the window: echoed.
+  const std::string fits(1000 - 5, 'f');
+  ASSERT_TRUE(conn.SendRequest(1, "/t.T/Bidi", nullptr));
+  std::string out;
+  AppendData(&out, 1, Framed(fits), true, kDefaultMaxFrameSize);
+  ASSERT_TRUE(conn.Send(out));
+  RawResponse r1 = conn.ReadResponse(1);
+  EXPECT_FALSE(r1.reset);
+  EXPECT_EQ(r1.Messages(), std::vector<std::string>{fits});
+  // One byte more: RST_STREAM(FLOW_CONTROL_ERROR), the connection stays.
+  ASSERT_TRUE(conn.SendRequest(3, "/t.T/Bidi", nullptr));
+  out.clear();
+  AppendData(&out, 3, Framed(fits + "x"), true, kDefaultMaxFrameSize);
+  ASSERT_TRUE(conn.Send(out));
+  RawResponse r3 = conn.ReadResponse(3);
+  EXPECT_TRUE(r3.reset);
+  EXPECT_EQ(r3.reset_code, ErrorCode::kFlowControlError);
+  EXPECT_TRUE(conn.PingPong(2));
+}
+
+TEST_F(H2ServerTest, RawHandshakeTimeout) {
+  ServerOptions options;
+  options.handshake_timeout_ms = 400;
+  StartServer(options);
+  const int64_t start_ms = MonotonicMs();
+  RawConnection slow(port_);  // half a preface, then nothing
+  ASSERT_TRUE(slow.Send(kClientPreface.substr(0, 10)));
+  RawConnection done(port_);  // the whole handshake, late but in time
+  std::this_thread::sleep_for(milliseconds(200));
+  done.Handshake();
+  EXPECT_TRUE(slow.WaitClosed(3000));
+  EXPECT_GE(MonotonicMs() - start_ms, 400 - 5);  // not before its deadline
+  std::this_thread::sleep_for(milliseconds(400));
+  EXPECT_TRUE(done.PingPong());
+}
+
+TEST_F(H2ServerTest, RawIdleTimeoutClosesConnectionsWithoutStreams) {
+  ServerOptions options;
+  options.idle_timeout_ms = 400;
+  StartServer(options);
+  RawConnection idle(port_);
+  idle.Handshake();
+  const int64_t idle_from_ms = MonotonicMs();
+  RawConnection busy(port_);
+  busy.Handshake();
+  ASSERT_TRUE(busy.SendRequest(1, "/t.T/Hang", nullptr));
+  ASSERT_TRUE(svc_.WaitFor([&] { return svc_.started == 1; }));
+  uint32_t last_stream = 99;
+  EXPECT_EQ(idle.ReadGoAway(&last_stream, 3000), static_cast<int64_t>(ErrorCode::kNoError));
+  EXPECT_GE(MonotonicMs() - idle_from_ms, 400 - 5);
+  EXPECT_EQ(last_stream, 0u);
+  EXPECT_TRUE(idle.WaitClosed(2000));
+  // The connection with an open stream outlives the timeout, then goes idle once it ends.
+  EXPECT_TRUE(busy.PingPong());
+  std::string out;
+  AppendRstStream(&out, 1, ErrorCode::kCancel);
+  ASSERT_TRUE(busy.Send(out));
+  ASSERT_TRUE(svc_.WaitFor([&] { return svc_.cancels == 1; }));
+  const int64_t busy_idle_from_ms = MonotonicMs();
+  EXPECT_EQ(busy.ReadGoAway(&last_stream, 3000), static_cast<int64_t>(ErrorCode::kNoError));
+  EXPECT_GE(MonotonicMs() - busy_idle_from_ms, 400 - 5);
+  EXPECT_EQ(last_stream, 1u);
+}
+
+TEST_F(H2ServerTest, RawTooManyPingsGetEnhanceYourCalm) {
+  StartServer();  // defaults: 2 strikes of pings sooner than 5 s apart
+  RawConnection conn(port_);
+  conn.Handshake();
+  // The first ping is no strike, the next two are; a response between pings clears them.
+  for (uint8_t i = 0; i < 3; ++i) ASSERT_TRUE(conn.PingPong(i));
+  const std::string m = "resets the strikes";
+  ASSERT_TRUE(conn.SendRequest(1, "/t.T/Echo", &m));
+  EXPECT_EQ(conn.ReadResponse(1).Get("grpc-status"), "0");
+  for (uint8_t i = 10; i < 13; ++i) ASSERT_TRUE(conn.PingPong(i));
+  // The third strike.
+  uint8_t opaque[8] = {0};
+  std::string out;
+  AppendPing(&out, false, opaque);
+  ASSERT_TRUE(conn.Send(out));
+  EXPECT_EQ(conn.ReadGoAway(), static_cast<int64_t>(ErrorCode::kEnhanceYourCalm));
+  EXPECT_TRUE(conn.WaitClosed());
+}
+
+TEST_F(H2ServerTest, RawPingsFurtherApartThanTheMinimumAreFine) {
+  ServerOptions options;
+  options.ping_interval_min_ms = 100;
+  StartServer(options);
+  RawConnection conn(port_);
+  conn.Handshake();
+  for (uint8_t i = 0; i < 6; ++i) {
+    ASSERT_TRUE(conn.PingPong(i)) << int{i};
+    std::this_thread::sleep_for(milliseconds(120));
+  }
+}
+
+TEST_F(H2ServerTest, RawClientThatNeverReadsIsNotReadEither) {
+  // Each SETTINGS is answered with an ACK the client never reads: once the server has
+  // max_pending_output_bytes queued it stops reading, so the client's sends block, and it
+  // resumes once the client drains its socket.
+  ServerOptions options;
+  options.max_pending_output_bytes = 64 * 1024;
+  StartServer(options);
+  RawConnection conn(port_);
+  conn.Handshake();
+  std::string settings;
+  for (int i = 0; i < 4096; ++i) AppendSettings(&settings, {});  // 9 bytes each
+  const size_t kSendMax = size_t{64} << 20;  // the server would have queued 64 MiB of ACKs
+  size_t sent = 0;
+  int64_t blocked_since_ms = -1;
+  while (sent < kSendMax) {
+    // The stream is the same 9-byte frame over and over: after a partial send, go on from
+    // where it stopped inside the frame.
+    const std::string_view rest = std::string_view(settings).substr(sent % 9);
+    const ssize_t n = send(conn.fd(), rest.data(), rest.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (n > 0) {
+      sent += static_cast<size_t>(n);
+      blocked_since_ms = -1;
+      continue;
+    }
+    ASSERT_TRUE(n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) << std::strerror(errno);
+    if (blocked_since_ms < 0) blocked_since_ms = MonotonicMs();
+    if (MonotonicMs() - blocked_since_ms > 500) break;  // the server stopped reading
+    std::this_thread::sleep_for(milliseconds(10));
+  }
+  ASSERT_LT(sent, kSendMax) << "the server kept reading a client that never reads";
+  // Draining lets the server read the rest; every SETTINGS sent gets its ACK.
+  size_t acks = 0;
+  RawFrame f;
+  while (conn.Read(&f, 1000) == ReadResult::kFrame) {
+    if (f.header.type == FrameType::kSettings && (f.header.flags & flags::kAck)) ++acks;
+  }
+  EXPECT_EQ(acks, sent / 9 + 1);  // and the handshake's
+  const size_t cut = sent % 9;  // the last frame's bytes already sent
+  if (cut != 0) ASSERT_TRUE(conn.Send(std::string_view(settings).substr(cut, 9 - cut)));
+  EXPECT_TRUE(conn.PingPong(7));
 }
 
 }  // namespace
