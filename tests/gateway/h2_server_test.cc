@@ -2606,7 +2606,9 @@ TEST_F(H2ServerTest, RawClientThatNeverReadsIsNotReadEither) {
   }
   EXPECT_EQ(acks, sent / 9 + 1);  // and the handshake's
   const size_t cut = sent % 9;  // the last frame's bytes already sent
-  if (cut != 0) ASSERT_TRUE(conn.Send(std::string_view(settings).substr(cut, 9 - cut)));
+  if (cut != 0) {
+    ASSERT_TRUE(conn.Send(std::string_view(settings).substr(cut, 9 - cut)));
+  }
   EXPECT_TRUE(conn.PingPong(7));
 }
 
