@@ -69,11 +69,13 @@ void Keyspace::ForEachLive(const KeyRange& range, int64_t rev, const LiveVisitor
   }
 }
 
-void Keyspace::BeginCommit(int64_t rev) {
+void Keyspace::BeginCommit(int64_t rev, uint64_t hlc, uint64_t origin) {
   CHECK(commit_rev_ == 0);
   CHECK(rev == revision_ + 1);
   commit_rev_ = rev;
   commit_ops_ = 0;
+  commit_hlc_ = hlc;
+  commit_origin_ = origin;
 }
 
 const KeyVersion& Keyspace::Put(const std::string& key, std::string value, int64_t lease) {
@@ -84,6 +86,8 @@ const KeyVersion& Keyspace::Put(const std::string& key, std::string value, int64
   v.sub = commit_ops_++;
   v.lease = lease;
   v.value = std::move(value);
+  v.hlc = commit_hlc_;
+  v.origin = commit_origin_;
   const KeyVersion* prev = h.empty() || h.back().tombstone() ? nullptr : &h.back();
   v.create_revision = prev ? prev->create_revision : commit_rev_;
   v.version = prev ? prev->version + 1 : 1;
@@ -99,6 +103,8 @@ bool Keyspace::Delete(const std::string& key) {
   KeyVersion t;
   t.mod_revision = commit_rev_;
   t.sub = commit_ops_++;
+  t.hlc = commit_hlc_;
+  t.origin = commit_origin_;
   stored_bytes_ += KeyVersionBytes(key.size(), 0);
   it->second.push_back(std::move(t));
   return true;
@@ -113,7 +119,8 @@ int32_t Keyspace::EndCommit() {
   return ops;
 }
 
-void Keyspace::Compact(int64_t rev, std::vector<VersionId>* dropped) {
+void Keyspace::Compact(int64_t rev, std::vector<VersionId>* dropped,
+                       std::vector<std::string>* removed) {
   CHECK(commit_rev_ == 0);
   CHECK(rev > compact_revision_ && rev <= revision_);
   for (auto it = keys_.begin(); it != keys_.end();) {
@@ -130,9 +137,21 @@ void Keyspace::Compact(int64_t rev, std::vector<VersionId>* dropped) {
       stored_bytes_ -= KeyVersionBytes(it->first.size(), h[i].value.size());
     }
     h.erase(h.begin(), h.begin() + static_cast<std::ptrdiff_t>(keep_from));
+    if (h.empty() && removed != nullptr) removed->push_back(it->first);
     it = h.empty() ? keys_.erase(it) : std::next(it);
   }
   compact_revision_ = rev;
+}
+
+void Keyspace::ForEachNewest(const LiveVisitor& visit) const {
+  for (const auto& [key, h] : keys_) {
+    if (!h.empty() && !visit(key, h.back())) return;
+  }
+}
+
+const KeyVersion* Keyspace::Newest(std::string_view key) const {
+  auto it = keys_.find(key);
+  return it == keys_.end() || it->second.empty() ? nullptr : &it->second.back();
 }
 
 void Keyspace::Restore(const std::string& key, KeyVersion version) {

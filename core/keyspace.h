@@ -37,6 +37,9 @@ struct KeyVersion {
   int64_t version = 0;
   int64_t lease = 0;
   Bytes value;
+  // The register stamp (crdt/register.h) of the commit that wrote this version.
+  uint64_t hlc = 0;
+  uint64_t origin = 0;
 
   bool tombstone() const { return version == 0; }
 };
@@ -93,7 +96,8 @@ class Keyspace {
 
   // --- Mutations. A commit calls BeginCommit, then Put/Delete in op order, then EndCommit.
   // The first commit after recovery must be revision() + 1.
-  void BeginCommit(int64_t rev);
+  // `hlc` and `origin` stamp every version the commit writes (its register stamp).
+  void BeginCommit(int64_t rev, uint64_t hlc = 0, uint64_t origin = 0);
   // Returns the version written (its create_revision/version follow etcd's rules).
   const KeyVersion& Put(const std::string& key, std::string value, int64_t lease);
   // Writes a tombstone if the key is live at the commit's view; returns whether it was.
@@ -107,7 +111,14 @@ class Keyspace {
   // `rev` is a tombstone. A tombstone at exactly `rev` is kept (until a later compaction) so
   // that history from `rev` on stays complete for watchers. Reports each dropped version.
   // REQUIRES: not in a commit, compact_revision() < rev <= revision().
-  void Compact(int64_t rev, std::vector<VersionId>* dropped);
+  // `removed`, when given, receives the keys that no longer exist afterwards.
+  void Compact(int64_t rev, std::vector<VersionId>* dropped,
+               std::vector<std::string>* removed = nullptr);
+  // Visits every key with its newest version (a tombstone included) in ascending key
+  // order: the key's register.
+  void ForEachNewest(const LiveVisitor& visit) const;
+  // The newest version of `key` (a tombstone included), or nullptr when it has none.
+  const KeyVersion* Newest(std::string_view key) const;
 
   // --- Recovery: versions must arrive in ascending (revision, sub) order.
   void Restore(const std::string& key, KeyVersion version);
@@ -129,6 +140,8 @@ class Keyspace {
   int64_t stored_bytes_ = 0;
   int64_t commit_rev_ = 0;  // non-zero while a commit is open
   int32_t commit_ops_ = 0;
+  uint64_t commit_hlc_ = 0;
+  uint64_t commit_origin_ = 0;
 };
 
 }  // namespace geoetcd

@@ -110,6 +110,8 @@ bool ParseVersionKey(std::string_view account, std::string_view key, VersionId* 
 KeyRecord ToRecord(const std::string& key, const KeyVersion& v) {
   KeyRecord r;
   r.set_key(key);
+  r.set_hlc(v.hlc);
+  r.set_origin(v.origin);
   if (v.tombstone()) {
     r.set_tombstone(true);
     return r;
@@ -125,6 +127,8 @@ KeyVersion FromRecord(const KeyRecord& r, VersionId id) {
   KeyVersion v;
   v.mod_revision = id.revision;
   v.sub = id.sub;
+  v.hlc = r.hlc();
+  v.origin = r.origin();
   if (r.tombstone()) return v;
   v.value = r.value();
   v.create_revision = r.create_revision();

@@ -248,6 +248,8 @@ class KvStore::Commit {
     KeyVersion tombstone;
     tombstone.mod_revision = rev_;
     tombstone.sub = ops_;
+    tombstone.hlc = stamp_.hlc;
+    tombstone.origin = stamp_.origin;
     if (capture_) {
       mvccpb::Event* event = AddEvent(mvccpb::Event::DELETE, key, &prev);
       event->mutable_kv()->set_key(key);
@@ -276,7 +278,7 @@ class KvStore::Commit {
   void Open() {
     if (rev_ != 0) return;
     rev_ = store_->revision() + 1;
-    store_->keyspace_.BeginCommit(rev_);
+    store_->keyspace_.BeginCommit(rev_, stamp_.hlc, stamp_.origin);
     capture_ = store_->observer_ != nullptr && store_->observer_->WantsEvents();
   }
   // A create has no prev_kv (etcd looks it up only for non-create events).
@@ -292,6 +294,7 @@ class KvStore::Commit {
     CHECK(id.sub == v.sub);
     batch_->Put(codec::VersionKey(store_->account_, id),
                 codec::ToRecord(key, v).SerializeAsString());
+    if (store_->merkle_) store_->merkle_->Set(key, RegisterHash(RegisterOf(key, v)));
   }
 
   KvStore* store_;
@@ -603,11 +606,47 @@ void KvStore::AppendMeta(WriteBatch* batch) const {
 
 void KvStore::Compact(int64_t rev, WriteBatch* batch) {
   std::vector<VersionId> dropped;
-  keyspace_.Compact(rev, &dropped);
+  std::vector<std::string> removed;
+  keyspace_.Compact(rev, &dropped, merkle_ ? &removed : nullptr);
+  for (const std::string& key : removed) merkle_->Remove(key);
   for (const VersionId& id : dropped) batch->Delete(codec::VersionKey(account_, id));
   // The commit log below the compaction point is history no reader can ask for any more.
   batch->DeleteRange(codec::CommitPrefix(account_), codec::CommitKey(account_, rev));
   AppendMeta(batch);
+}
+
+Register KvStore::RegisterOf(const std::string& key, const KeyVersion& v) {
+  Register r;
+  r.key = key;
+  r.value.assign(v.value.data(), v.value.size());
+  r.create_revision = v.create_revision;
+  r.mod_revision = v.mod_revision;
+  r.version = v.version;
+  r.lease = v.lease;
+  r.tombstone = v.tombstone();
+  r.stamp = RegisterStamp{v.hlc, v.origin};
+  return r;
+}
+
+void KvStore::CheckRegisterTree() const {
+  if (!merkle_) return;
+  // Every key's leaf holds its register's hash, and nothing else is in the tree (the
+  // tree's own invariants cover the inner hashes: crdt/merkle_tree.h).
+  size_t keys = 0;
+  keyspace_.ForEachNewest([&](const std::string& key, const KeyVersion& v) {
+    ++keys;
+    CHECK(merkle_->Get(key) == RegisterHash(RegisterOf(key, v)));
+    return true;
+  });
+  CHECK(keys == merkle_->size());
+}
+
+void KvStore::EnableMerkle(int depth) {
+  merkle_ = std::make_unique<MerkleTree>(depth);
+  keyspace_.ForEachNewest([this](const std::string& key, const KeyVersion& v) {
+    merkle_->Set(key, RegisterHash(RegisterOf(key, v)));
+    return true;
+  });
 }
 
 absl::StatusOr<int64_t> KvStore::Recover(const Storage& storage,

@@ -12,6 +12,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -20,6 +21,8 @@
 #include "core/hlc.h"
 #include "core/keyspace.h"
 #include "core/ports.h"
+#include "crdt/merkle_tree.h"
+#include "crdt/register.h"
 #include "etcd/etcdserverpb/rpc.pb.h"
 #include "geoetcd/storage.pb.h"
 
@@ -37,6 +40,8 @@ struct KvLimits {
 struct CommitStamp {
   uint64_t epoch = 1;
   Hlc hlc = 0;
+  // The region that sequenced the commit: with `hlc`, the stamp of every register it writes.
+  uint64_t origin = 0;
   LogEntry* log = nullptr;
 };
 
@@ -120,7 +125,20 @@ class KvStore {
   // A canonical hash of the live keys at `rev` (xxhash64 of a fixed encoding).
   uint64_t HashAt(int64_t rev) const;
 
+  // --- Registers (crdt/register.h) for anti-entropy between regions. Once enabled, a
+  // Merkle tree over every key's register (its newest version, tombstones included) is
+  // kept in step with every commit, compaction and recovery; regions that applied the same
+  // log hold equal trees. Enabling builds it from the current keyspace.
+  void EnableMerkle(int depth = kMerkleDepthDefault);
+  // nullptr unless enabled.
+  const MerkleTree* merkle() const { return merkle_.get(); }
+  // The register `v` (a version of `key`) stands for.
+  static Register RegisterOf(const std::string& key, const KeyVersion& v);
+
   void CheckInvariants() const { keyspace_.CheckInvariants(); }
+  // That the Merkle tree (if kept) holds exactly every key's current register hash: O(keys)
+  // register encodings, so callers run it less often than CheckInvariants.
+  void CheckRegisterTree() const;
 
  private:
   struct TxnPath {
@@ -148,6 +166,7 @@ class KvStore {
   LeaseIndex* leases_;
   CommitObserver* observer_ = nullptr;
   Keyspace keyspace_;
+  std::unique_ptr<MerkleTree> merkle_;
 };
 
 }  // namespace geoetcd

@@ -56,6 +56,8 @@ absl::Status Node::Start() {
   if (auto s = RecoverForwardMarkers(); !s.ok()) return s;
   account->write_region =
       options_.write_region != 0 ? options_.write_region : options_.member_id;
+  // Regions compare register trees in their gossip; one region alone keeps none.
+  if (options_.regions.size() > 1) account->kv.EnableMerkle(options_.merkle_depth);
   AttachWatchHub(account.get());
   accounts_[kDefaultAccount] = std::move(account);
   hlc_.Now(ports_.clock->WallMs());
@@ -129,6 +131,7 @@ CommitStamp Node::NextStamp() {
   CommitStamp stamp;
   stamp.epoch = epoch_;
   stamp.hlc = hlc_.Now(ports_.clock->WallMs());
+  stamp.origin = options_.member_id;
   return stamp;
 }
 
@@ -435,6 +438,21 @@ int64_t Node::head_revision(const std::string& account) const {
 
 int64_t Node::compact_revision(const std::string& account) const {
   return accounts_.at(account)->kv.compact_revision();
+}
+
+const Keyspace* Node::keyspace(const std::string& account) const {
+  auto it = accounts_.find(account);
+  return it == accounts_.end() ? nullptr : &it->second->kv.keyspace();
+}
+
+uint64_t Node::merkle_root(const std::string& account) const {
+  auto it = accounts_.find(account);
+  if (it == accounts_.end() || it->second->kv.merkle() == nullptr) return 0;
+  return it->second->kv.merkle()->Root();
+}
+
+void Node::CheckRegisterTrees() const {
+  for (const auto& [name, account] : accounts_) account->kv.CheckRegisterTree();
 }
 
 void Node::CheckInvariants() const {

@@ -126,6 +126,9 @@ struct NodeOptions {
   int64_t forwards_pending_max = 20000;
   // Forwards this region remembers having executed (W's at-most-once table).
   int64_t forward_dedup_max = 100000;
+  // Levels of the register tree gossiped between regions (crdt/merkle_tree.h): 16^depth
+  // leaves. The simulator's keyspaces are tiny and use a small one.
+  int merkle_depth = kMerkleDepthDefault;
   // Called once if storage fails: the node stops serving (fail-stop). Defaults to abort.
   std::function<void(const absl::Status&)> on_fatal;
   InjectedBugs bugs;
@@ -160,6 +163,9 @@ struct PeerStats {
   uint64_t entries_sent = 0;
   uint64_t pulls_sent = 0;
   uint64_t read_index_rounds = 0;
+  // Digests from a region at this region's applied index whose register tree differs: the
+  // two hold different states for one log prefix (a bug or a corrupted disk).
+  uint64_t digests_diverged = 0;
 };
 
 template <typename T>
@@ -209,6 +215,8 @@ class Node {
   void CloseWatchStream(uint64_t stream_id);
   // The account's watchers, for tests and metrics (nullptr if no such account).
   const WatchHub* watch_hub(const std::string& account = kDefaultAccount) const;
+  // The account's keyspace, for the simulator's checkers (nullptr if no such account).
+  const Keyspace* keyspace(const std::string& account = kDefaultAccount) const;
 
   // --- Lease (etcdserverpb.Lease), kept at the account's write region; see core/lessor.h.
   // Grants and revokes are durable before they are answered; keep-alives are not persisted
@@ -257,12 +265,17 @@ class Node {
   int64_t durable_revision(const std::string& account = kDefaultAccount) const;
   int64_t head_revision(const std::string& account = kDefaultAccount) const;
   int64_t compact_revision(const std::string& account = kDefaultAccount) const;
+  // The root of the account's register tree at its applied index; 0 with one region (no
+  // tree is kept) or an unknown account.
+  uint64_t merkle_root(const std::string& account = kDefaultAccount) const;
   uint64_t storage_writes() const { return storage_writes_; }
   bool failed() const { return !fatal_.ok(); }
   const NodeOptions& options() const { return options_; }
 
   // Checks every component's invariants; aborts on violation.
   void CheckInvariants() const;
+  // Checks that every account's register tree matches its keyspace (slower: O(keys)).
+  void CheckRegisterTrees() const;
 
  private:
   struct Account;

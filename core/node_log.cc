@@ -44,6 +44,7 @@ absl::Status Node::ApplyEntry(Account* account, const LogEntry& entry) {
   CommitStamp stamp;
   stamp.epoch = entry.epoch();
   stamp.hlc = entry.hlc();
+  stamp.origin = entry.origin();
   if (entry.ops_size() > 0) {
     auto rev = account->kv.ApplyOps(entry, stamp, &staged_);
     if (!rev.ok()) return rev.status();

@@ -496,11 +496,19 @@ void Node::Gossip() {
     d->set_revision(account->durable_rev);
     d->set_compact_revision(account->kv.compact_revision());
     d->set_first_index(account->first_index);
+    if (const MerkleTree* tree = account->kv.merkle(); tree != nullptr) {
+      d->set_merkle_root(tree->Root());
+    }
     Send(to, name, std::move(m));
   }
 }
 
 void Node::HandleDigest(uint64_t from, Account* account, const Digest& digest) {
+  if (const MerkleTree* tree = account->kv.merkle();
+      tree != nullptr && digest.applied_index() == account->head_index &&
+      digest.merkle_root() != tree->Root()) {
+    ++peer_stats_.digests_diverged;
+  }
   if (digest.durable_index() <= account->head_index) return;
   if (digest.first_index() > account->head_index + 1) return;  // needs a repair, not a pull
   const int64_t now = ports_.clock->MonotonicMs();

@@ -194,7 +194,8 @@ bool MergeInto(Register* into, const Register& incoming) {
 
 std::string RegisterDebugString(const Register& r) {
   return absl::StrCat("{key=", absl::CEscape(r.key.substr(0, 64)),
-                      r.key.size() > 64 ? "..." : "", " stamp=", HlcToString(r.stamp.hlc), "/",
+                      r.key.size() > 64 ? "..." : "", " stamp=", HlcPhysicalMs(r.stamp.hlc), ".",
+                      HlcLogical(r.stamp.hlc), "/",
                       r.stamp.origin, r.tombstone ? " tombstone" : "", " create=",
                       r.create_revision, " mod=", r.mod_revision, " version=", r.version,
                       " lease=", r.lease, " value_bytes=", r.value.size(), "}");

@@ -218,6 +218,7 @@ NodeOptions Simulation::MakeNodeOptions(int32_t index) {
   options.retransmit_ms = buggify_.Choice("retransmit_ms", 200, {50, 1000});
   options.forward_retry_ms = buggify_.Choice("forward_retry_ms", 250, {60, 1000});
   options.gossip_interval_ms = buggify_.Choice("gossip_interval_ms", 200, {50, 2000});
+  options.merkle_depth = 2;  // 256 leaves: the workload's keyspaces are tiny
   options.append_bytes_max = buggify_.Choice("append_bytes_max", options.append_bytes_max, {200});
   options.replication_window_bytes =
       buggify_.Choice("replication_window_bytes", options.replication_window_bytes, {1000});
@@ -305,8 +306,12 @@ void Simulation::Setup() {
   for (auto& node : nodes_) CHECK(node->Start().ok());  // empty storage always starts
   world_.SetAfterEvent([this](int32_t) {
     if (config_.check_invariants) {
+      // The register trees cost O(keys) encodings: every 64th event.
+      const bool trees = world_.events_run() % 64 == 0;
       for (auto& node : nodes_) {
-        if (node->up()) node->node()->CheckInvariants();
+        if (!node->up()) continue;
+        node->node()->CheckInvariants();
+        if (trees) node->node()->CheckRegisterTrees();
       }
     }
     if (SimProgress* p = config_.progress) {
@@ -737,9 +742,12 @@ void Simulation::Quiesce() {
 bool Simulation::Converged() const {
   if (!AllUp()) return false;
   const Node* w = nodes_[0]->node();
+  // Quiet too: nothing staged beyond the durable state anywhere (the register trees
+  // reflect what is applied, durable or not).
   for (const auto& n : nodes_) {
     if (n->node()->durable_index() != w->durable_index() ||
-        n->node()->durable_revision() != w->durable_revision()) {
+        n->node()->durable_revision() != w->durable_revision() ||
+        n->node()->applied_index() != n->node()->durable_index()) {
       return false;
     }
   }
@@ -759,6 +767,27 @@ std::string Simulation::CompareRegions() const {
       if (r->KvHashAt(Node::kDefaultAccount, rev) != w->KvHashAt(Node::kDefaultAccount, rev)) {
         return absl::StrCat("region ", i, " differs from the write region at revision ", rev);
       }
+    }
+    // Same log applied, same registers: the anti-entropy trees agree, and each holds its
+    // keyspace's registers.
+    w->CheckRegisterTrees();
+    r->CheckRegisterTrees();
+    if (r->merkle_root() != w->merkle_root()) {
+      std::string first;
+      w->keyspace()->ForEachNewest([&](const std::string& key, const KeyVersion& v) {
+        const KeyVersion* rv = r->keyspace()->Newest(key);
+        const Register wr = KvStore::RegisterOf(key, v);
+        if (rv == nullptr || KvStore::RegisterOf(key, *rv) != wr) {
+          first = absl::StrCat(": W holds ", RegisterDebugString(wr), ", the region ",
+                               rv ? RegisterDebugString(KvStore::RegisterOf(key, *rv))
+                                  : std::string("nothing"));
+          return false;
+        }
+        return true;
+      });
+      return absl::StrCat("region ", i, "'s register tree root ", r->merkle_root(),
+                          " differs from the write region's ", w->merkle_root(),
+                          " at the same log index", first);
     }
     const auto& wl = w->log_tail();
     const auto& rl = r->log_tail();
