@@ -22,6 +22,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
 #include "absl/strings/strip.h"
+#include "yaml-cpp/yaml.h"
 
 extern char** environ;
 
@@ -44,6 +45,18 @@ bool AllDigits(absl::string_view s) {
     if (!IsDigit(c)) return false;
   }
   return true;
+}
+
+absl::string_view StripTrailingSpace(absl::string_view s) {
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r')) {
+    s.remove_suffix(1);
+  }
+  return s;
+}
+
+absl::string_view Trim(absl::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  return StripTrailingSpace(s);
 }
 
 // strconv.ParseBool.
@@ -659,9 +672,9 @@ absl::Status ApplyEnvironment(const std::map<std::string, std::string>& env, con
 }
 
 // ---------------------------------------------------------------------------------------
-// The flat YAML subset etcd config files use: top-level `key: value`, quoted scalars,
-// comments, flow lists `[a, b]` (may span lines), block lists of `- item`. Nested mappings
-// are recognised only so they can be skipped.
+// The config file: YAML read by yaml-cpp, of which geoetcd uses the top-level mapping, as
+// etcd does: each key is a flag name, each value a scalar or a list of scalars. Nested
+// mappings are recognised only so they can be skipped or refused.
 
 struct YamlEntry {
   enum class Shape { kNull, kScalar, kList, kNested };
@@ -676,256 +689,84 @@ absl::Status YamlError(int line, absl::string_view what) {
   return absl::InvalidArgumentError(absl::StrCat("line ", line, ": ", what));
 }
 
-absl::string_view StripTrailingSpace(absl::string_view s) {
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r')) {
-    s.remove_suffix(1);
-  }
-  return s;
+int LineOf(const YAML::Node& node) { return node.Mark().line + 1; }
+
+bool IsFlagName(const std::string& key) {
+  constexpr char kFlagNameChars[] =
+      "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.";
+  return !key.empty() && key.find_first_not_of(kFlagNameChars) == std::string::npos;
 }
 
-absl::string_view Trim(absl::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  return StripTrailingSpace(s);
-}
-
-// A quote opens a quoted scalar only where a scalar can start, so "it's" stays plain.
-bool QuoteCanOpen(char previous_nonspace) {
-  return previous_nonspace == '\0' ||
-         absl::string_view(":[,{-").find(previous_nonspace) != absl::string_view::npos;
-}
-
-// Calls visit(i) for each character of `s` outside quoted scalars; stops when it returns
-// true and returns that index (npos otherwise).
-template <typename Visit>
-size_t ScanOutsideQuotes(absl::string_view s, Visit visit) {
-  char quote = 0;
-  char previous = '\0';
-  for (size_t i = 0; i < s.size(); ++i) {
-    const char c = s[i];
-    if (quote == '"') {
-      if (c == '\\') {
-        ++i;
-      } else if (c == '"') {
-        quote = 0;
-        previous = c;
-      }
-      continue;
-    }
-    if (quote == '\'') {
-      if (c == '\'' && i + 1 < s.size() && s[i + 1] == '\'') {
-        ++i;
-      } else if (c == '\'') {
-        quote = 0;
-        previous = c;
-      }
-      continue;
-    }
-    if ((c == '"' || c == '\'') && QuoteCanOpen(previous)) {
-      quote = c;
-      continue;
-    }
-    if (visit(i)) return i;
-    if (c != ' ' && c != '\t') previous = c;
-  }
-  return absl::string_view::npos;
-}
-
-absl::string_view StripComment(absl::string_view line) {
-  size_t hash = ScanOutsideQuotes(line, [line](size_t i) {
-    return line[i] == '#' && (i == 0 || line[i - 1] == ' ' || line[i - 1] == '\t');
-  });
-  if (hash != absl::string_view::npos) line = line.substr(0, hash);
-  return StripTrailingSpace(line);
-}
-
-size_t FindOutside(absl::string_view s, char target) {
-  return ScanOutsideQuotes(s, [s, target](size_t i) { return s[i] == target; });
-}
-
-absl::StatusOr<std::optional<std::string>> ParseYamlScalar(absl::string_view s, int line) {
-  s = Trim(s);
-  if (s.empty() || s == "~" || s == "null" || s == "Null" || s == "NULL") return std::nullopt;
-  const char quote = s[0];
-  if (quote == '"' || quote == '\'') {
-    std::string out;
-    size_t i = 1;
-    for (; i < s.size(); ++i) {
-      if (s[i] == quote) {
-        if (quote == '\'' && i + 1 < s.size() && s[i + 1] == '\'') {
-          out += '\'';
-          ++i;
-          continue;
-        }
+// The shape and text of one setting. `value_bytes` counts the bytes of every value taken
+// so far: without aliases they cannot exceed the file, so an alias repeated to blow a
+// small file up into gigabytes stops at the file bound instead.
+absl::Status ReadYamlValue(const YAML::Node& value, YamlEntry* entry, int64_t* value_bytes) {
+  const auto take = [&](const std::string& text) {
+    *value_bytes += static_cast<int64_t>(text.size());
+    return *value_bytes <= kConfigFileBytesMax;
+  };
+  bool within_bound = true;
+  if (value.IsScalar()) {
+    entry->shape = YamlEntry::Shape::kScalar;
+    entry->value = value.Scalar();
+    within_bound = take(entry->value);
+  } else if (value.IsMap()) {
+    entry->shape = YamlEntry::Shape::kNested;
+  } else if (value.IsSequence()) {
+    entry->shape = YamlEntry::Shape::kList;
+    for (const YAML::Node& item : value) {
+      if (item.IsNull()) continue;
+      if (!item.IsScalar()) {
+        entry->shape = YamlEntry::Shape::kNested;  // A list of lists or mappings.
+        entry->items.clear();
         break;
       }
-      if (quote == '"' && s[i] == '\\' && i + 1 < s.size()) {
-        const char escaped = s[++i];
-        if (escaped == 'n') {
-          out += '\n';
-        } else if (escaped == 't') {
-          out += '\t';
-        } else if (escaped == '"' || escaped == '\\' || escaped == '/') {
-          out += escaped;
-        } else {
-          return YamlError(line, absl::StrCat("unsupported escape \\", std::string(1, escaped)));
-        }
-        continue;
-      }
-      out += s[i];
+      entry->items.push_back(item.Scalar());
+      within_bound = within_bound && take(entry->items.back());
+      if (!within_bound) break;
     }
-    if (i >= s.size()) return YamlError(line, "unterminated quoted string");
-    if (i + 1 != s.size()) return YamlError(line, "unexpected text after a quoted string");
-    return std::optional<std::string>(std::move(out));
   }
-  if (absl::string_view("[]{}&*!|>%@`").find(quote) != absl::string_view::npos) {
-    return YamlError(line, absl::StrCat("unsupported YAML syntax '", std::string(1, quote),
-                                        "' (only flat key: value settings are understood)"));
+  if (!within_bound) {
+    return YamlError(entry->line, absl::StrCat("the values add up to more than ",
+                                               kConfigFileBytesMax, " bytes (aliases?)"));
   }
-  if (s.find(": ") != absl::string_view::npos || absl::EndsWith(s, ":")) {
-    return YamlError(line, "unexpected ':' in a value (quote the value)");
-  }
-  return std::optional<std::string>(std::string(s));
+  return absl::OkStatus();
 }
 
-class FlatYamlParser {
- public:
-  explicit FlatYamlParser(absl::string_view text) : lines_(absl::StrSplit(text, '\n')) {}
+// A syntax error as yaml-cpp reports it, at the line it names.
+absl::Status YamlSyntaxError(const YAML::Exception& e) {
+  if (e.mark.is_null()) return absl::InvalidArgumentError(absl::StrCat("invalid YAML: ", e.msg));
+  return YamlError(e.mark.line + 1, e.msg);
+}
 
-  absl::StatusOr<std::vector<YamlEntry>> Parse() {
-    std::vector<YamlEntry> entries;
-    while (next_ < lines_.size()) {
-      const int line = static_cast<int>(next_) + 1;
-      absl::string_view content = StripComment(lines_[next_++]);
-      if (Trim(content).empty()) continue;
-      if (content == "---" && entries.empty()) continue;
-      if (content == "...") break;
-      absl::Status status = CheckIndent(content, line);
-      if (!status.ok()) return status;
-      if (content[0] == ' ') return YamlError(line, "unexpected indentation");
-      absl::StatusOr<YamlEntry> entry = ParseEntry(content, line);
-      if (!entry.ok()) return entry.status();
-      entries.push_back(*std::move(entry));
-    }
-    return entries;
+absl::StatusOr<std::vector<YamlEntry>> ParseConfigYaml(const std::string& text) {
+  std::vector<YAML::Node> documents;
+  try {
+    documents = YAML::LoadAll(text);
+  } catch (const YAML::Exception& e) {
+    return YamlSyntaxError(e);
   }
-
- private:
-  static absl::Status CheckIndent(absl::string_view content, int line) {
-    size_t first = content.find_first_not_of(' ');
-    if (first != absl::string_view::npos && content[first] == '\t') {
-      return YamlError(line, "tabs are not allowed in indentation");
-    }
-    return absl::OkStatus();
+  if (documents.size() > 1) {
+    return YamlError(LineOf(documents[1]), "a second YAML document (one is the whole config)");
   }
-
-  static bool IsListItem(absl::string_view body) {
-    return body == "-" || absl::StartsWith(body, "- ");
-  }
-
-  absl::StatusOr<YamlEntry> ParseEntry(absl::string_view content, int line) {
-    if (IsListItem(content)) return YamlError(line, "a list item without a key");
-    size_t colon = ScanOutsideQuotes(content, [content](size_t i) {
-      return content[i] == ':' &&
-             (i + 1 == content.size() || content[i + 1] == ' ' || content[i + 1] == '\t');
-    });
-    if (colon == absl::string_view::npos) return YamlError(line, "expected 'key: value'");
+  std::vector<YamlEntry> entries;
+  if (documents.empty() || documents[0].IsNull()) return entries;
+  const YAML::Node& root = documents[0];
+  if (!root.IsMap()) return YamlError(LineOf(root), "expected 'key: value'");
+  int64_t value_bytes = 0;
+  for (const auto& setting : root) {
     YamlEntry entry;
-    entry.line = line;
-    entry.key = std::string(Trim(content.substr(0, colon)));
-    if (entry.key.empty() ||
-        entry.key.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-                                    "0123456789-_.") != std::string::npos) {
-      return YamlError(line, absl::StrCat("invalid key '", entry.key, "'"));
+    entry.line = LineOf(setting.first);
+    entry.key = setting.first.IsScalar() ? setting.first.Scalar() : "";
+    if (!IsFlagName(entry.key)) {
+      return YamlError(entry.line, absl::StrCat("invalid key '", entry.key, "'"));
     }
-    absl::string_view rest = Trim(content.substr(colon + 1));
-    absl::Status status;
-    if (rest.empty()) {
-      status = ParseBlock(&entry);
-    } else if (rest[0] == '[' || rest[0] == '{') {
-      status = ParseFlow(rest, &entry);
-    } else {
-      absl::StatusOr<std::optional<std::string>> scalar = ParseYamlScalar(rest, line);
-      if (!scalar.ok()) return scalar.status();
-      if (scalar->has_value()) {
-        entry.shape = YamlEntry::Shape::kScalar;
-        entry.value = **scalar;
-      }
-    }
+    absl::Status status = ReadYamlValue(setting.second, &entry, &value_bytes);
     if (!status.ok()) return status;
-    return entry;
+    entries.push_back(std::move(entry));
   }
-
-  // `key:` followed by indented lines (a nested mapping) or `- item` lines (a list).
-  absl::Status ParseBlock(YamlEntry* entry) {
-    bool nested = false;
-    bool any_item = false;
-    while (next_ < lines_.size()) {
-      const int line = static_cast<int>(next_) + 1;
-      absl::string_view content = StripComment(lines_[next_]);
-      if (Trim(content).empty()) {
-        ++next_;
-        continue;
-      }
-      absl::Status status = CheckIndent(content, line);
-      if (!status.ok()) return status;
-      absl::string_view body = Trim(content);
-      const bool item = IsListItem(body);
-      if (content[0] != ' ' && !item) break;
-      ++next_;
-      if (!item || nested) {
-        nested = true;
-        continue;
-      }
-      any_item = true;
-      absl::StatusOr<std::optional<std::string>> value = ParseYamlScalar(body.substr(1), line);
-      if (!value.ok()) return value.status();
-      if (value->has_value()) entry->items.push_back(**value);
-    }
-    if (nested) {
-      entry->shape = YamlEntry::Shape::kNested;
-    } else if (any_item) {
-      entry->shape = YamlEntry::Shape::kList;
-    }
-    return absl::OkStatus();
-  }
-
-  // `[a, b]` (a list) or `{...}` (a mapping, skipped), possibly over several lines.
-  absl::Status ParseFlow(absl::string_view first, YamlEntry* entry) {
-    const char close = first[0] == '[' ? ']' : '}';
-    std::string text(first);
-    size_t end = FindOutside(text, close);
-    while (end == std::string::npos) {
-      if (next_ >= lines_.size()) {
-        return YamlError(entry->line, absl::StrCat("unterminated '", first.substr(0, 1), "'"));
-      }
-      absl::StrAppend(&text, " ", Trim(StripComment(lines_[next_++])));
-      end = FindOutside(text, close);
-    }
-    if (!Trim(absl::string_view(text).substr(end + 1)).empty()) {
-      return YamlError(entry->line,
-                       absl::StrCat("unexpected text after '", std::string(1, close), "'"));
-    }
-    if (close == '}') {
-      entry->shape = YamlEntry::Shape::kNested;
-      return absl::OkStatus();
-    }
-    entry->shape = YamlEntry::Shape::kList;
-    absl::string_view inner = absl::string_view(text).substr(1, end - 1);
-    while (!Trim(inner).empty()) {
-      size_t comma = FindOutside(inner, ',');
-      absl::StatusOr<std::optional<std::string>> item =
-          ParseYamlScalar(inner.substr(0, comma), entry->line);
-      if (!item.ok()) return item.status();
-      if (item->has_value()) entry->items.push_back(**item);
-      if (comma == absl::string_view::npos) break;
-      inner.remove_prefix(comma + 1);
-    }
-    return absl::OkStatus();
-  }
-
-  std::vector<absl::string_view> lines_;
-  size_t next_ = 0;
-};
+  return entries;
+}
 
 absl::StatusOr<std::string> ReadConfigFile(const std::string& path) {
   std::FILE* file = std::fopen(path.c_str(), "rb");
@@ -997,7 +838,7 @@ absl::Status ApplyYamlEntry(const YamlEntry& entry, const std::string& where,
 absl::Status ApplyConfigFile(const std::string& path, Collected* collected) {
   absl::StatusOr<std::string> text = ReadConfigFile(path);
   if (!text.ok()) return text.status();
-  absl::StatusOr<std::vector<YamlEntry>> entries = FlatYamlParser(*text).Parse();
+  absl::StatusOr<std::vector<YamlEntry>> entries = ParseConfigYaml(*text);
   if (!entries.ok()) {
     return absl::InvalidArgumentError(
         absl::StrCat("config file \"", path, "\" ", entries.status().message()));
