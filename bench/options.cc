@@ -12,6 +12,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "absl/time/time.h"
+#include "gateway/go_duration.h"
 
 namespace geoetcd::bench {
 namespace {
@@ -102,30 +104,21 @@ const char* WorkloadName(Workload w) {
 const char* TransportName(Transport t) { return t == Transport::kH2 ? "h2" : "grpc"; }
 
 absl::StatusOr<int64_t> ParseDuration(const std::string& text) {
-  struct Unit {
-    const char* suffix;
-    double ns;
-  };
-  // Longest suffixes first so "ms" is not read as "m" + "s".
-  static constexpr Unit kUnits[] = {{"ns", 1},  {"us", 1e3}, {"ms", 1e6},
-                                    {"s", 1e9}, {"m", 60e9}, {"h", 3600e9}};
-  std::string number = text;
-  double scale = 1e9;
-  for (const auto& u : kUnits) {
-    if (absl::EndsWith(text, u.suffix)) {
-      number = text.substr(0, text.size() - std::char_traits<char>::length(u.suffix));
-      scale = u.ns;
-      break;
-    }
+  double seconds = 0;
+  absl::StatusOr<absl::Duration> duration = absl::InvalidArgumentError("");
+  if (absl::SimpleAtod(text, &seconds) && std::isfinite(seconds)) {
+    duration = absl::Seconds(seconds);  // The bench's own shorthand: a bare number is seconds.
+  } else {
+    duration = ParseGoDuration(text);
   }
-  double v = 0;
-  if (number.empty() || !absl::SimpleAtod(number, &v) || !std::isfinite(v) || v < 0) {
+  if (!duration.ok() || *duration < absl::ZeroDuration()) {
     return absl::InvalidArgumentError(
         absl::StrCat("not a duration: '", text, "' (use e.g. 10s, 500ms, 2m)"));
   }
-  const double ns = v * scale;
-  if (ns > 9e18) return absl::InvalidArgumentError(absl::StrCat("duration too long: ", text));
-  return static_cast<int64_t>(ns);
+  if (*duration > absl::Nanoseconds(9'000'000'000'000'000'000)) {
+    return absl::InvalidArgumentError(absl::StrCat("duration too long: ", text));
+  }
+  return absl::ToInt64Nanoseconds(*duration);
 }
 
 std::string UsageText() {

@@ -80,17 +80,6 @@ absl::Status ParseCount(absl::string_view s, int64_t* out) {
   return absl::OkStatus();
 }
 
-// Nanoseconds per Go duration unit, or 0 for an unknown unit.
-uint64_t GoUnitNs(absl::string_view unit) {
-  if (unit == "ns") return 1;
-  if (unit == "us" || unit == "\xC2\xB5s" || unit == "\xCE\xBCs") return 1000;  // µs, μs
-  if (unit == "ms") return 1000 * 1000;
-  if (unit == "s") return 1000ULL * 1000 * 1000;
-  if (unit == "m") return 60ULL * 1000 * 1000 * 1000;
-  if (unit == "h") return 3600ULL * 1000 * 1000 * 1000;
-  return 0;
-}
-
 // ---------------------------------------------------------------------------------------
 // URLs, validated as etcd's types.NewURLs does.
 
@@ -1091,67 +1080,6 @@ void AppendWrapped(const std::vector<std::string>& words, std::string* out) {
 
 // ---------------------------------------------------------------------------------------
 // Public API.
-
-absl::StatusOr<int64_t> ParseGoDurationMs(const std::string& text) {
-  const auto invalid = [&text](absl::string_view why) {
-    return absl::InvalidArgumentError(absl::StrCat(why, " duration \"", text, "\""));
-  };
-  absl::string_view s = text;
-  bool negative = false;
-  if (!s.empty() && (s[0] == '-' || s[0] == '+')) {
-    negative = s[0] == '-';
-    s.remove_prefix(1);
-  }
-  if (s == "0") return 0;
-  if (s.empty()) return invalid("invalid");
-  constexpr uint64_t kLimit = uint64_t{1} << 63;  // Go's bound, one past int64 max for '-'.
-  uint64_t total_ns = 0;
-  while (!s.empty()) {
-    size_t i = 0;
-    uint64_t whole = 0;
-    for (; i < s.size() && IsDigit(s[i]); ++i) {
-      if (whole > kLimit / 10) return invalid("overflow in");
-      whole = whole * 10 + static_cast<uint64_t>(s[i] - '0');
-      if (whole > kLimit) return invalid("overflow in");
-    }
-    const bool had_whole = i > 0;
-    uint64_t fraction = 0;
-    double scale = 1;
-    bool had_fraction = false;
-    if (i < s.size() && s[i] == '.') {
-      for (++i; i < s.size() && IsDigit(s[i]); ++i) {
-        had_fraction = true;
-        if (fraction <= (kLimit - 10) / 10) {  // Extra digits only lose precision, as in Go.
-          fraction = fraction * 10 + static_cast<uint64_t>(s[i] - '0');
-          scale *= 10;
-        }
-      }
-    }
-    if (!had_whole && !had_fraction) return invalid("invalid");
-    const size_t unit_start = i;
-    while (i < s.size() && s[i] != '.' && !IsDigit(s[i])) ++i;
-    if (i == unit_start) return invalid("missing unit in");
-    const absl::string_view unit = s.substr(unit_start, i - unit_start);
-    const uint64_t unit_ns = GoUnitNs(unit);
-    if (unit_ns == 0) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("unknown unit \"", unit, "\" in duration \"", text, "\""));
-    }
-    if (whole > kLimit / unit_ns) return invalid("overflow in");
-    uint64_t ns = whole * unit_ns;
-    if (fraction > 0) {
-      ns += static_cast<uint64_t>(static_cast<double>(fraction) *
-                                  (static_cast<double>(unit_ns) / scale));
-      if (ns > kLimit) return invalid("overflow in");
-    }
-    total_ns += ns;
-    if (total_ns > kLimit) return invalid("overflow in");
-    s.remove_prefix(i);
-  }
-  if (!negative && total_ns == kLimit) return invalid("overflow in");
-  const int64_t ms = static_cast<int64_t>(total_ns / 1000000);
-  return negative ? -ms : ms;
-}
 
 absl::StatusOr<std::vector<std::string>> ParseUrlList(const std::string& comma_separated) {
   std::vector<std::string> urls;

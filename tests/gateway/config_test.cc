@@ -761,26 +761,6 @@ TEST(ServerConfigTest, EtcdSubcommandsAreUnimplemented) {
   EXPECT_EQ(outcome.status().code(), absl::StatusCode::kUnimplemented);
 }
 
-TEST(ServerConfigTest, ParseGoDurationMs) {
-  const std::pair<const char*, int64_t> cases[] = {
-      {"0", 0},        {"10m", 600000},         {"1h30m", 5400000},
-      {"5s", 5000},    {"100ms", 100},          {"1.5s", 1500},
-      {".5s", 500},    {"5.s", 5000},           {"-2s", -2000},
-      {"+3ms", 3},     {"1500us", 1},           {"1500\xC2\xB5s", 1},
-      {"999999ns", 0}, {"2h45m30.5s", 9930500},
-  };
-  for (const auto& [text, ms] : cases) {
-    absl::StatusOr<int64_t> parsed = ParseGoDurationMs(text);
-    ASSERT_TRUE(parsed.ok()) << text << ": " << parsed.status();
-    EXPECT_EQ(*parsed, ms) << text;
-  }
-  EXPECT_EQ(*ParseGoDurationMs("2562047h47m16.854775807s"), 9223372036854);
-  for (const char* bad : {"", "5", "s", "5x", "1e3s", "--5s", "5s 3m", ".s", "2562048h"}) {
-    EXPECT_FALSE(ParseGoDurationMs(bad).ok()) << bad;
-  }
-  EXPECT_EQ(ParseGoDurationMs("5x").status().message(), "unknown unit \"x\" in duration \"5x\"");
-}
-
 TEST(ServerConfigTest, ParseInitialCluster) {
   absl::StatusOr<std::vector<InitialMember>> members = ParseInitialCluster(
       "b=http://10.0.0.2:2380, a=http://10.0.0.1:2380,b=http://10.0.0.2:2381,,");
