@@ -81,7 +81,8 @@ struct ParsedCommand {
 // the flag and what is wrong with it.
 absl::StatusOr<ParsedCommand> ParseCommandLine(int argc, const char* const* argv);
 
-// Parses "10s", "500ms", "2m", "1.5" (seconds) into nanoseconds.
+// A duration in Go's syntax ("10s", "500ms", "2m", "1h30m", gateway/go_duration.h), or a bare
+// number of seconds ("1.5"), in nanoseconds. Negative durations are refused.
 absl::StatusOr<int64_t> ParseDuration(const std::string& text);
 
 std::string UsageText();

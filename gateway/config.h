@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "gateway/go_duration.h"  // ParseGoDurationMs, for every duration flag
 
 namespace geoetcd {
 
@@ -150,10 +151,6 @@ absl::StatusOr<std::vector<std::string>> ParseUrlList(const std::string& comma_s
 absl::StatusOr<std::string> UrlToListenAddress(const std::string& url);
 absl::StatusOr<std::vector<std::string>> UrlsToListenAddresses(
     const std::vector<std::string>& urls);
-
-// Go's time.ParseDuration ("10m", "1h30m", "5s", "100ms", "1.5s", "0", "-2s"), in whole
-// milliseconds truncated toward zero. Errors on a missing unit, an unknown unit or overflow.
-absl::StatusOr<int64_t> ParseGoDurationMs(const std::string& text);
 
 }  // namespace geoetcd
 

@@ -39,7 +39,7 @@ start() {
   done
   if [[ ! -x $bin ]]; then
     scripts/deps.sh build
-    scripts/build.sh
+    scripts/build.sh geoetcd
   fi
   mkdir -p "$root"
   local cluster="" i

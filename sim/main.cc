@@ -23,6 +23,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "cxxopts.hpp"
 #include "sim/simulation.h"
 
 namespace {
@@ -46,100 +47,136 @@ struct Options {
   std::string buggify = "seed";
 };
 
+constexpr char kIntro[] =
+    "Deterministic simulation of geoetcd: one seed (--seed) or a sweep (--seeds A..B).\n"
+    "See docs/simulation.md.";
+
+// Every flag, declared once: cxxopts reads the command line and writes the usage from these.
+cxxopts::Options DeclareFlags() {
+  cxxopts::Options options("geoetcd-sim", kIntro);
+  options.custom_help("(--seed N | --seeds A..B) [flags]");
+  options.set_width(100);
+  // Unknown flags and stray arguments come back in unmatched(), reported in our words.
+  options.allow_unrecognised_options();
+  const auto value = [] { return cxxopts::value<std::string>(); };
+  // clang-format off
+  options.add_options()
+      ("seed", "run one seed", value(), "N")
+      ("seeds", "run every seed from A to B, one summary line at the end", value(), "A..B")
+      ("ops", "client operations per run (default 2000)", value(), "N")
+      ("clients", "KV clients (default 8)", value(), "N")
+      ("watchers", "watch clients, besides the KV clients (default 3)", value(), "N")
+      ("regions", "regions, each a Node (default 1)", value(), "N")
+      ("faults", "fault profile: none|crash|network|disk|all (default none)", value(),
+       "PROFILE")
+      ("inject-bug", "run with a known bug switched on (see the list below)", value(), "NAME")
+      ("buggify", "BUGGIFY sites: seed (chosen per seed), on or off (default seed)", value(),
+       "MODE")
+      ("replay", "print the run's trace")
+      ("history-dir", "where a violating run's history is written (default /tmp)", value(),
+       "DIR")
+      ("no-invariants", "skip the components' CheckInvariants()")
+      ("no-leases", "no lease requests in the clients' mix")
+      ("h,help", "this help");
+  // clang-format on
+  return options;
+}
+
 void Usage(const char* why) {
-  std::fprintf(stderr,
-               "geoetcd-sim: %s\n"
-               "usage: geoetcd-sim (--seed N | --seeds A..B) [--ops N] [--clients N] "
-               "[--watchers N] [--regions N]\n"
-               "         [--faults none|crash|network|disk|all] [--inject-bug NAME] "
-               "[--buggify seed|on|off]\n"
-               "         [--replay] [--history-dir DIR] [--no-invariants] [--no-leases]\n"
-               "bugs: none",
-               why);
-  for (const std::string& b : geoetcd::sim::InjectedBugNames())
-    std::fprintf(stderr, ", %s", b.c_str());
-  std::fprintf(stderr, "\n");
+  std::string bugs = "bugs: none";
+  for (const std::string& b : geoetcd::sim::InjectedBugNames()) absl::StrAppend(&bugs, ", ", b);
+  std::fprintf(stderr, "geoetcd-sim: %s\n%s\n%s\n", why, DeclareFlags().help().c_str(),
+               bugs.c_str());
 }
 
 template <typename T>
-bool ParseNumber(const char* text, T* out) {
+bool ParseNumber(const std::string& text, T* out) {
   return absl::SimpleAtoi(text, out);
+}
+
+// Applies one flag's value; false when the value is bad. An --inject-bug the simulator does
+// not know is reported here and ends the run with kExitUsage through *exit_status.
+bool ApplyFlag(const std::string& flag, const std::string& v, Options* o, int* exit_status) {
+  if (flag == "seed") {
+    const bool ok = ParseNumber(v, &o->seed_first);
+    o->seed_last = o->seed_first;
+    return ok;
+  }
+  if (flag == "seeds") {
+    std::vector<std::string> parts = absl::StrSplit(v, "..");
+    o->sweep = true;
+    return parts.size() == 2 && absl::SimpleAtoi(parts[0], &o->seed_first) &&
+           absl::SimpleAtoi(parts[1], &o->seed_last) && o->seed_first <= o->seed_last;
+  }
+  if (flag == "ops") return ParseNumber(v, &o->config.ops);
+  if (flag == "clients") return ParseNumber(v, &o->config.clients);
+  if (flag == "watchers") return ParseNumber(v, &o->config.watchers);
+  if (flag == "regions") return ParseNumber(v, &o->config.regions);
+  if (flag == "faults") return geoetcd::sim::ParseFaultProfile(v, &o->config.faults);
+  if (flag == "inject-bug") {
+    o->bug = v;
+    absl::Status s = geoetcd::sim::ParseInjectedBug(v, &o->config.bugs);
+    if (!s.ok()) {
+      std::fprintf(stderr, "geoetcd-sim: %s\n", std::string(s.message()).c_str());
+      *exit_status = kExitUsage;
+    }
+    return true;
+  }
+  if (flag == "buggify") {
+    o->buggify = v;
+    if (v == "seed") {
+      o->config.buggify = BuggifyMode::kSeed;
+    } else if (v == "on") {
+      o->config.buggify = BuggifyMode::kOn;
+    } else if (v == "off") {
+      o->config.buggify = BuggifyMode::kOff;
+    } else {
+      return false;
+    }
+    return true;
+  }
+  if (flag == "history-dir") {
+    o->history_dir = v;
+    return true;
+  }
+  return true;  // A switch, read after all flags.
 }
 
 // Returns 0 on success, else the exit status.
 int Parse(int argc, char** argv, Options* o) {
-  for (int i = 1; i < argc; ++i) {
-    const std::string flag = argv[i];
-    auto value = [&](const char** out) {
-      if (i + 1 >= argc) return false;
-      *out = argv[++i];
-      return true;
-    };
-    const char* v = nullptr;
-    bool ok = true;
-    if (flag == "--seed") {
-      ok = value(&v) && ParseNumber(v, &o->seed_first);
-      o->seed_last = o->seed_first;
-    } else if (flag == "--seeds") {
-      ok = value(&v);
-      if (ok) {
-        std::vector<std::string> parts = absl::StrSplit(v, "..");
-        ok = parts.size() == 2 && absl::SimpleAtoi(parts[0], &o->seed_first) &&
-             absl::SimpleAtoi(parts[1], &o->seed_last) && o->seed_first <= o->seed_last;
-        o->sweep = true;
-      }
-    } else if (flag == "--ops") {
-      ok = value(&v) && ParseNumber(v, &o->config.ops);
-    } else if (flag == "--clients") {
-      ok = value(&v) && ParseNumber(v, &o->config.clients);
-    } else if (flag == "--watchers") {
-      ok = value(&v) && ParseNumber(v, &o->config.watchers);
-    } else if (flag == "--regions") {
-      ok = value(&v) && ParseNumber(v, &o->config.regions);
-    } else if (flag == "--faults") {
-      ok = value(&v) && geoetcd::sim::ParseFaultProfile(v, &o->config.faults);
-    } else if (flag == "--inject-bug") {
-      ok = value(&v);
-      if (ok) {
-        o->bug = v;
-        absl::Status s = geoetcd::sim::ParseInjectedBug(v, &o->config.bugs);
-        if (!s.ok()) {
-          std::fprintf(stderr, "geoetcd-sim: %s\n", std::string(s.message()).c_str());
-          return kExitUsage;
-        }
-      }
-    } else if (flag == "--buggify") {
-      ok = value(&v);
-      o->buggify = ok ? v : "";
-      if (o->buggify == "seed") {
-        o->config.buggify = BuggifyMode::kSeed;
-      } else if (o->buggify == "on") {
-        o->config.buggify = BuggifyMode::kOn;
-      } else if (o->buggify == "off") {
-        o->config.buggify = BuggifyMode::kOff;
-      } else {
-        ok = false;
-      }
-    } else if (flag == "--replay") {
-      o->config.trace = [](const std::string& line) { std::printf("%s\n", line.c_str()); };
-    } else if (flag == "--history-dir") {
-      ok = value(&v);
-      if (ok) o->history_dir = v;
-    } else if (flag == "--no-invariants") {
-      o->config.check_invariants = false;
-    } else if (flag == "--no-leases") {
-      o->config.leases = false;
-    } else if (flag == "--help" || flag == "-h") {
-      Usage("deterministic simulation of geoetcd");
-      return kExitUsage;
-    } else {
-      ok = false;
-    }
+  cxxopts::ParseResult result;
+  try {
+    result = DeclareFlags().parse(argc, argv);
+  } catch (const cxxopts::exceptions::missing_argument&) {
+    // cxxopts reports a missing value only for the last argument.
+    Usage(absl::StrCat("bad or incomplete flag: ", argv[argc - 1]).c_str());
+    return kExitUsage;
+  } catch (const cxxopts::exceptions::exception& e) {
+    Usage(absl::StrCat("bad flag: ", e.what()).c_str());
+    return kExitUsage;
+  }
+  if (result.count("help") > 0) {
+    Usage("deterministic simulation of geoetcd");
+    return kExitUsage;
+  }
+  if (!result.unmatched().empty()) {
+    Usage(absl::StrCat("bad or incomplete flag: ", result.unmatched().front()).c_str());
+    return kExitUsage;
+  }
+  for (const cxxopts::KeyValue& arg : result.arguments()) {
+    int exit_status = 0;
+    const bool ok = ApplyFlag(arg.key(), arg.value(), o, &exit_status);
+    if (exit_status != 0) return exit_status;
     if (!ok) {
-      Usage(absl::StrCat("bad or incomplete flag: ", flag).c_str());
+      Usage(absl::StrCat("bad or incomplete flag: --", arg.key()).c_str());
       return kExitUsage;
     }
   }
+  if (result["replay"].as<bool>()) {
+    o->config.trace = [](const std::string& line) { std::printf("%s\n", line.c_str()); };
+  }
+  if (result["no-invariants"].as<bool>()) o->config.check_invariants = false;
+  if (result["no-leases"].as<bool>()) o->config.leases = false;
   if (absl::Status s = geoetcd::sim::ValidateConfig(o->config); !s.ok()) {
     std::fprintf(stderr, "geoetcd-sim: %s\n", std::string(s.message()).c_str());
     return kExitUsage;

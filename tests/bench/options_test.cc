@@ -3,6 +3,8 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -151,12 +153,51 @@ TEST(BenchOptionsTest, HelpIsNotAnError) {
   EXPECT_TRUE(parsed->help);
 }
 
+// --help comes from the flag declarations (cxxopts), so it names every flag.
+TEST(BenchOptionsTest, HelpNamesEveryFlagAndWorkload) {
+  const std::string help = UsageText();
+  for (const char* flag :
+       {"--endpoints", "--conns", "--clients", "--threads", "--total", "--duration", "--warmup",
+        "--rate", "--timeout", "--connect-timeout", "--transport", "--key-size", "--val-size",
+        "--key-space", "--sequential-keys", "--key-prefix", "--consistency", "--metadata",
+        "--read-ratio", "--watchers", "--streams", "--watch-grace", "--lease-ttl", "--dir",
+        "--writers", "--batch-size", "--json", "--progress", "--no-progress", "--help"}) {
+    EXPECT_THAT(help, HasSubstr(flag));
+  }
+  for (const char* workload :
+       {"put", "range", "txn-put", "mixed", "watch", "lease", "rocksdb-sync", "grpc-empty"}) {
+    EXPECT_THAT(help, HasSubstr(absl::StrCat("\n  ", workload, " ")));
+  }
+  for (absl::string_view line : absl::StrSplit(help, '\n')) {
+    EXPECT_LE(line.size(), 100u) << line;
+  }
+}
+
+TEST(BenchOptionsTest, SwitchesTakeTrueOrFalse) {
+  EXPECT_TRUE(MustParse({"put", "--json=true"}).json);
+  EXPECT_FALSE(MustParse({"put", "--json=false"}).json);
+  EXPECT_EQ(ParseError({"put", "--progress=yes"}),
+            "--progress: takes no value (or =true, =false), got 'yes'");
+}
+
+TEST(BenchOptionsTest, ValuesMayLookLikeFlagsOrBeEmpty) {
+  EXPECT_THAT(ParseError({"put", "--key-size", "-1"}), HasSubstr("--key-size: -1 is out of range"));
+  EXPECT_EQ(MustParse({"put", "--key-prefix", "", "--key-size", "5", "--key-space", "10"})
+                .key_prefix,
+            "");
+  EXPECT_EQ(MustParse({"put", "--key-prefix=--x", "--key-size", "8"}).key_prefix, "--x");
+  EXPECT_THAT(ParseError({"put", "-x"}), HasSubstr("unexpected argument '-x'"));
+  EXPECT_THAT(ParseError({"put", "--nope=3"}), HasSubstr("unknown flag --nope"));
+}
+
 TEST(BenchOptionsTest, Durations) {
   EXPECT_EQ(*ParseDuration("10"), 10'000'000'000);
   EXPECT_EQ(*ParseDuration("10s"), 10'000'000'000);
   EXPECT_EQ(*ParseDuration("250ms"), 250'000'000);
   EXPECT_EQ(*ParseDuration("2m"), 120'000'000'000);
   EXPECT_EQ(*ParseDuration("3us"), 3'000);
+  EXPECT_EQ(*ParseDuration("1h30m"), 5'400'000'000'000);
+  EXPECT_EQ(*ParseDuration("1.5"), 1'500'000'000);
   EXPECT_FALSE(ParseDuration("").ok());
   EXPECT_FALSE(ParseDuration("-1s").ok());
   EXPECT_FALSE(ParseDuration("s").ok());
