@@ -662,7 +662,8 @@ void Simulation::ScheduleNetworkFault() {
     if (!faults_active_) return;
     const int64_t duration_us = fault_random_.Range(5'000, 500'000);
     const int32_t node_endpoint = nodes_[fault_random_.Uniform(nodes_.size())]->endpoint();
-    switch (fault_random_.Uniform(nodes_.size() > 1 ? 5 : 3)) {
+    const uint64_t kind = fault_random_.Uniform(nodes_.size() > 1 ? 5 : 3);
+    switch (kind) {
       case 0: {  // one client loses its connection
         const int32_t c = client_endpoints_[fault_random_.Uniform(client_endpoints_.size())];
         ++stats_.partitions;
@@ -680,30 +681,29 @@ void Simulation::ScheduleNetworkFault() {
           for (int32_t c : client_endpoints_) network_.Heal(c, node_endpoint);
         });
         break;
-      case 3: {  // two regions cannot reach each other (the peer link is cut)
+      case 3:    // two regions cannot reach each other (the peer link is cut)
+      case 4: {  // or one region's messages stop reaching another; the reverse flows
+        const bool one_way = kind == 4;
         const int32_t a = static_cast<int32_t>(fault_random_.Uniform(nodes_.size()));
         int32_t b = static_cast<int32_t>(fault_random_.Uniform(nodes_.size() - 1));
         if (b >= a) ++b;
         const int32_t ea = nodes_[a]->endpoint();
         const int32_t eb = nodes_[b]->endpoint();
         ++stats_.partitions;
-        Note(absl::StrCat("partition: region ", a, " from region ", b));
-        network_.Partition(ea, eb);
-        world_.Schedule(duration_us, EventType::kFault, kNoNode,
-                        [this, ea, eb] { network_.Heal(ea, eb); });
-        break;
-      }
-      case 4: {  // one region's messages stop reaching another; the reverse still flows
-        const int32_t a = static_cast<int32_t>(fault_random_.Uniform(nodes_.size()));
-        int32_t b = static_cast<int32_t>(fault_random_.Uniform(nodes_.size() - 1));
-        if (b >= a) ++b;
-        const int32_t ea = nodes_[a]->endpoint();
-        const int32_t eb = nodes_[b]->endpoint();
-        ++stats_.partitions;
-        Note(absl::StrCat("partition: region ", a, " -> region ", b, " (one way)"));
-        network_.PartitionOneWay(ea, eb);
-        world_.Schedule(duration_us, EventType::kFault, kNoNode,
-                        [this, ea, eb] { network_.HealOneWay(ea, eb); });
+        Note(absl::StrCat("partition: region ", a, one_way ? " -> region " : " from region ", b,
+                          one_way ? " (one way)" : ""));
+        if (one_way) {
+          network_.PartitionOneWay(ea, eb);
+        } else {
+          network_.Partition(ea, eb);
+        }
+        world_.Schedule(duration_us, EventType::kFault, kNoNode, [this, ea, eb, one_way] {
+          if (one_way) {
+            network_.HealOneWay(ea, eb);
+          } else {
+            network_.Heal(ea, eb);
+          }
+        });
         break;
       }
       default:  // everything to and from the region is late
