@@ -43,15 +43,39 @@ bool IsFlagName(const std::string& key) {
   return !key.empty() && key.find_first_not_of(kFlagNameChars) == std::string::npos;
 }
 
+// Whether the scalar starting at `pos` of `text`, if quoted, has its closing quote. yaml-cpp
+// 0.7 accepts a quoted scalar left open at the end of the file (Go's yaml, which etcd uses,
+// refuses it), and the value then swallows every setting after it.
+bool QuoteClosed(const std::string& text, size_t pos) {
+  if (pos >= text.size() || (text[pos] != '\'' && text[pos] != '"')) return true;
+  const char quote = text[pos];
+  for (size_t i = pos + 1; i < text.size(); ++i) {
+    if (quote == '"' && text[i] == '\\') {
+      ++i;  // an escape: the next character is not the end
+    } else if (text[i] == quote) {
+      if (quote == '\'' && i + 1 < text.size() && text[i + 1] == '\'') {
+        ++i;  // '' is a quote inside a single-quoted scalar
+        continue;
+      }
+      return true;
+    }
+  }
+  return false;
+}
+
 // The shape and text of one setting. `value_bytes` counts the bytes of every value taken
 // so far: without aliases they cannot exceed the file, so an alias repeated to blow a
 // small file up into gigabytes stops at the file bound instead.
-absl::Status ReadYamlValue(const YAML::Node& value, YamlEntry* entry, int64_t* value_bytes) {
+absl::Status ReadYamlValue(const std::string& text, const YAML::Node& value, YamlEntry* entry,
+                           int64_t* value_bytes) {
   const auto take = [&](const std::string& text) {
     *value_bytes += static_cast<int64_t>(text.size());
     return *value_bytes <= kConfigFileBytesMax;
   };
   bool within_bound = true;
+  if (value.IsScalar() && !QuoteClosed(text, static_cast<size_t>(value.Mark().pos))) {
+    return YamlError(LineOf(value), "a quoted value is not closed");
+  }
   if (value.IsScalar()) {
     entry->shape = YamlEntry::Shape::kScalar;
     entry->value = value.Scalar();
@@ -62,6 +86,9 @@ absl::Status ReadYamlValue(const YAML::Node& value, YamlEntry* entry, int64_t* v
     entry->shape = YamlEntry::Shape::kList;
     for (const YAML::Node& item : value) {
       if (item.IsNull()) continue;
+      if (item.IsScalar() && !QuoteClosed(text, static_cast<size_t>(item.Mark().pos))) {
+        return YamlError(LineOf(item), "a quoted value is not closed");
+      }
       if (!item.IsScalar()) {
         entry->shape = YamlEntry::Shape::kNested;  // A list of lists or mappings.
         entry->items.clear();
@@ -107,7 +134,7 @@ absl::StatusOr<std::vector<YamlEntry>> ParseConfigYaml(const std::string& text) 
     if (!IsFlagName(entry.key)) {
       return YamlError(entry.line, absl::StrCat("invalid key '", entry.key, "'"));
     }
-    absl::Status status = ReadYamlValue(setting.second, &entry, &value_bytes);
+    absl::Status status = ReadYamlValue(text, setting.second, &entry, &value_bytes);
     if (!status.ok()) return status;
     entries.push_back(std::move(entry));
   }

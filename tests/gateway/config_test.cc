@@ -383,6 +383,28 @@ TEST(ServerConfigTest, ConfigFileFromEnvironment) {
 
 // Syntax errors are yaml-cpp's, at the line it names; what geoetcd itself refuses (keys that
 // are not flag names, values of the wrong shape or syntax) keeps geoetcd's words.
+TEST(ServerConfigTest, ConfigFileQuotedValueLeftOpenIsRefused) {
+  // yaml-cpp alone would take the rest of the file as the value, hiding later settings.
+  EXPECT_THAT(ParseError({"--config-file", WriteTempFile("open_single", "data-dir: d\nname: 'abc\n"
+                                                                       "max-txn-ops: 7\n")}),
+              HasSubstr("line 2: a quoted value is not closed"));
+  EXPECT_THAT(ParseError({"--config-file", WriteTempFile("open_double", "name: \"a\\\"b\n")}),
+              HasSubstr("line 1: a quoted value is not closed"));
+  EXPECT_THAT(
+      ParseError({"--config-file", WriteTempFile("open_item", "log-outputs:\n  - 'stderr\n")}),
+      HasSubstr("line 2: a quoted value is not closed"));
+  // Closed ones, with their escapes, and a quoted value spanning lines, still parse.
+  ServerConfig config = MustParse({"--config-file",
+                                   WriteTempFile("closed", "name: 'it''s'\n"
+                                                           "initial-cluster-token: \"a\\\"b\"\n"
+                                                           "data-dir: 'x\n  y'\n"
+                                                           "initial-advertise-peer-urls: http://localhost:2380\n"
+                                                           "initial-cluster: \"it's=http://localhost:2380\"\n")});
+  EXPECT_EQ(config.name, "it's");
+  EXPECT_EQ(config.initial_cluster_token, "a\"b");
+  EXPECT_EQ(config.data_dir, "x y");
+}
+
 TEST(ServerConfigTest, ConfigFileErrorsNameTheLine) {
   EXPECT_THAT(ParseError({"--config-file", WriteTempFile("no_colon", "name: a\n\nname b\n")}),
               HasSubstr("line 3: invalid key 'name b'"));
