@@ -314,6 +314,40 @@ def test_watch_sees_ws_order():
     check(seen["r1"] == seen["r3"], "watch at r3 differs from watch at W")
 
 
+def test_etcdctl_lock_excludes_across_regions():
+    """etcdctl lock (a lease, a txn on create revisions and a watch) held from r2 and r3 at
+    once: the two critical sections never overlap."""
+    c = shared_cluster()
+    d = harness.make_temp_dir()
+    try:
+        log = os.path.join(d, "held")
+        section = "echo start $(date +%%s.%%N) %s >> %s; sleep 0.6; echo end $(date +%%s.%%N) %s >> %s"
+        procs = []
+        for name in ("r2", "r3", "r2", "r3"):
+            tag = "%s-%d" % (name, len(procs))
+            procs.append(subprocess.Popen(
+                [harness.etcdctl_bin(), "--endpoints", c.servers[name].endpoint, "lock",
+                 "regions-lock", "--", "sh", "-c", section % (tag, log, tag, log)],
+                env=harness.clean_env({"ETCDCTL_API": "3"}), stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE, text=True))
+        for p in procs:
+            _, err = p.communicate(timeout=60)
+            check(p.returncode == 0, "etcdctl lock failed: %s" % err)
+        with open(log) as f:
+            lines = [l.split() for l in f.read().splitlines()]
+        check(len(lines) == 8, "want 8 lines, got %s" % lines)
+        # Sections in file order: start, end of the same holder, never two starts in a row.
+        for i in range(0, 8, 2):
+            check(lines[i][0] == "start" and lines[i + 1][0] == "end" and
+                  lines[i][2] == lines[i + 1][2],
+                  "critical sections overlap: %s" % lines)
+            if i:
+                check(float(lines[i][1]) >= float(lines[i - 1][1]),
+                      "a section started before the previous one ended: %s" % lines)
+    finally:
+        harness.remove_temp_dir(d)
+
+
 def test_leases_away_from_w():
     c = shared_cluster()
     grant = c.stubs("r3").lease.LeaseGrant(rpc_pb2.LeaseGrantRequest(TTL=60), timeout=5)
@@ -513,6 +547,7 @@ TESTS = [
     test_read_your_write_away_from_w,
     test_forwarded_answers_are_ws,
     test_watch_sees_ws_order,
+    test_etcdctl_lock_excludes_across_regions,
     test_leases_away_from_w,
     test_kill9_restart_catches_up,
     test_cut_from_w_catches_up_through_peer,
