@@ -179,6 +179,42 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerConfig& config
   return server;
 }
 
+// Regions (ARCHITECTURE.md §2): every member of --initial-cluster is one, reached over its
+// peer URLs (or --peer-dial-urls); the account `default` is sequenced at --write-region, by
+// default the first member. With one member there is nothing to configure.
+absl::Status Server::ConfigureRegions(const ServerConfig& config, NodeOptions* options,
+                                      Ports* ports) {
+  auto members = ParseInitialCluster(config.initial_cluster);
+  if (!members.ok()) return members.status();
+  if (members->size() < 2) return absl::OkStatus();  // one region: no peers
+  PeerTransportOptions peer_options;
+  peer_options.member_id = member_id_;
+  peer_options.cluster_id = cluster_id_;
+  peer_options.name = config.name;
+  peer_options.peer_urls = config.initial_advertise_peer_urls;
+  peer_options.client_urls = config.advertise_client_urls;
+  peer_options.executor = executor_.get();
+  const std::string& write_name =
+      config.write_region.empty() ? members->front().name : config.write_region;
+  std::map<std::string, std::vector<std::string>> dial;
+  if (!config.peer_dial_urls.empty()) {
+    auto parsed = ParseInitialCluster(config.peer_dial_urls);
+    if (!parsed.ok()) return parsed.status();
+    for (auto& d : *parsed) dial[d.name] = std::move(d.peer_urls);
+  }
+  for (const auto& m : *members) {
+    const uint64_t id = MemberIdOf(config.initial_cluster_token, m.name, m.peer_urls);
+    options->regions.push_back(RegionInfo{id, m.name});
+    if (m.name == write_name) options->write_region = id;
+    if (m.name == config.name) continue;
+    auto d = dial.find(m.name);
+    peer_options.peers[id] = PeerConfig{m.name, d != dial.end() ? d->second : m.peer_urls};
+  }
+  transport_ = std::make_unique<GrpcPeerTransport>(std::move(peer_options));
+  ports->transport = transport_.get();
+  return absl::OkStatus();
+}
+
 absl::Status Server::Init(const ServerConfig& config) {
   config_ = config;
   cluster_id_ = ComputeClusterId(config);
@@ -223,37 +259,7 @@ absl::Status Server::Init(const ServerConfig& config) {
   ports.clock = clock_.get();
   ports.executor = executor_.get();
   ports.storage = storage_.get();
-  auto members = ParseInitialCluster(config.initial_cluster);
-  if (!members.ok()) return members.status();
-  if (members->size() > 1) {
-    // Regions (ARCHITECTURE.md §2): every member of --initial-cluster is one, reached over
-    // its peer URLs; the account `default` is sequenced at --write-region (or the first).
-    PeerTransportOptions peer_options;
-    peer_options.member_id = member_id_;
-    peer_options.cluster_id = cluster_id_;
-    peer_options.name = config.name;
-    peer_options.peer_urls = config.initial_advertise_peer_urls;
-    peer_options.client_urls = config.advertise_client_urls;
-    peer_options.executor = executor_.get();
-    const std::string& write_name =
-        config.write_region.empty() ? members->front().name : config.write_region;
-    std::map<std::string, std::vector<std::string>> dial;
-    if (!config.peer_dial_urls.empty()) {
-      auto parsed = ParseInitialCluster(config.peer_dial_urls);
-      if (!parsed.ok()) return parsed.status();
-      for (auto& d : *parsed) dial[d.name] = std::move(d.peer_urls);
-    }
-    for (const auto& m : *members) {
-      const uint64_t id = MemberIdOf(config.initial_cluster_token, m.name, m.peer_urls);
-      options.regions.push_back(RegionInfo{id, m.name});
-      if (m.name == write_name) options.write_region = id;
-      if (m.name == config.name) continue;
-      auto d = dial.find(m.name);
-      peer_options.peers[id] = PeerConfig{m.name, d != dial.end() ? d->second : m.peer_urls};
-    }
-    transport_ = std::make_unique<GrpcPeerTransport>(std::move(peer_options));
-    ports.transport = transport_.get();
-  }
+  if (auto s = ConfigureRegions(config, &options, &ports); !s.ok()) return s;
   node_ = std::make_unique<Node>(options, ports, Random(static_cast<uint64_t>(clock_->WallMs())));
   {
     // The Node arms its timers on the executor, which requires the state mutex.
@@ -265,7 +271,12 @@ absl::Status Server::Init(const ServerConfig& config) {
   if (transport_) {
     if (auto s = transport_->Start(config.listen_peer_urls); !s.ok()) return s;
   }
+  return StartClientServices(config);
+}
 
+// The etcd services on every --listen-client-urls address: the native HTTP/2 transport
+// (with gRPC C++ in-process for the methods it relays) or gRPC C++'s own server.
+absl::Status Server::StartClientServices(const ServerConfig& config) {
   auto addresses = UrlsToListenAddresses(config.listen_client_urls);
   if (!addresses.ok()) return addresses.status();
   const bool native = config.client_transport == "native";

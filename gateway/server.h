@@ -21,6 +21,8 @@ class AsioExecutor;
 class GrpcPeerTransport;
 class NativeFrontend;
 class Node;
+struct NodeOptions;
+struct Ports;
 class RocksDbStorage;
 class SnapshotStreamer;
 class SystemClock;
@@ -43,6 +45,9 @@ class Server {
  private:
   Server() = default;
   absl::Status Init(const ServerConfig& config);
+  // Fills the Node's regions and write region and creates the peer transport.
+  absl::Status ConfigureRegions(const ServerConfig& config, NodeOptions* options, Ports* ports);
+  absl::Status StartClientServices(const ServerConfig& config);
 
   ServerConfig config_;
   uint64_t cluster_id_ = 0;
