@@ -26,6 +26,15 @@ class Clock {
 
 // Runs callbacks on the Node's single thread. Nothing posted runs inline: Post() and
 // PostAfter() always return before their callback runs.
+//
+// The Node's calling rule (core/node.h): every call into a Node, and every callback the
+// executor runs, is serialized with every other. An implementation either runs all of
+// them on its one thread (the simulator's SimExecutor), or, like the gateway's
+// AsioExecutor, runs each task while holding a state mutex that other threads also take
+// before calling into the Node (exclusively; shared only for the read-only ReadRange and
+// ReadsInPlace). Post() may be called from any thread, with or without that mutex (the
+// peer transport posts received messages from gRPC's threads); PostAfter() and Cancel()
+// only under the same serialization as calls into the Node.
 class Executor {
  public:
   using TimerId = uint64_t;
