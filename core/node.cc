@@ -166,6 +166,7 @@ absl::StatusOr<RangeResponse> Node::ReadRange(const RequestContext& ctx,
   auto it = accounts_.find(ctx.account);
   if (it == accounts_.end()) return absl::NotFoundError("geoetcd: account not found");
   const Account& account = *it->second;
+  if (account.diverged) return errors::Corrupt();
   int64_t read_rev = account.durable_rev;
   if (options_.bugs.stale_linearizable_read && !req.serializable()) {
     read_rev = std::max({account.kv.compact_revision(), read_rev - 1, int64_t{1}});

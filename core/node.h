@@ -164,7 +164,9 @@ struct PeerStats {
   uint64_t pulls_sent = 0;
   uint64_t read_index_rounds = 0;
   // Digests from a region at this region's applied index whose register tree differs: the
-  // two hold different states for one log prefix (a bug or a corrupted disk).
+  // two hold different states for one log prefix (a bug or a corrupted disk). When the
+  // sender is the write region this region refuses reads ("etcdserver: corrupt cluster")
+  // and reports etcd's CORRUPT alarm in Status.
   uint64_t digests_diverged = 0;
 };
 

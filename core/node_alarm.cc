@@ -120,7 +120,17 @@ void Node::Alarm(const RequestContext& ctx, const AlarmRequest& req,
 }
 
 std::vector<AlarmMember> Node::alarms(const std::string& account) const {
-  return accounts_.at(account)->alarms.Get(etcdserverpb::NONE);
+  const Account& a = *accounts_.at(account);
+  std::vector<AlarmMember> active = a.alarms.Get(etcdserverpb::NONE);
+  if (a.diverged) {
+    // This region's own finding, not a replicated alarm: etcd's CORRUPT, as its
+    // corruption check raises it for the member whose hash differs.
+    AlarmMember corrupt;
+    corrupt.set_memberid(options_.member_id);
+    corrupt.set_alarm(etcdserverpb::CORRUPT);
+    active.push_back(corrupt);
+  }
+  return active;
 }
 
 int64_t Node::used_bytes(const std::string& account) const {

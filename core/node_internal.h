@@ -89,6 +89,12 @@ struct Node::Account {
   std::vector<PendingRead> unsent_reads;
   std::map<uint64_t, Node::ReadBatch> inflight_reads;  // by read index request id
   int64_t last_pull_ms = -1;
+  // The write region's digest, at this region's applied index, carried another register
+  // tree root: this region's state is not W's for the same log (a bug, a damaged disk).
+  // It then refuses reads with etcd's "corrupt cluster" and reports the CORRUPT alarm,
+  // until a restart (which detects it again at W's next digest, or repairs it once Merkle
+  // repair exists).
+  bool diverged = false;
 };
 
 // Replies through the executor so a reply never runs inside the call that caused it.

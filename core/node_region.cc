@@ -508,6 +508,8 @@ void Node::HandleDigest(uint64_t from, Account* account, const Digest& digest) {
       tree != nullptr && digest.applied_index() == account->head_index &&
       digest.merkle_root() != tree->Root()) {
     ++peer_stats_.digests_diverged;
+    // W's state is the reference: a region that differs from it stops serving its own.
+    if (from == account->write_region && !IsWriteRegion(account)) account->diverged = true;
   }
   if (digest.durable_index() <= account->head_index) return;
   if (digest.first_index() > account->head_index + 1) return;  // needs a repair, not a pull

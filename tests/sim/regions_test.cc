@@ -303,6 +303,15 @@ TEST_F(RegionsTest, GossipSeesARegionWhoseRegistersDivergedAtTheSameIndex) {
     for (int r = 0; r < kRegions; ++r) seen += node(r)->peer_stats().digests_diverged;
     return seen > 0;
   }, 10'000'000));
+  // Once W's own digest shows it, the diverged region stops serving its state and says why.
+  ASSERT_TRUE(RunUntil([&] { return !node(2)->alarms().empty(); }, 10'000'000));
+  EXPECT_EQ(node(2)->alarms()[0].alarm(), etcdserverpb::CORRUPT);
+  EXPECT_EQ(node(2)->alarms()[0].memberid(), 3u);
+  auto read = Range(2, "k1", /*serializable=*/true);
+  ASSERT_FALSE(read.ok());
+  EXPECT_EQ(read.status().message(), "etcdserver: corrupt cluster");
+  EXPECT_TRUE(node(1)->alarms().empty());  // the healthy region keeps serving
+  EXPECT_TRUE(Range(1, "k1", /*serializable=*/true).ok());
 }
 
 TEST_F(RegionsTest, RegionRestartedAfterAKillCatchesUpFromItsDurableIndex) {
