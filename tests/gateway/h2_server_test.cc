@@ -1184,7 +1184,12 @@ TEST(H2DeferredFlushTest, ReplierThreadSendsItsBurstsItself) {
   std::condition_variable cv;
   std::deque<std::pair<CallPtr, std::string>> queue;
   bool stop = false;
-  Server server{ServerOptions()};
+  // Four clients may each have an 8 MiB answer waiting for its window at once: above the
+  // default bound on answers waiting per connection (16 MiB), where new streams are
+  // refused. That bound has its own tests; this one is about deferred flushes.
+  ServerOptions options;
+  options.max_blocked_output_bytes = 64u << 20;
+  Server server{options};
   server.AddUnary("/t.T/Deferred", [&](const CallPtr& call, std::string_view request,
                                        const CallStart&) {
     std::lock_guard<std::mutex> lock(mu);
@@ -1216,6 +1221,8 @@ TEST(H2DeferredFlushTest, ReplierThreadSendsItsBurstsItself) {
   });
   auto channel = MakeChannel(server.bound_ports()[0]);
   std::atomic<int> good{0};
+  std::mutex bad_mu;
+  std::string first_bad;
   std::vector<std::thread> clients;
   for (int t = 0; t < 4; ++t) {
     clients.emplace_back([&, t] {
@@ -1226,18 +1233,27 @@ TEST(H2DeferredFlushTest, ReplierThreadSendsItsBurstsItself) {
                                     : i % 3 == 0 ? absl::StrCat("error ", t, " ", i)
                                                  : absl::StrCat("echo ", t, " ", i);
         const grpc::Status s = client.Unary("/t.T/Deferred", request, &response);
+        bool ok = false;
         if (request[0] == 'b') {
-          if (s.ok() && response == Pattern(8u << 20, 3)) ++good;
+          ok = s.ok() && response == Pattern(8u << 20, 3);
         } else if (request[0] == 'e' && request[1] == 'r') {
-          if (s.error_code() == grpc::StatusCode::NOT_FOUND && s.error_message() == request) ++good;
-        } else if (s.ok() && response == request) {
+          ok = s.error_code() == grpc::StatusCode::NOT_FOUND && s.error_message() == request;
+        } else {
+          ok = s.ok() && response == request;
+        }
+        if (ok) {
           ++good;
+        } else {
+          std::lock_guard<std::mutex> lock(bad_mu);
+          if (first_bad.empty()) {
+            first_bad = absl::StrCat(request, ": code ", s.error_code(), " ", s.error_message());
+          }
         }
       }
     });
   }
   for (std::thread& t : clients) t.join();
-  EXPECT_EQ(good.load(), 800);
+  EXPECT_EQ(good.load(), 800) << "first failure: " << first_bad;
   {
     std::lock_guard<std::mutex> lock(mu);
     stop = true;
