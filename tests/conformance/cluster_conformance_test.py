@@ -13,7 +13,6 @@ per member, exactly one leader), `endpoint health --cluster`.
 Run:  GEOETCD_BIN=build/geoetcd /usr/bin/python3 tests/conformance/cluster_conformance_test.py
 """
 
-import base64
 import json
 import os
 import subprocess
@@ -50,22 +49,6 @@ class Failure(Exception):
     pass
 
 
-def decode(obj):
-    if isinstance(obj, dict):
-        for k, v in obj.items():
-            if k in ("key", "value") and isinstance(v, str):
-                try:
-                    obj[k] = base64.b64decode(v, validate=True).decode("utf-8", "replace")
-                except Exception:
-                    pass
-            else:
-                decode(v)
-    elif isinstance(obj, list):
-        for v in obj:
-            decode(v)
-    return obj
-
-
 def etcdctl(endpoints, args, stdin=None, blank=True):
     p = subprocess.run([harness.etcdctl_bin(), "--endpoints", endpoints, "--command-timeout=5s",
                         "--dial-timeout=5s"] + args, input=(stdin or "").encode(),
@@ -74,7 +57,7 @@ def etcdctl(endpoints, args, stdin=None, blank=True):
     out = p.stdout.decode("utf-8", "replace").strip()
     try:
         out = json.loads(out)
-        out = decode(harness.blank_json_headers(out) if blank else out)
+        out = harness.decode_b64_fields(harness.blank_json_headers(out) if blank else out)
     except ValueError:
         pass
     stderr = p.stderr.decode("utf-8", "replace")

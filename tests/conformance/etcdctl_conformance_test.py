@@ -10,7 +10,6 @@ Run:  GEOETCD_BIN=build/geoetcd /usr/bin/python3 tests/conformance/etcdctl_confo
       [-k substring ...] [--list] [-v] [--dump]
 """
 
-import base64
 import json
 import os
 import subprocess
@@ -141,23 +140,6 @@ SCENARIOS = [
 ]
 
 
-def decode_b64_fields(obj):
-    """Render base64 key/value fields (etcdctl -w json) readably."""
-    if isinstance(obj, dict):
-        for k, v in obj.items():
-            if k in ("key", "value") and isinstance(v, str):
-                try:
-                    obj[k] = harness.render_bytes(base64.b64decode(v, validate=True))
-                except Exception:
-                    pass
-            else:
-                decode_b64_fields(v)
-    elif isinstance(obj, list):
-        for v in obj:
-            decode_b64_fields(v)
-    return obj
-
-
 def parse_stdout(text):
     text = text.strip()
     if not text:
@@ -166,7 +148,7 @@ def parse_stdout(text):
         obj = json.loads(text)
     except ValueError:
         return text
-    return decode_b64_fields(harness.blank_json_headers(obj))
+    return harness.decode_b64_fields(harness.blank_json_headers(obj))
 
 
 def run_etcdctl(server, args, stdin):

@@ -438,6 +438,23 @@ def render_bytes(b):
     return repr(bytes(b))
 
 
+def decode_b64_fields(obj):
+    """Render base64 key/value fields (etcdctl -w json) readably."""
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            if k in ("key", "value") and isinstance(v, str):
+                try:
+                    obj[k] = render_bytes(base64.b64decode(v, validate=True))
+                except Exception:
+                    pass
+            else:
+                decode_b64_fields(v)
+    elif isinstance(obj, list):
+        for v in obj:
+            decode_b64_fields(v)
+    return obj
+
+
 def _decode_bytes(msg, d):
     """Replace MessageToDict's base64 strings by render_bytes() for every bytes field."""
     for field in msg.DESCRIPTOR.fields:
