@@ -1,8 +1,5 @@
 #include "gateway/server.h"
 
-#include <fcntl.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <cerrno>
 #include <cstdio>
@@ -23,6 +20,7 @@
 #include "gateway/admin_services.h"
 #include "gateway/kv_service.h"
 #include "gateway/lease_service.h"
+#include "gateway/file_util.h"
 #include "gateway/native_frontend.h"
 #include "gateway/peer_transport.h"
 #include "gateway/rocksdb_storage.h"
@@ -76,30 +74,6 @@ uint64_t ComputeClusterId(const ServerConfig& config) {
 namespace {
 
 std::string Hex(uint64_t id) { return absl::StrFormat("%016x", id); }
-
-absl::Status WriteFileDurably(const std::string& dir, const std::string& name,
-                              const std::string& contents) {
-  const std::string tmp = dir + "/" + name + ".tmp";
-  const std::string path = dir + "/" + name;
-  auto fail = [&](const std::string& what) {
-    return absl::InternalError(absl::StrCat("cannot write ", path, ": ", what, ": ",
-                                            std::strerror(errno)));
-  };
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) return fail("open");
-  const bool written =
-      ::write(fd, contents.data(), contents.size()) == static_cast<ssize_t>(contents.size());
-  const bool synced = written && ::fsync(fd) == 0;
-  ::close(fd);
-  if (!synced) return fail(written ? "fsync" : "write");
-  if (::rename(tmp.c_str(), path.c_str()) != 0) return fail("rename");
-  const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd < 0) return fail("open dir");
-  const bool dir_synced = ::fsync(dfd) == 0;
-  ::close(dfd);
-  if (!dir_synced) return fail("fsync dir");
-  return absl::OkStatus();
-}
 
 // What <data-dir>/member holds: "cluster-id <hex>", "member-id <hex>", "name <name>".
 struct DataDirIdentity {

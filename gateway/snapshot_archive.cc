@@ -13,6 +13,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "core/check.h"
+#include "gateway/file_util.h"
 #include "openssl/evp.h"
 
 namespace geoetcd {
@@ -43,29 +44,6 @@ bool ValidName(const std::string& name) {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
            c == '.' || c == '_' || c == '-';
   });
-}
-
-absl::Status Errno(const std::string& what) {
-  return absl::InternalError(absl::StrCat(what, ": ", std::strerror(errno)));
-}
-
-absl::Status FsyncPath(const std::string& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY);
-  if (fd < 0) return Errno("open " + path);
-  const int rc = ::fsync(fd);
-  ::close(fd);
-  return rc == 0 ? absl::OkStatus() : Errno("fsync " + path);
-}
-
-absl::Status WriteAll(int fd, const char* data, size_t bytes, const std::string& path) {
-  while (bytes > 0) {
-    const ssize_t n = ::write(fd, data, bytes);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return Errno("write " + path);
-    data += n;
-    bytes -= static_cast<size_t>(n);
-  }
-  return absl::OkStatus();
 }
 
 // Reads an archive file front to back, hashing every body byte, with the file's size known
