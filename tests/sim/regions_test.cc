@@ -77,24 +77,29 @@ class RegionsTest : public ::testing::Test {
     world_.RunUntil([] { return false; }, world_.now_us() + us);
   }
 
-  absl::StatusOr<PutResponse> Put(int r, const std::string& key, const std::string& value) {
-    Result<PutResponse> res;
-    PutRequest req;
-    req.set_key(key);
-    req.set_value(value);
-    node(r)->Put(RequestContext(), req, Capture(&res));
+  // Calls `method` of region r's Node and runs the world until it answers.
+  template <typename Req, typename Resp>
+  absl::StatusOr<Resp> Call(int r,
+                            void (Node::*method)(const RequestContext&, const Req&, Reply<Resp>),
+                            const Req& req) {
+    Result<Resp> res;
+    (node(r)->*method)(RequestContext(), req, Capture(&res));
     EXPECT_TRUE(RunUntil([&] { return res.done(); }));
     return res.done() ? *res.value : absl::InternalError("no answer");
   }
 
+  absl::StatusOr<PutResponse> Put(int r, const std::string& key, const std::string& value) {
+    PutRequest req;
+    req.set_key(key);
+    req.set_value(value);
+    return Call(r, &Node::Put, req);
+  }
+
   absl::StatusOr<RangeResponse> Range(int r, const std::string& key, bool serializable) {
-    Result<RangeResponse> res;
     RangeRequest req;
     req.set_key(key);
     req.set_serializable(serializable);
-    node(r)->Range(RequestContext(), req, Capture(&res));
-    EXPECT_TRUE(RunUntil([&] { return res.done(); }));
-    return res.done() ? *res.value : absl::InternalError("no answer");
+    return Call(r, &Node::Range, req);
   }
 
   bool Converged() {
@@ -159,15 +164,10 @@ TEST_F(RegionsTest, LinearizableRangeAwayFromWWaitsForTheReadIndex) {
 
 TEST_F(RegionsTest, ForwardTimesOutWhenWIsUnreachableAndAppliesNothingHalfway) {
   network_.Partition(endpoint(0), endpoint(1));
-  Result<PutResponse> res;
-  PutRequest req;
-  req.set_key("k");
-  req.set_value("v");
   const int64_t start = world_.now_us();
-  node(1)->Put(RequestContext(), req, Capture(&res));
-  ASSERT_TRUE(RunUntil([&] { return res.done(); }));
-  ASSERT_FALSE(res.value->ok());
-  EXPECT_EQ(res.value->status().message(), "etcdserver: request timed out");
+  auto put = Put(1, "k", "v");
+  ASSERT_FALSE(put.ok());
+  EXPECT_EQ(put.status().message(), "etcdserver: request timed out");
   EXPECT_GE(world_.now_us() - start, kForwardTimeoutMs * 1000);
   EXPECT_LE(world_.now_us() - start, kForwardTimeoutMs * 1000 + 200'000);
   // Serializable reads at the cut-off region still answer.
@@ -251,11 +251,9 @@ TEST_F(RegionsTest, AHoleInWsStreamIsResentAtOnce) {
 // equal trees, through deletes, compaction and a restart (which rebuilds it from disk).
 TEST_F(RegionsTest, RegionsThatAppliedTheSameLogHoldEqualRegisterTrees) {
   for (int i = 0; i < 10; ++i) ASSERT_TRUE(Put(i % 3, absl::StrCat("k", i % 4), "v").ok());
-  Result<etcdserverpb::DeleteRangeResponse> del;
   etcdserverpb::DeleteRangeRequest dreq;
   dreq.set_key("k1");
-  node(2)->DeleteRange(RequestContext(), dreq, Capture(&del));
-  ASSERT_TRUE(RunUntil([&] { return del.done(); }));
+  ASSERT_TRUE(Call(2, &Node::DeleteRange, dreq).ok());
   ASSERT_TRUE(RunUntil([&] { return Converged(); }));
   const uint64_t root = node(0)->merkle_root();
   EXPECT_NE(root, 0u);
@@ -267,12 +265,9 @@ TEST_F(RegionsTest, RegionsThatAppliedTheSameLogHoldEqualRegisterTrees) {
   ASSERT_TRUE(RunUntil([&] { return Converged(); }));
   const uint64_t before = node(0)->merkle_root();
   EXPECT_NE(before, root);
-  Result<CompactionResponse> compacted;
   CompactionRequest creq;
   creq.set_revision(node(0)->durable_revision());
-  node(1)->Compact(RequestContext(), creq, Capture(&compacted));
-  ASSERT_TRUE(RunUntil([&] { return compacted.done(); }));
-  ASSERT_TRUE(compacted.value->ok());
+  ASSERT_TRUE(Call(1, &Node::Compact, creq).ok());
   ASSERT_TRUE(RunUntil([&] {
     return Converged() && node(2)->compact_revision() == node(0)->compact_revision();
   }));
