@@ -170,13 +170,23 @@ TEST_F(RegionsTest, ForwardTimesOutWhenWIsUnreachableAndAppliesNothingHalfway) {
   EXPECT_EQ(put.status().message(), "etcdserver: request timed out");
   EXPECT_GE(world_.now_us() - start, kForwardTimeoutMs * 1000);
   EXPECT_LE(world_.now_us() - start, kForwardTimeoutMs * 1000 + 200'000);
+  // Lease keep-alives live at W too: cut off, one times out and extends nothing.
+  etcdserverpb::LeaseGrantRequest grant;
+  grant.set_ttl(10);
+  auto granted = Call(0, &Node::LeaseGrant, grant);
+  ASSERT_TRUE(granted.ok());
+  etcdserverpb::LeaseKeepAliveRequest keep;
+  keep.set_id(granted->id());
+  auto kept = Call(1, &Node::LeaseKeepAlive, keep);
+  ASSERT_FALSE(kept.ok());
+  EXPECT_EQ(kept.status().message(), "etcdserver: request timed out");
   // Serializable reads at the cut-off region still answer.
   EXPECT_TRUE(Range(1, "k", /*serializable=*/true).ok());
   network_.HealAll();
   EXPECT_TRUE(RunUntil([&] { return Converged(); }));
   // The partition lost every copy of the forward: nothing was executed.
   EXPECT_EQ(node(0)->durable_revision(), 1);
-  EXPECT_EQ(node(0)->peer_stats().forwards_executed, 0u);
+  EXPECT_EQ(node(0)->peer_stats().forwards_executed, 0u);  // neither the put nor the keep-alive
 }
 
 TEST_F(RegionsTest, RegionCutFromWCatchesUpThroughAThirdRegion) {
