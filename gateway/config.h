@@ -93,6 +93,8 @@ struct ServerConfig {
   // ids come from --initial-cluster, and the peer's hello must still name it. Checked to
   // name other members only.
   std::string peer_dial_urls;
+  // peer_dial_urls as parsed: member name -> URLs to dial it at.
+  std::map<std::string, std::vector<std::string>> peer_dial;
 
   // The config file actually used, or empty.
   std::string config_file;

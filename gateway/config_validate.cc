@@ -203,21 +203,22 @@ absl::Status CheckSelfAdvertised(const ServerConfig& config, const InitialMember
                    absl::StrJoin(advertised, ","), "\" != \"", absl::StrJoin(listed, ","), "\")"));
 }
 
-// --peer-dial-urls names other members only.
-absl::Status CheckPeerDialUrls(const ServerConfig& config,
-                               const std::vector<InitialMember>& members) {
-  if (config.peer_dial_urls.empty()) return absl::OkStatus();
-  auto dial = ParseInitialCluster(config.peer_dial_urls);
+// --peer-dial-urls names other members only; fills config->peer_dial.
+absl::Status ResolvePeerDialUrls(ServerConfig* config, const std::vector<InitialMember>& members) {
+  config->peer_dial.clear();
+  if (config->peer_dial_urls.empty()) return absl::OkStatus();
+  auto dial = ParseInitialCluster(config->peer_dial_urls);
   if (!dial.ok()) {
     return absl::InvalidArgumentError(absl::StrCat("--peer-dial-urls: ", dial.status().message()));
   }
   for (const InitialMember& d : *dial) {
     const bool member = std::any_of(members.begin(), members.end(),
                                     [&](const InitialMember& m) { return m.name == d.name; });
-    if (!member || d.name == config.name) {
+    if (!member || d.name == config->name) {
       return absl::InvalidArgumentError(absl::StrCat(
           "--peer-dial-urls: \"", d.name, "\" is not another member of --initial-cluster"));
     }
+    config->peer_dial[d.name] = d.peer_urls;
   }
   return absl::OkStatus();
 }
@@ -242,7 +243,7 @@ absl::Status FinalizeCluster(ServerConfig* config) {
                      config->initial_cluster, "\")"));
   }
   absl::Status status = CheckSelfAdvertised(*config, *self);
-  if (status.ok()) status = CheckPeerDialUrls(*config, *members);
+  if (status.ok()) status = ResolvePeerDialUrls(config, *members);
   if (!status.ok()) return status;
   if (!write_region_found) {
     return absl::InvalidArgumentError(absl::StrCat(

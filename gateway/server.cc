@@ -170,19 +170,14 @@ absl::Status Server::ConfigureRegions(const ServerConfig& config, NodeOptions* o
   peer_options.executor = executor_.get();
   const std::string& write_name =
       config.write_region.empty() ? members->front().name : config.write_region;
-  std::map<std::string, std::vector<std::string>> dial;
-  if (!config.peer_dial_urls.empty()) {
-    auto parsed = ParseInitialCluster(config.peer_dial_urls);
-    if (!parsed.ok()) return parsed.status();
-    for (auto& d : *parsed) dial[d.name] = std::move(d.peer_urls);
-  }
   for (const auto& m : *members) {
     const uint64_t id = MemberIdOf(config.initial_cluster_token, m.name, m.peer_urls);
     options->regions.push_back(RegionInfo{id, m.name});
     if (m.name == write_name) options->write_region = id;
     if (m.name == config.name) continue;
-    auto d = dial.find(m.name);
-    peer_options.peers[id] = PeerConfig{m.name, d != dial.end() ? d->second : m.peer_urls};
+    auto d = config.peer_dial.find(m.name);
+    peer_options.peers[id] =
+        PeerConfig{m.name, d != config.peer_dial.end() ? d->second : m.peer_urls};
   }
   transport_ = std::make_unique<GrpcPeerTransport>(std::move(peer_options));
   ports->transport = transport_.get();

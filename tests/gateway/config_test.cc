@@ -160,6 +160,8 @@ TEST(ServerConfigTest, RegionFlags) {
   EXPECT_EQ(set.forward_timeout_ms, 1500);
   EXPECT_EQ(set.gossip_interval_ms, 250);
   EXPECT_EQ(set.peer_dial_urls, "b=http://127.0.0.1:9999");
+  EXPECT_EQ(set.peer_dial, (std::map<std::string, std::vector<std::string>>{
+                               {"b", {"http://127.0.0.1:9999"}}}));
   // Bounds, at and past them.
   EXPECT_EQ(MustParse(with({"--forward-timeout", "100ms"})).forward_timeout_ms, 100);
   EXPECT_EQ(MustParse(with({"--forward-timeout", "10m"})).forward_timeout_ms, 600000);
