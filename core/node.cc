@@ -404,6 +404,7 @@ void Node::Fail(const absl::Status& status) {
   fatal_ = status;
   // Nothing staged or in flight may be acknowledged: its durability is unknown.
   waiters_.clear();
+  forwards_logged_.clear();
   for (auto& [name, account] : accounts_) account->index_waiters.clear();
   options_.on_fatal(status);
 }
