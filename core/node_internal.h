@@ -4,6 +4,7 @@
 #define GEOETCD_CORE_NODE_INTERNAL_H_
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 
@@ -13,6 +14,8 @@
 #include "core/node.h"
 #include "core/quota.h"
 #include "core/watch_hub.h"
+#include "crdt/anti_entropy.h"
+#include "crdt/merkle_tree.h"
 
 namespace geoetcd {
 
@@ -52,6 +55,56 @@ struct Node::PendingForward {
   int64_t sent_ms = 0;
   bool answered = false;  // W answered; waiting to apply its index
   std::function<void(absl::StatusOr<std::string>)> done;  // the serialized response
+};
+
+// Merkle repair (node_repair.cc), the source's side: one session it serves, fixed at the
+// durable state it had when the session opened.
+struct RepairServe {
+  uint64_t peer = 0;
+  uint64_t session = 0;
+  bool ready = false;  // the target is durable and RepairOpened went out
+  uint64_t index = 0;
+  int64_t revision = 0;
+  int64_t compact_revision = 0;
+  uint64_t epoch = 0;
+  std::optional<MerkleTree> tree;  // the register tree at `index`
+  std::vector<LeaseRecord> leases;
+  AlarmList alarms;
+  LogEntry entry;  // the log entry at `index`
+  // The keys that existed at `revision`, by (leaf, key), built at the first bucket request.
+  // They point into the keyspace's map, which erases a key only when it compacts or
+  // installs a repair; either ends every session (compact_revision changes, or serving is
+  // cleared).
+  std::vector<std::pair<uint64_t, const std::string*>> keys;
+  bool keys_built = false;
+  int64_t last_used_ms = 0;
+};
+
+// Merkle repair, the repairer's side: the run against one source. Changes accumulate in an
+// overlay over the local keyspace (and a copy of its tree) and are installed in one atomic
+// batch at the end, so a crash mid-repair leaves the region where it was.
+struct RepairRun {
+  enum class Phase { kOpening, kDescending, kState, kInstalling };
+  uint64_t source = 0;
+  uint64_t session = 0;
+  Phase phase = Phase::kOpening;
+  RepairOpened target;
+  std::optional<MerkleTree> tree;  // the local tree with the overlay applied
+  // The local keys at the start, by (leaf, key); pointers into the keyspace's map, which
+  // changes under a run only by applying an entry, and that abandons the run.
+  std::vector<std::pair<uint64_t, const std::string*>> local_keys;
+  // The adopted registers (nullopt: the key goes), by leaf then key.
+  std::map<uint64_t, std::map<std::string, std::optional<Register>>> overlay;
+  std::unique_ptr<MerkleRepair> repair;
+  std::vector<LeaseRecord> leases;
+  RepairState state;  // alarms and entry, from the last state reply
+  // Requests not answered yet, by what they ask for; resent every forward_retry_ms.
+  std::map<std::string, RepairRequest> outstanding;
+  int64_t compact_revision_at_start = 0;
+  int64_t started_ms = 0;
+  int64_t last_progress_ms = 0;
+  int64_t last_sent_ms = 0;
+  uint64_t bytes_received = 0;
 };
 
 struct Node::Account {
@@ -95,6 +148,11 @@ struct Node::Account {
   // until a restart (which detects it again at W's next digest, or repairs it once Merkle
   // repair exists).
   bool diverged = false;
+  // Merkle repair (node_repair.cc): this region's own run, and the sessions it serves as a
+  // source (at most one per other region).
+  std::unique_ptr<RepairRun> repair;
+  int64_t repair_retry_after_ms = 0;  // after a run was abandoned, the next starts no sooner
+  std::vector<std::unique_ptr<RepairServe>> serving;
 };
 
 // Replies through the executor so a reply never runs inside the call that caused it.

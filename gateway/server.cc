@@ -224,6 +224,7 @@ absl::Status Server::Init(const ServerConfig& config) {
   options.auto_compaction.revisions = config.auto_compaction_revisions;
   options.forward_timeout_ms = config.forward_timeout_ms;
   options.gossip_interval_ms = config.gossip_interval_ms;
+  options.log_catchup_entries_max = config.log_catchup_entries;
   Ports ports;
   ports.clock = clock_.get();
   ports.executor = executor_.get();
