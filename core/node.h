@@ -39,6 +39,7 @@
 #include "absl/status/statusor.h"
 #include "core/auto_compactor.h"
 #include "core/hlc.h"
+#include "core/injected_bugs.h"
 #include "core/kv_store.h"
 #include "core/lessor.h"
 #include "core/ports.h"
@@ -50,33 +51,6 @@
 #include "geoetcd/storage.pb.h"
 
 namespace geoetcd {
-
-// Deliberately wrong behaviours, set only by the simulator (`geoetcd-sim --inject-bug`) to
-// prove that its checkers catch them. Production code never sets any of these.
-struct InjectedBugs {
-  // Replies to mutations before their commit is durable.
-  bool ack_before_fsync = false;
-  // Serves Range one revision behind the durable revision.
-  bool stale_linearizable_read = false;
-  // Synced watchers lose the first event of every revision divisible by 10 (WatchHub).
-  bool skip_watch_event = false;
-  // Recovery ignores the newest durable commit, so the next write reuses its revision.
-  bool reuse_revision_after_crash = false;
-  // A multi-op Txn is persisted by two separately synced storage writes, so a crash
-  // between them persists part of it.
-  bool txn_not_atomic = false;
-  // A lease's revoke or expiry deletes its keys one commit (revision) per key.
-  bool lease_revoke_not_atomic = false;
-  // A region applies a replicated entry that arrives ahead of a gap, skipping the gap.
-  bool apply_out_of_order = false;
-  // A region acknowledges every replicated entry it receives but drops every 7th unapplied.
-  bool drop_replicated_commit = false;
-  // A forwarding region answers its client as soon as W answers, before applying W's index.
-  bool ack_forward_before_apply = false;
-  // A region repairing from another keeps its own register where it is older than the
-  // source's (the merge picks the older write), and installs the result anyway.
-  bool merge_prefers_older = false;
-};
 
 // One region of the deployment, as --initial-cluster names it.
 struct RegionInfo {
@@ -195,6 +169,9 @@ struct PeerStats {
 template <typename T>
 using Reply = std::function<void(absl::StatusOr<T>)>;
 
+struct Account;    // core/account.h
+struct ReadBatch;  // core/account.h
+
 class Node {
  public:
   static constexpr const char* kDefaultAccount = "default";
@@ -302,14 +279,12 @@ class Node {
   void CheckRegisterTrees() const;
 
  private:
-  struct Account;
   struct Waiter {
     uint64_t batch_seq;  // runs once this batch is durable
     std::function<void()> fn;
   };
 
   struct PendingForward;
-  struct ReadBatch;
 
   Account* FindAccount(const std::string& name);
   bool IsWriteRegion(const Account* account) const;

@@ -42,6 +42,7 @@
 #include <utility>
 #include <vector>
 
+#include "core/injected_bugs.h"
 #include "core/keyspace.h"
 #include "core/kv_store.h"
 #include "core/ports.h"
@@ -79,7 +80,7 @@ struct WatchHubOptions {
   int64_t catch_up_bytes_max = kWatchCatchUpBytesMax;
   // InjectedBugs::skip_watch_event (core/node.h): synced watchers lose the first event of
   // every revision divisible by 10. Only the simulator sets it.
-  bool bug_skip_event = false;
+  GEOETCD_BUG_FLAG bug_skip_event = false;
 };
 
 class WatchHub : public CommitObserver {

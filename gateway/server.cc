@@ -9,6 +9,7 @@
 #include <future>
 #include <limits>
 #include <map>
+#include <type_traits>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -31,6 +32,11 @@
 #include "xxhash.h"
 
 namespace geoetcd {
+
+// The server is built on core/ without injected bugs (core/injected_bugs.h): no flag exists.
+static_assert(std::is_empty_v<InjectedBugs>,
+              "the server must link geoetcd_core, not the simulator's geoetcd_core_sim");
+
 namespace {
 
 // etcd's gRPC server accepts MaxRequestBytes plus this much framing overhead.
