@@ -138,6 +138,16 @@ struct Account {
   std::multimap<uint64_t, std::function<void()>> index_waiters;
   // At W: every other region's progress.
   std::map<uint64_t, PeerProgress> peers;
+  // At W: the write quorum, the highest index durable at that quorum of regions (the
+  // committed index: read indexes report it), and the acknowledgements waiting for it, by
+  // index, with their deadlines.
+  WriteQuorum write_quorum = WriteQuorum::kLocal;
+  uint64_t committed_index = 0;
+  struct CommitWaiter {
+    int64_t deadline_ms;
+    std::function<void(absl::Status)> fn;
+  };
+  std::multimap<uint64_t, CommitWaiter> commit_waiters;
   // Away from W: linearizable reads waiting for a read index.
   std::vector<PendingRead> unsent_reads;
   std::map<uint64_t, ReadBatch> inflight_reads;  // by read index request id

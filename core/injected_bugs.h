@@ -39,6 +39,8 @@ struct InjectedBugs {
   // A region repairing from another keeps its own register where it is older than the
   // source's (the merge picks the older write), and installs the result anyway.
   GEOETCD_BUG_FLAG merge_prefers_older = false;
+  // W acknowledges a write once it is durable at W alone, whatever the write quorum.
+  GEOETCD_BUG_FLAG quorum_acks_early = false;
 };
 
 }  // namespace geoetcd

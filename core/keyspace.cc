@@ -122,7 +122,7 @@ int32_t Keyspace::EndCommit() {
 void Keyspace::Compact(int64_t rev, std::vector<VersionId>* dropped,
                        std::vector<std::string>* removed) {
   CHECK(commit_rev_ == 0);
-  CHECK(rev > compact_revision_ && rev <= revision_);
+  CHECK(rev <= revision_);
   for (auto it = keys_.begin(); it != keys_.end();) {
     History& h = it->second;
     // Index of the newest version at or before rev; everything older is superseded.
@@ -140,7 +140,7 @@ void Keyspace::Compact(int64_t rev, std::vector<VersionId>* dropped,
     if (h.empty() && removed != nullptr) removed->push_back(it->first);
     it = h.empty() ? keys_.erase(it) : std::next(it);
   }
-  compact_revision_ = rev;
+  compact_revision_ = std::max(compact_revision_, rev);
 }
 
 void Keyspace::ForEachNewest(const LiveVisitor& visit) const {

@@ -111,7 +111,10 @@ class Keyspace {
   // Drops every version superseded at or before `rev`, and keys whose newest version before
   // `rev` is a tombstone. A tombstone at exactly `rev` is kept (until a later compaction) so
   // that history from `rev` on stays complete for watchers. Reports each dropped version.
-  // REQUIRES: not in a commit, compact_revision() < rev <= revision().
+  // A `rev` at or below compact_revision() happens only after InstallRegisters: the
+  // registers adopted then still hold the tombstones older than the install revision that
+  // the write region drops at its later compactions, and this drops them the same way
+  // (the compaction point stays). REQUIRES: not in a commit, rev <= revision().
   // `removed`, when given, receives the keys that no longer exist afterwards.
   void Compact(int64_t rev, std::vector<VersionId>* dropped,
                std::vector<std::string>* removed = nullptr);

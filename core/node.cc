@@ -56,6 +56,7 @@ absl::Status Node::Start() {
   if (auto s = RecoverForwardMarkers(); !s.ok()) return s;
   account->write_region =
       options_.write_region != 0 ? options_.write_region : options_.member_id;
+  account->write_quorum = options_.write_quorum;
   // Regions compare register trees in their gossip; one region alone keeps none.
   if (options_.regions.size() > 1) account->kv.EnableMerkle(options_.merkle_depth);
   AttachWatchHub(account.get());
@@ -213,8 +214,11 @@ void Node::Mutate(const RequestContext& ctx, const Req& req, Reply<Resp> reply, 
     MaybeWrite();
     return;
   }
-  // Even a request that changed nothing observed the head, which may not be durable yet.
-  AfterDurable([reply = std::move(reply), resp = *std::move(resp)]() mutable {
+  // Even a request that changed nothing observed the head, which may not be durable yet
+  // (nor committed at the write quorum).
+  AfterCommitted(account, [reply = std::move(reply), resp = *std::move(resp)](
+                              absl::Status committed) mutable {
+    if (!committed.ok()) return reply(committed);
     reply(std::move(resp));
   });
   MaybeWrite();
@@ -291,7 +295,8 @@ void Node::Compact(const RequestContext& ctx, const CompactionRequest& req,
     StageEntry(account, std::move(entry));
     executing_forward_ = outer;
     TruncateLog(account, LogTruncationPoint(account));
-    AfterDurable([this, account, reply = std::move(reply)]() {
+    AfterCommitted(account, [this, account, reply = std::move(reply)](absl::Status committed) {
+      if (!committed.ok()) return reply(committed);
       CompactionResponse resp;
       FillHeader(resp.mutable_header());
       resp.mutable_header()->set_revision(account->durable_rev);
@@ -300,6 +305,59 @@ void Node::Compact(const RequestContext& ctx, const CompactionRequest& req,
     MaybeWrite();
   });
   MaybeWrite();
+}
+
+const char* WriteQuorumName(WriteQuorum q) {
+  switch (q) {
+    case WriteQuorum::kLocal:
+      return "local";
+    case WriteQuorum::kMajority:
+      return "majority";
+    case WriteQuorum::kAll:
+      return "all";
+  }
+  return "unknown";
+}
+
+void Node::AfterCommitted(Account* account, std::function<void(absl::Status)> fn) {
+  if (account->write_quorum == WriteQuorum::kLocal || !IsWriteRegion(account) ||
+      options_.regions.size() <= 1 || options_.bugs.quorum_acks_early) {
+    AfterDurable([fn = std::move(fn)]() { fn(absl::OkStatus()); });
+    return;
+  }
+  const uint64_t index = account->head_index;
+  AfterDurable([this, name = account->name(), index, fn = std::move(fn)]() mutable {
+    Account* a = FindAccount(name);
+    if (a == nullptr) return fn(errors::Stopped());
+    if (index <= a->committed_index) return fn(absl::OkStatus());
+    a->commit_waiters.emplace(
+        index, Account::CommitWaiter{ports_.clock->MonotonicMs() + options_.forward_timeout_ms,
+                                     std::move(fn)});
+  });
+}
+
+void Node::UpdateCommitted(Account* account) {
+  std::vector<uint64_t> durable{account->durable_index};
+  for (const RegionInfo& region : options_.regions) {
+    if (region.id == options_.member_id) continue;
+    auto it = account->peers.find(region.id);
+    durable.push_back(it == account->peers.end() ? 0 : it->second.durable_index);
+  }
+  size_t needed = 1;
+  if (account->write_quorum == WriteQuorum::kMajority) needed = durable.size() / 2 + 1;
+  if (account->write_quorum == WriteQuorum::kAll) needed = durable.size();
+  std::sort(durable.begin(), durable.end(), std::greater<uint64_t>());
+  // A region's durable index can run ahead of W's own only across W's restart (W lost what
+  // it had not synced, the region had it from before): never count past W's own log.
+  const uint64_t committed = std::min(durable[needed - 1], account->durable_index);
+  if (committed <= account->committed_index) return;
+  account->committed_index = committed;
+  auto& waiters = account->commit_waiters;
+  while (!waiters.empty() && waiters.begin()->first <= committed) {
+    auto fn = std::move(waiters.begin()->second.fn);
+    waiters.erase(waiters.begin());
+    fn(absl::OkStatus());
+  }
 }
 
 void Node::AfterDurable(std::function<void()> fn) {
@@ -390,6 +448,7 @@ void Node::OnWriteDone(uint64_t seq, absl::Status status) {
   if (options_.regions.size() > 1) {
     for (auto& [name, account] : accounts_) {
       if (IsWriteRegion(account.get())) {
+        UpdateCommitted(account.get());
         Replicate(account.get());
       } else {
         SendAck(account->write_region, account.get());
@@ -405,7 +464,10 @@ void Node::Fail(const absl::Status& status) {
   // Nothing staged or in flight may be acknowledged: its durability is unknown.
   waiters_.clear();
   forwards_logged_.clear();
-  for (auto& [name, account] : accounts_) account->index_waiters.clear();
+  for (auto& [name, account] : accounts_) {
+    account->index_waiters.clear();
+    account->commit_waiters.clear();
+  }
   options_.on_fatal(status);
 }
 

@@ -52,6 +52,14 @@
 
 namespace geoetcd {
 
+// When the write region acknowledges a write (ARCHITECTURE.md §1, an account's write
+// quorum): once it is durable at W (`local`), at a majority of the regions, or at all of
+// them. A write whose quorum is not reached within forward_timeout_ms gets etcd's "request
+// timed out" (it stays applied at W and is acknowledged by nobody; as with etcd, its
+// outcome is then unknown to the client).
+enum class WriteQuorum { kLocal, kMajority, kAll };
+const char* WriteQuorumName(WriteQuorum q);
+
 // One region of the deployment, as --initial-cluster names it.
 struct RegionInfo {
   uint64_t id = 0;  // the member id: also the Transport address
@@ -83,6 +91,9 @@ struct NodeOptions {
   std::vector<RegionInfo> regions;
   // The write region (member id) of the account `default`; 0 means this region.
   uint64_t write_region = 0;
+  // The write quorum of the account `default`. The server starts a deployment of several
+  // regions with kMajority (a drop-in etcd cluster loses no acknowledged write).
+  WriteQuorum write_quorum = WriteQuorum::kLocal;
   // A forwarded mutation or read index not answered within this gets etcd's "request timed
   // out"; unanswered ones are sent again every forward_retry_ms meanwhile (W executes each
   // forward at most once).
@@ -355,6 +366,13 @@ class Node {
   void Mutate(const RequestContext& ctx, const Req& req, Reply<Resp> reply, Fn mutate);
   // Queues `fn` to run once everything staged so far is durable.
   void AfterDurable(std::function<void()> fn);
+  // At W: fn(OK) once everything staged so far is durable here and the account's staged
+  // log is durable at its write quorum; fn(Timeout) if that takes forward_timeout_ms.
+  // Elsewhere, and under a local quorum, as AfterDurable.
+  void AfterCommitted(Account* account, std::function<void(absl::Status)> fn);
+  // At W: recomputes the account's committed index from its own and the regions' durable
+  // indexes and runs the commit waiters it satisfies.
+  void UpdateCommitted(Account* account);
   void MaybeWrite();
   void OnWriteDone(uint64_t seq, absl::Status status);
   void Fail(const absl::Status& status);

@@ -113,7 +113,9 @@ void Node::Alarm(const RequestContext& ctx, const AlarmRequest& req,
           absl::InvalidArgumentError(absl::StrCat("geoetcd: unknown alarm action ", req.action())));
   }
   // GET too waits for what is staged, so it never reports an alarm change a crash could undo.
-  AfterDurable([reply = std::move(reply), resp = std::move(resp)]() mutable {
+  AfterCommitted(account, [reply = std::move(reply), resp = std::move(resp)](
+                              absl::Status committed) mutable {
+    if (!committed.ok()) return reply(committed);
     reply(std::move(resp));
   });
   MaybeWrite();

@@ -76,7 +76,9 @@ void Node::LeaseGrant(const RequestContext& ctx, const LeaseGrantRequest& req,
   LeaseGrantResponse resp;
   resp.set_id(id);
   resp.set_ttl(*ttl);
-  AfterDurable([this, account, resp, reply = std::move(reply)]() mutable {
+  AfterCommitted(account, [this, account, resp, reply = std::move(reply)](
+                              absl::Status committed) mutable {
+    if (!committed.ok()) return reply(committed);
     FillHeader(resp.mutable_header());
     resp.mutable_header()->set_revision(account->durable_rev);
     reply(std::move(resp));
@@ -122,7 +124,8 @@ void Node::LeaseRevoke(const RequestContext& ctx, const LeaseRevokeRequest& req,
     return;
   }
   const int64_t rev = RevokeLease(account, req.id());
-  AfterDurable([this, rev, reply = std::move(reply)]() {
+  AfterCommitted(account, [this, rev, reply = std::move(reply)](absl::Status committed) {
+    if (!committed.ok()) return reply(committed);
     LeaseRevokeResponse resp;
     FillHeader(resp.mutable_header());
     resp.mutable_header()->set_revision(rev);

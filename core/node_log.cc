@@ -69,8 +69,9 @@ absl::Status Node::ApplyEntry(Account* account, const LogEntry& entry) {
     staged_.Delete(codec::LeaseKey(account->name(), entry.lease_revoke()));
   }
   if (entry.compact_revision() != 0) {
-    if (entry.compact_revision() > account->kv.compact_revision() &&
-        entry.compact_revision() <= account->kv.revision()) {
+    // At or below this region's compaction point only after a Merkle repair: it drops the
+    // old tombstones the adopted registers still hold, as W dropped them.
+    if (entry.compact_revision() <= account->kv.revision()) {
       account->kv.Compact(entry.compact_revision(), &staged_);
       account->pending_compact_rev =
           std::max(account->pending_compact_rev, entry.compact_revision());

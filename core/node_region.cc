@@ -369,7 +369,10 @@ void Node::HandleAppendAck(uint64_t from, Account* account, const AppendAck& ack
     p.last_progress_ms = now;
   }
   p.next_index = std::max(p.next_index, p.match_index + 1);
-  p.durable_index = std::max(p.durable_index, ack.durable_index());
+  if (ack.durable_index() > p.durable_index) {
+    p.durable_index = ack.durable_index();
+    UpdateCommitted(account);
+  }
   ReplicateTo(account, from, /*heartbeat=*/false);
 }
 
@@ -439,6 +442,17 @@ void Node::Tick() {
     Account* a = account.get();
     RepairTick(a, now);
     if (IsWriteRegion(a)) {
+      // Acknowledgements whose write quorum did not answer in time.
+      for (auto w = a->commit_waiters.begin(); w != a->commit_waiters.end();) {
+        if (now < w->second.deadline_ms) {
+          ++w;
+          continue;
+        }
+        ++peer_stats_.forward_timeouts;
+        auto fn = std::move(w->second.fn);
+        w = a->commit_waiters.erase(w);
+        ports_.executor->Post([fn = std::move(fn)] { fn(errors::Timeout()); });
+      }
       for (const RegionInfo& region : options_.regions) {
         if (region.id == options_.member_id) continue;
         PeerProgress& p = a->peers[region.id];

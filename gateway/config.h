@@ -82,6 +82,8 @@ struct ServerConfig {
   // --client-transport: "native" serves client gRPC with gateway/h2 (KV natively, the rest
   // through gRPC C++ in-process); "grpc" serves everything with gRPC C++'s server.
   std::string client_transport = "native";
+  // --write-quorum of the account 'default': local | majority | all (one region: local).
+  std::string write_quorum = "majority";
   // Regions (README "Regions"). --write-region: the member of --initial-cluster that is the
   // write region of the account `default`; empty means the first member listed.
   std::string write_region;

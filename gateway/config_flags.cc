@@ -133,6 +133,10 @@ absl::Status SetClientTransport(absl::string_view value, ServerConfig* config) {
   return SetOneOf(value, {"native", "grpc"}, &config->client_transport);
 }
 
+absl::Status SetWriteQuorum(absl::string_view value, ServerConfig* config) {
+  return SetOneOf(value, {"local", "majority", "all"}, &config->write_quorum);
+}
+
 absl::Status SetLogLevel(absl::string_view value, ServerConfig* config) {
   return SetOneOf(value, {"debug", "info", "warn", "error", "dpanic", "panic", "fatal"},
                   &config->log_level);
@@ -201,6 +205,9 @@ const Flag kFlags[] = {
      "first member of --initial-cluster",
      "Member name of the write region of the account 'default': every mutation is\n"
      "    sequenced there (README, Regions)."},
+    {"write-quorum", ValueKind::kEnum, &SetWriteQuorum, kGeoetcd, "majority",
+     "When the write region acknowledges a write of the account 'default': once durable\n"
+     "    there ('local'), at a majority of the regions, or at 'all' of them."},
     {"forward-timeout", ValueKind::kDuration, &SetDurationMs<&ServerConfig::forward_timeout_ms>,
      kGeoetcd, "5s",
      "How long a region waits for the write region to answer a forwarded request before\n"

@@ -231,6 +231,9 @@ absl::Status Server::Init(const ServerConfig& config) {
   options.forward_timeout_ms = config.forward_timeout_ms;
   options.gossip_interval_ms = config.gossip_interval_ms;
   options.log_catchup_entries_max = config.log_catchup_entries;
+  options.write_quorum = config.write_quorum == "local" ? WriteQuorum::kLocal
+                         : config.write_quorum == "all" ? WriteQuorum::kAll
+                                                        : WriteQuorum::kMajority;
   Ports ports;
   ports.clock = clock_.get();
   ports.executor = executor_.get();

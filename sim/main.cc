@@ -67,6 +67,8 @@ cxxopts::Options DeclareFlags() {
       ("clients", "KV clients (default 8)", value(), "N")
       ("watchers", "watch clients, besides the KV clients (default 3)", value(), "N")
       ("regions", "regions, each a Node (default 1)", value(), "N")
+      ("write-quorum", "local|majority|all (default: majority, or per seed under buggify)",
+       value(), "Q")
       ("faults", "fault profile: none|crash|network|disk|all (default none)", value(),
        "PROFILE")
       ("inject-bug", "run with a known bug switched on (see the list below)", value(), "NAME")
@@ -112,6 +114,16 @@ bool ApplyFlag(const std::string& flag, const std::string& v, Options* o, int* e
   if (flag == "clients") return ParseNumber(v, &o->config.clients);
   if (flag == "watchers") return ParseNumber(v, &o->config.watchers);
   if (flag == "regions") return ParseNumber(v, &o->config.regions);
+  if (flag == "write-quorum") {
+    for (auto q : {geoetcd::WriteQuorum::kLocal, geoetcd::WriteQuorum::kMajority,
+                   geoetcd::WriteQuorum::kAll}) {
+      if (v == geoetcd::WriteQuorumName(q)) {
+        o->config.write_quorum = q;
+        return true;
+      }
+    }
+    return false;
+  }
   if (flag == "faults") return geoetcd::sim::ParseFaultProfile(v, &o->config.faults);
   if (flag == "inject-bug") {
     o->bug = v;
@@ -190,6 +202,9 @@ std::string ReproduceCommand(const Options& o, uint64_t seed) {
                    o.config.clients, " --watchers ", o.config.watchers, " --regions ",
                    o.config.regions, " --faults ", geoetcd::sim::FaultProfileName(o.config.faults));
   if (o.bug != "none") absl::StrAppend(&cmd, " --inject-bug ", o.bug);
+  if (o.config.write_quorum.has_value()) {
+    absl::StrAppend(&cmd, " --write-quorum ", geoetcd::WriteQuorumName(*o.config.write_quorum));
+  }
   if (o.buggify != "seed") absl::StrAppend(&cmd, " --buggify ", o.buggify);
   if (!o.config.check_invariants) absl::StrAppend(&cmd, " --no-invariants");
   if (!o.config.leases) absl::StrAppend(&cmd, " --no-leases");

@@ -45,6 +45,7 @@ void SimNode::Crash(size_t unsynced_batches_kept) {
   executor_.OnCrash();
   transport_.SetUp(false);
   repairs_before_ += node_->peer_stats().repairs_completed;
+  durable_revision_at_crash_ = node_->durable_revision();
   node_.reset();
 }
 

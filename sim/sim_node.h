@@ -56,6 +56,11 @@ class SimNode {
   SimExecutor& executor() { return executor_; }
   SimTransport& transport() { return transport_; }
   NodeOptions& options() { return config_.options; }
+  // The revision this region holds durably: its Node's, or while it is down what it had made
+  // durable when it crashed (a restart recovers at least that).
+  int64_t durable_revision() const {
+    return node_ ? node_->durable_revision() : durable_revision_at_crash_;
+  }
   // Merkle repairs this region installed, over every incarnation so far.
   uint64_t repairs_completed() const {
     return repairs_before_ + (node_ ? node_->peer_stats().repairs_completed : 0);
@@ -74,6 +79,7 @@ class SimNode {
   std::unique_ptr<Node> node_;
   int64_t starts_ = 0;
   uint64_t repairs_before_ = 0;  // by incarnations that crashed
+  int64_t durable_revision_at_crash_ = 0;
 };
 
 }  // namespace geoetcd::sim

@@ -55,7 +55,21 @@ constexpr BugName kBugNames[] = {
     {"drop-replicated-commit", &InjectedBugs::drop_replicated_commit},
     {"ack-forward-before-apply", &InjectedBugs::ack_forward_before_apply},
     {"merge-prefers-older", &InjectedBugs::merge_prefers_older},
+    {"quorum-acks-early", &InjectedBugs::quorum_acks_early},
 };
+
+// Regions that must hold a write durably before it is acknowledged.
+size_t QuorumSize(WriteQuorum quorum, size_t regions) {
+  switch (quorum) {
+    case WriteQuorum::kLocal:
+      return 1;
+    case WriteQuorum::kMajority:
+      return regions / 2 + 1;
+    case WriteQuorum::kAll:
+      return regions;
+  }
+  return regions;
+}
 // A region that needs longer than this (simulated) to reach the write region's state after
 // every fault healed does not converge.
 constexpr int64_t kConvergeSimUsMax = int64_t{60} * 1'000'000;
@@ -170,6 +184,7 @@ class Simulation : public KvEndpoint, public WatchEndpoint {
   std::string recovery_error_;
   // A forwarding region answered a mutation before it had applied the answer's revision.
   std::string read_your_writes_error_;
+  std::string quorum_error_;
 
   bool faults_active_ = false;
   bool crash_faults_ = false;
@@ -218,6 +233,11 @@ NodeOptions Simulation::MakeNodeOptions(int32_t index) {
     options.regions.push_back({static_cast<uint64_t>(r) + 1, absl::StrCat("region-", r)});
   }
   options.write_region = 1;  // region 0 sequences the account's writes
+  // Majority, as the server runs a deployment started with etcd's flags; sometimes every
+  // region, or W alone.
+  options.write_quorum = config_.write_quorum ? *config_.write_quorum : static_cast<WriteQuorum>(buggify_.Choice(
+      "write_quorum", static_cast<int64_t>(WriteQuorum::kMajority),
+      {static_cast<int64_t>(WriteQuorum::kLocal), static_cast<int64_t>(WriteQuorum::kAll)}));
   options.replication_tick_ms = buggify_.Choice("replication_tick_ms", 20, {5, 100});
   options.retransmit_ms = buggify_.Choice("retransmit_ms", 200, {50, 1000});
   options.forward_retry_ms = buggify_.Choice("forward_retry_ms", 250, {60, 1000});
@@ -226,7 +246,7 @@ NodeOptions Simulation::MakeNodeOptions(int32_t index) {
   // A short log for laggards, so that a region down or cut off while W compacts catches up
   // by Merkle repair (node_repair.cc) within a run.
   options.log_catchup_entries_max =
-      buggify_.Choice("log_catchup_entries_max", 20, {3, 1000000});
+      buggify_.Choice("log_catchup_entries_max", 2, {8, 1000000});
   options.append_bytes_max = buggify_.Choice("append_bytes_max", options.append_bytes_max, {200});
   options.replication_window_bytes =
       buggify_.Choice("replication_window_bytes", options.replication_window_bytes, {1000});
@@ -380,6 +400,19 @@ void Simulation::Dispatch(SimNode& node, int32_t client_endpoint, const KvCall& 
             "region ", node.index(), " answered ", FormatOp(op), " at revision ",
             op.server_revision, " while it had applied only revision ",
             node.node()->durable_revision());
+      }
+      // A write is acknowledged only once its write quorum of regions holds it durably.
+      if (op.server_changed && quorum_error_.empty()) {
+        size_t holding = 0;
+        for (const auto& n : nodes_) holding += n->durable_revision() >= op.server_revision;
+        const size_t needed = QuorumSize(nodes_[0]->options().write_quorum, nodes_.size());
+        if (holding < needed) {
+          quorum_error_ = absl::StrCat(
+              "region ", node.index(), " answered ", FormatOp(op), " at revision ",
+              op.server_revision, " held durably by ", holding, " of ", nodes_.size(),
+              " regions; the write quorum (", WriteQuorumName(nodes_[0]->options().write_quorum),
+              ") needs ", needed);
+        }
       }
     }
     Respond(from, client_endpoint, std::move(r), reply);
@@ -908,6 +941,10 @@ SimResult Simulation::Run() {
     result.ok = false;
     result.checker = "read-your-writes";
     result.detail = read_your_writes_error_;
+  } else if (!quorum_error_.empty()) {
+    result.ok = false;
+    result.checker = "quorum";
+    result.detail = quorum_error_;
   } else if (!convergence_error.empty()) {
     result.ok = false;
     result.checker = "convergence";

@@ -20,6 +20,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -60,6 +61,8 @@ struct SimConfig {
   int32_t watchers = 3;  // watch clients, besides the KV clients
   bool leases = true;    // lease requests in the KV clients' mix
   int32_t regions = 1;
+  // The account's write quorum; unset: majority (buggify picks local or all sometimes).
+  std::optional<WriteQuorum> write_quorum;
   FaultProfile faults = FaultProfile::kNone;
   InjectedBugs bugs;
   BuggifyMode buggify = BuggifyMode::kSeed;

@@ -48,7 +48,7 @@ struct Weighted {
 constexpr Weighted kMix[] = {
     {Pick::kGet, 18},          {Pick::kRangeAll, 8},         {Pick::kRangeHistorical, 4},
     {Pick::kPut, 22},          {Pick::kDelete, 5},           {Pick::kDeleteRange, 2},
-    {Pick::kCas, 20},          {Pick::kMultiKeyTxn, 12},     {Pick::kCompact, 1},
+    {Pick::kCas, 20},          {Pick::kMultiKeyTxn, 12},     {Pick::kCompact, 4},
     {Pick::kLeaseGrant, 3},    {Pick::kPutWithLease, 5},     {Pick::kLeaseKeepAlive, 4},
     {Pick::kLeaseTimeToLive, 2}, {Pick::kLeaseRevoke, 1},    {Pick::kLeaseUnknownId, 1},
 };

@@ -1,5 +1,7 @@
 #include "core/keyspace.h"
 
+#include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -135,6 +137,43 @@ TEST(KeyspaceTest, RestoreRebuildsHistory) {
   EXPECT_EQ(ks.revision(), 3);
   EXPECT_EQ(ks.Get("k", 2)->value, "x");
   EXPECT_EQ(ks.Get("k", 3), nullptr);
+  ks.CheckInvariants();
+}
+
+// A Merkle repair installs another region's registers at revision 5 (core/node_repair.cc):
+// one version per key, history below 5 gone. The write region's later compaction at 4 must
+// still drop the tombstone older than 4 that the registers carry, as it dropped it there.
+TEST(KeyspaceTest, InstalledRegistersThenACompactionBelowThemDropsOldTombstones) {
+  Keyspace ks;
+  ks.BeginCommit(2);
+  ks.Put("a", "old", 0);
+  ks.Put("c", "gone", 0);
+  ks.EndCommit();
+  std::map<std::string, std::optional<KeyVersion>> changes;
+  KeyVersion tombstone;
+  tombstone.mod_revision = 3;
+  changes["a"] = tombstone;
+  KeyVersion b;
+  b.mod_revision = 4;
+  b.create_revision = 4;
+  b.version = 1;
+  b.value = Bytes("v");
+  changes["b"] = b;
+  changes["c"] = std::nullopt;
+  ks.InstallRegisters(5, changes);
+  ks.CheckInvariants();
+  EXPECT_EQ(ks.revision(), 5);
+  EXPECT_EQ(ks.compact_revision(), 5);
+  EXPECT_EQ(ks.key_count(), 2u);  // a's tombstone and b
+  EXPECT_EQ(ks.Get("a", 5), nullptr);
+  ASSERT_NE(ks.Get("b", 5), nullptr);
+  EXPECT_EQ(ks.Get("b", 5)->value.view(), "v");
+  std::vector<VersionId> dropped;
+  std::vector<std::string> removed;
+  ks.Compact(4, &dropped, &removed);
+  EXPECT_EQ(removed, std::vector<std::string>{"a"});
+  EXPECT_EQ(ks.compact_revision(), 5);  // the point stays where the install put it
+  EXPECT_EQ(ks.key_count(), 1u);
   ks.CheckInvariants();
 }
 

@@ -657,6 +657,13 @@ TEST(ServerConfigTest, GroupCommitMaxOpsBound) {
   EXPECT_THAT(ParseError({"--group-commit-max-ops", "0"}), HasSubstr("must be between"));
 }
 
+TEST(ServerConfigTest, WriteQuorum) {
+  EXPECT_EQ(MustParse({}).write_quorum, "majority");
+  EXPECT_EQ(MustParse({"--write-quorum", "local"}).write_quorum, "local");
+  EXPECT_EQ(MustParse({"--write-quorum=all"}).write_quorum, "all");
+  EXPECT_THAT(ParseError({"--write-quorum", "two"}), HasSubstr("--write-quorum"));
+}
+
 TEST(ServerConfigTest, SnapshotCatchupEntriesBound) {
   EXPECT_EQ(MustParse({}).log_catchup_entries, 5000);  // etcd's default
   EXPECT_EQ(MustParse({"--experimental-snapshot-catchup-entries", "1"}).log_catchup_entries, 1);

@@ -17,6 +17,8 @@ others stay up. r1 is the write region (the first member of --initial-cluster).
     catches up by Merkle repair, holds W's keys, refuses revisions below its repair point
     (W still answers them) and follows the stream on
   * r3 cut from W but not from r2 catches up through r2; after heal all converge
+  * W cut from both others (the default --write-quorum majority): a put at W times out with
+    etcd's error but is applied there, and reaches everyone after the heal
   * W unreachable from r2: writes and linearizable reads at r2 time out with etcd's error,
     serializable reads still answer; nothing is half-applied
   * bad starts: a name not in --initial-cluster, advertise URLs that disagree with it, an
@@ -547,6 +549,35 @@ def test_w_unreachable():
           "r2 never got the write made at r3 meanwhile")
 
 
+def test_w_without_a_majority_times_out_writes():
+    """The default --write-quorum majority: W cut from both other regions still applies a
+    write but cannot acknowledge it (as an etcd leader without a quorum); with one region
+    back, writes are acknowledged again."""
+    c = shared_cluster()
+    c.wait_converged()
+    c.cut("r1", "r2")
+    c.cut("r1", "r3")
+    try:
+        t0 = time.monotonic()
+        try:
+            c.kv("r1").Put(rpc_pb2.PutRequest(key=b"noquorum/a", value=b"x"), timeout=10)
+            raise Failure("a put at W without a majority was acknowledged")
+        except grpc.RpcError as e:
+            check(e.code() == grpc.StatusCode.UNAVAILABLE and e.details() == TIMED_OUT,
+                  "put at W without a majority: %s %s" % (e.code(), e.details()))
+        check(time.monotonic() - t0 < 5, "the put took more than --forward-timeout to fail")
+        got = c.kv("r1").Range(serializable(b"noquorum/a"), timeout=5)
+        check(len(got.kvs) == 1, "the unacknowledged put is not applied at W: %s" % got)
+        c.heal("r1", "r3")
+        c.kv("r1").Put(rpc_pb2.PutRequest(key=b"noquorum/b", value=b"x"), timeout=5)
+    finally:
+        c.heal("r1", "r2")
+        c.heal("r1", "r3")
+    c.wait_converged()
+    check(len(c.kv("r2").Range(serializable(b"noquorum/a"), timeout=5).kvs) == 1,
+          "the write W applied without a quorum did not reach r2 after the heal")
+
+
 def run_refused(args, want_rc, want_text):
     out = subprocess.run([harness.geoetcd_bin()] + args, capture_output=True, text=True,
                          timeout=30, env=harness.clean_env())
@@ -607,6 +638,7 @@ TESTS = [
     test_down_while_w_compacted_repairs_by_merkle,
     test_cut_from_w_catches_up_through_peer,
     test_w_unreachable,
+    test_w_without_a_majority_times_out_writes,
 ]
 
 if __name__ == "__main__":

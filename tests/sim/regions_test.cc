@@ -394,6 +394,37 @@ TEST_F(RegionsTest, RegionDownWhileWCompactedPastItRepairsByMerkleAndFollowsOn) 
   EXPECT_EQ(node(2)->merkle_root(), node(0)->merkle_root());
 }
 
+// Under a majority write quorum W answers a write only once a second region holds it
+// durably (one round trip later), and a write no majority can hold times out with etcd's
+// error while staying applied at W, as a write to an etcd leader that lost its quorum.
+TEST_F(RegionsTest, MajorityQuorumAcknowledgesOnceASecondRegionHoldsTheWrite) {
+  for (auto& n : nodes_) {
+    n->Crash(0);
+    n->options().write_quorum = WriteQuorum::kMajority;
+    ASSERT_TRUE(n->Start().ok());
+  }
+  network_.Partition(endpoint(0), endpoint(2));
+  const int64_t start_us = world_.now_us();
+  auto put = Put(0, "q", "1");
+  ASSERT_TRUE(put.ok()) << put.status();
+  EXPECT_GE(world_.now_us() - start_us, 2 * kLatencyUs);  // W -> r1 -> W
+  EXPECT_GE(node(1)->durable_revision(), put->header().revision());
+  EXPECT_LT(node(2)->durable_revision(), put->header().revision());
+
+  network_.Partition(endpoint(0), endpoint(1));  // W alone now
+  auto lost = Put(0, "q", "2");
+  EXPECT_EQ(lost.status().message(), "etcdserver: request timed out");
+  EXPECT_EQ(node(0)->durable_revision(), put->header().revision() + 1);  // applied at W
+  network_.HealAll();
+  ASSERT_TRUE(RunUntil([&] { return Converged(); }));
+  auto read = Range(2, "q", /*serializable=*/true);
+  ASSERT_TRUE(read.ok());
+  ASSERT_EQ(read->kvs_size(), 1);
+  EXPECT_EQ(read->kvs(0).value(), "2");
+  // And with the quorum back, writes are acknowledged again.
+  EXPECT_TRUE(Put(0, "q", "3").ok());
+}
+
 // The repair survives an unreliable network: lost and duplicated requests and replies are
 // resent or ignored, and the result is still W's state.
 TEST_F(RegionsTest, RepairCompletesOverALossyNetwork) {
