@@ -12,7 +12,7 @@
 #include <string_view>
 #include <vector>
 
-#include "gateway/h2/hpack.h"
+#include "gateway/h2/header_field.h"
 
 namespace geoetcd::h2 {
 

@@ -1590,25 +1590,38 @@ TEST_F(H2ServerTest, RawHeadersOnAnEvenStreamIsAProtocolError) {
   EXPECT_TRUE(conn.WaitClosed());
 }
 
-TEST_F(H2ServerTest, RawStreamIdsMustIncrease) {
+// HEADERS below the highest stream id name a closed stream: nghttp2 ignores them (they may be
+// a client's trailers racing our RST_STREAM) rather than end the connection. Nothing starts.
+TEST_F(H2ServerTest, RawHeadersOnAClosedStreamAreIgnored) {
   RawConnection& conn = StartRawSession();
   const std::string m = "m";
   ASSERT_TRUE(conn.SendRequest(5, "/t.T/Echo", &m));
   RawResponse r = conn.ReadResponse(5);
   EXPECT_EQ(r.Get("grpc-status"), "0");
-  ASSERT_TRUE(conn.SendRequest(3, "/t.T/Echo", &m));
-  uint32_t last = 0;
-  EXPECT_EQ(conn.ReadGoAway(&last), static_cast<int64_t>(ErrorCode::kProtocolError));
-  EXPECT_EQ(last, 5u);
+  ASSERT_TRUE(conn.SendRequest(3, "/t.T/Meta", &m));
+  ASSERT_TRUE(conn.PingPong());
+  ASSERT_TRUE(conn.SendRequest(7, "/t.T/Echo", &m));
+  RawResponse r7 = conn.ReadResponse(7);
+  EXPECT_EQ(r7.Get("grpc-status"), "0");
+  EXPECT_EQ(r7.Messages(), std::vector<std::string>{m});
+  EXPECT_EQ(svc_.Get(svc_.meta_path), "");  // stream 3 never reached its method
 }
 
+// Before the client has acknowledged the limit, the stream over it is refused (nghttp2 counts
+// it against the limit it announced); after, a client that ignores the limit it acknowledged
+// loses the connection (RFC 9113 §5.1.2 allows either; gRPC clients never exceed it).
 TEST_F(H2ServerTest, RawMaxConcurrentStreamsRefusesTheOneOver) {
   ServerOptions options;
   options.max_concurrent_streams = 3;
   StartServer(options);
   RawConnection conn(port_);
-  conn.Handshake();
-  EXPECT_EQ(SettingValue(conn.server_settings(), Setting::kMaxConcurrentStreams), 3);
+  std::string hello(kClientPreface);
+  AppendSettings(&hello, {});
+  ASSERT_TRUE(conn.Send(hello));  // and no SETTINGS ACK yet
+  RawFrame settings;
+  ASSERT_EQ(conn.Read(&settings), ReadResult::kFrame);
+  ASSERT_EQ(settings.header.type, FrameType::kSettings);
+  EXPECT_EQ(SettingValue(settings.payload, Setting::kMaxConcurrentStreams), 3);
   for (uint32_t id : {1u, 3u, 5u, 7u}) ASSERT_TRUE(conn.SendRequest(id, "/t.T/Bidi", nullptr));
   RawResponse r7 = conn.ReadResponse(7);
   EXPECT_TRUE(r7.reset);
@@ -1639,6 +1652,16 @@ TEST_F(H2ServerTest, RawMaxConcurrentStreamsRefusesTheOneOver) {
   EXPECT_FALSE(r9.reset);
   EXPECT_EQ(r9.Get("grpc-status"), "0");
   EXPECT_EQ(r9.Messages(), std::vector<std::string>{"ninth"});
+  // Acknowledged, the limit binds: with stream 5 still open, 11 and 13 fit; 15 ends the
+  // connection.
+  out.clear();
+  AppendSettingsAck(&out);
+  for (uint32_t id : {11u, 13u, 15u}) {
+    AppendHeaders(&out, id, RequestBlock("/t.T/Bidi"), false, kDefaultMaxFrameSize);
+  }
+  ASSERT_TRUE(conn.Send(out));
+  EXPECT_EQ(conn.ReadGoAway(), static_cast<int64_t>(ErrorCode::kProtocolError));
+  EXPECT_TRUE(conn.WaitClosed());
 }
 
 TEST_F(H2ServerTest, RawHeaderListBound) {
@@ -1689,16 +1712,18 @@ TEST_F(H2ServerTest, RawConnectionWindowUpdateOfZeroIsAProtocolError) {
   EXPECT_TRUE(conn.WaitClosed());
 }
 
-TEST_F(H2ServerTest, RawStreamWindowUpdateOfZeroResetsTheStream) {
+// RFC 9113 §6.9 makes this a stream error; nghttp2 ends the connection, which an endpoint may
+// always do. The call on it is cancelled.
+TEST_F(H2ServerTest, RawStreamWindowUpdateOfZeroIsAProtocolError) {
   RawConnection& conn = StartRawSession();
-  ASSERT_TRUE(conn.SendRequest(1, "/t.T/Bidi", nullptr));
+  ASSERT_TRUE(conn.SendRequest(1, "/t.T/Hang", nullptr));
+  ASSERT_TRUE(svc_.WaitFor([&] { return svc_.started == 1; }));
   std::string out;
   AppendWindowUpdate(&out, 1, 0);
   ASSERT_TRUE(conn.Send(out));
-  RawResponse r = conn.ReadResponse(1);
-  EXPECT_TRUE(r.reset);
-  EXPECT_EQ(r.reset_code, ErrorCode::kProtocolError);
-  EXPECT_TRUE(conn.PingPong());
+  EXPECT_EQ(conn.ReadGoAway(), static_cast<int64_t>(ErrorCode::kProtocolError));
+  EXPECT_TRUE(conn.WaitClosed());
+  EXPECT_TRUE(svc_.WaitFor([&] { return svc_.cancels == 1; }));
 }
 
 TEST_F(H2ServerTest, RawStreamWindowOverflowCancelsTheCall) {
@@ -2128,6 +2153,7 @@ TEST_F(H2ServerTest, RawResponseBeforeTheRequestEndsResetsWithNoError) {
   EXPECT_EQ(conn.ReadResponse(3).Messages(), std::vector<std::string>{m});
 }
 
+// RFC 9113 §5.1 makes this a stream error STREAM_CLOSED; nghttp2 ends the connection with it.
 TEST_F(H2ServerTest, RawDataAfterEndStreamIsStreamClosed) {
   RawConnection& conn = StartRawSession();
   ASSERT_TRUE(conn.SendRequest(1, "/t.T/Hang", nullptr, /*end_stream_on_headers=*/true));
@@ -2135,11 +2161,9 @@ TEST_F(H2ServerTest, RawDataAfterEndStreamIsStreamClosed) {
   std::string out;
   AppendData(&out, 1, Framed("x"), false, kDefaultMaxFrameSize);
   ASSERT_TRUE(conn.Send(out));
-  RawResponse r = conn.ReadResponse(1);
-  EXPECT_TRUE(r.reset);
-  EXPECT_EQ(r.reset_code, ErrorCode::kStreamClosed);
+  EXPECT_EQ(conn.ReadGoAway(), static_cast<int64_t>(ErrorCode::kStreamClosed));
+  EXPECT_TRUE(conn.WaitClosed());
   EXPECT_TRUE(svc_.WaitFor([&] { return svc_.cancels == 1; }));
-  EXPECT_TRUE(conn.PingPong());
 }
 
 TEST_F(H2ServerTest, RawStreamingCallWithEndStreamOnHeaders) {
@@ -2439,8 +2463,17 @@ TEST_F(H2ServerTest, RawConnectionHeaderBytesBound) {
   EXPECT_FALSE(r9.reset);
   EXPECT_EQ(r9.Get("grpc-status"), "0");
   EXPECT_EQ(r9.Messages(), std::vector<std::string>{m});
-  // A streaming call's headers are freed as it starts: it fits next to the two parked ones.
+  // A streaming call's headers are freed as it starts: once it has (its echo came back),
+  // another fits next to the two parked ones. (Headers that arrive in the same read count
+  // until their calls start.)
   ASSERT_TRUE(conn.SendRequest(11, "/t.T/Bidi", nullptr));
+  out.clear();
+  AppendData(&out, 11, Framed("eleven"), false, kDefaultMaxFrameSize);
+  ASSERT_TRUE(conn.Send(out));
+  RawFrame echo;
+  ASSERT_EQ(conn.ReadStreamFrame(&echo), ReadResult::kFrame);  // HEADERS
+  ASSERT_EQ(conn.ReadStreamFrame(&echo), ReadResult::kFrame);
+  EXPECT_EQ(echo.payload, Framed("eleven"));
   ASSERT_TRUE(conn.SendRequest(13, "/t.T/Bidi", nullptr));
   out.clear();
   AppendData(&out, 13, Framed("thirteen"), true, kDefaultMaxFrameSize);

@@ -1,0 +1,1014 @@
+#include "gateway/h2/connection.h"
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+#include "gateway/h2/request_headers.h"
+
+namespace geoetcd::h2 {
+namespace {
+
+// gRPC status codes the transport itself produces.
+constexpr int kCodeInternal = 13;
+constexpr int kCodeUnimplemented = 12;
+constexpr int kCodeResourceExhausted = 8;
+constexpr size_t kGrpcPrefix = 5;
+
+// Bytes one connection may read per turn of its I/O loop. Then the loop writes what is
+// queued, reaps finished streams and serves the other connections: a client that keeps its
+// socket full gets its turn like every other, and its answers leave as it goes.
+constexpr size_t kReadBytesPerTurnMax = 4 * IoLoop::kReadChunk;
+// Input is given to the session this much at a time, its output pumped in between: nghttp2
+// ends a session that makes it queue more than 1000 acknowledgements (SETTINGS, PING) unsent,
+// and 8 KiB of 9-byte SETTINGS frames asks for 910.
+constexpr size_t kRecvSliceBytes = 8 * 1024;
+// A header block (HEADERS and its CONTINUATIONs, on the wire) larger than this ends the
+// connection with ENHANCE_YOUR_CALM, whatever it decodes to.
+size_t HeaderBlockBytesMax(const ServerOptions& opts) {
+  return 4 * size_t{opts.max_header_list_bytes} + 65536;
+}
+
+nghttp2_nv Nv(std::string_view name, std::string_view value) {
+  return nghttp2_nv{reinterpret_cast<uint8_t*>(const_cast<char*>(name.data())),
+                    reinterpret_cast<uint8_t*>(const_cast<char*>(value.data())), name.size(),
+                    value.size(), NGHTTP2_NV_FLAG_NONE};
+}
+
+std::string_view View(const uint8_t* p, size_t n) {
+  return std::string_view(reinterpret_cast<const char*>(p), n);
+}
+
+const nghttp2_option* Options() {
+  static nghttp2_option* option = [] {
+    nghttp2_option* o = nullptr;
+    nghttp2_option_new(&o);
+    // PINGs are answered by OnPingLocked, which counts strikes first.
+    nghttp2_option_set_no_auto_ping_ack(o, 1);
+    // Closed streams are kept only for priority trees, which gRPC does not use.
+    nghttp2_option_set_no_closed_streams(o, 1);
+    // Response headers are encoded without the dynamic table, as they were before nghttp2:
+    // gRPC's few response fields are static-table names or short literals anyway, and no
+    // connection keeps an encoder table (4 KiB) for it.
+    nghttp2_option_set_max_deflate_dynamic_table_size(o, 0);
+    return o;
+  }();
+  return option;
+}
+
+}  // namespace
+
+// ---- IdleResetFilter --------------------------------------------------------------------------
+
+bool IdleResetFilter::DropFrame(const uint8_t* header) {
+  const uint8_t type = header[3];
+  const uint32_t stream_id = ((uint32_t{header[5]} << 24) | (uint32_t{header[6]} << 16) |
+                              (uint32_t{header[7]} << 8) | uint32_t{header[8]}) &
+                             0x7fffffffu;
+  if (type == NGHTTP2_HEADERS) max_headers_stream_ = std::max(max_headers_stream_, stream_id);
+  return type == NGHTTP2_RST_STREAM && (stream_id & 1) == 1 && stream_id > max_headers_stream_;
+}
+
+void IdleResetFilter::Filter(std::string_view in, std::vector<std::string_view>* out) {
+  const auto* bytes = reinterpret_cast<const uint8_t*>(in.data());
+  const auto length_of = [](const uint8_t* h) {
+    return (size_t{h[0]} << 16) | (size_t{h[1]} << 8) | size_t{h[2]};
+  };
+  size_t piece = 0;  // where the piece being gathered in `in` starts
+  const auto cut = [&](size_t end) {
+    if (end > piece) out->push_back(in.substr(piece, end - piece));
+  };
+  size_t pos = 0;
+  while (pos < in.size()) {
+    const size_t rest = in.size() - pos;
+    if (preface_left_ > 0 || payload_left_ > 0) {
+      size_t& left = preface_left_ > 0 ? preface_left_ : payload_left_;
+      const size_t n = std::min(left, rest);
+      left -= n;
+      pos += n;
+    } else if (drop_left_ > 0) {
+      const size_t n = std::min(drop_left_, rest);
+      drop_left_ -= n;
+      pos += n;
+      piece = pos;
+    } else if (header_len_ == 0 && rest >= kHeaderBytes) {
+      const uint8_t* h = bytes + pos;
+      if (DropFrame(h)) {
+        cut(pos);
+        drop_left_ = length_of(h);
+        pos += kHeaderBytes;
+        piece = pos;
+      } else {
+        payload_left_ = length_of(h);
+        pos += kHeaderBytes;
+      }
+    } else {
+      // A frame header cut by the end of a read: gathered here until whole. It completes
+      // only at the start of a later input, so one completed header per call is enough.
+      cut(pos);
+      const size_t n = std::min(kHeaderBytes - header_len_, rest);
+      std::memcpy(header_ + header_len_, bytes + pos, n);
+      header_len_ += n;
+      pos += n;
+      piece = pos;
+      if (header_len_ < kHeaderBytes) break;
+      header_len_ = 0;
+      std::memcpy(completed_, header_, kHeaderBytes);
+      if (DropFrame(completed_)) {
+        drop_left_ = length_of(completed_);
+      } else {
+        payload_left_ = length_of(completed_);
+        out->push_back(std::string_view(reinterpret_cast<const char*>(completed_), kHeaderBytes));
+      }
+    }
+  }
+  cut(pos);
+}
+
+// ---- setup -----------------------------------------------------------------------------------
+
+Connection::Connection(Server* server, IoLoop* loop, std::unique_ptr<ByteStream> stream)
+    : server_(server),
+      loop_(loop),
+      stream_(std::move(stream)),
+      opts_(server->options_),
+      opened_ns_(MonotonicNowNs()),
+      idle_since_ns_(opened_ns_) {
+  nghttp2_session_server_new2(&session_, Callbacks(), this, Options());
+}
+
+Connection::~Connection() { nghttp2_session_del(session_); }
+
+void Connection::Open() {
+  std::lock_guard<std::mutex> lock(mu_);
+  const nghttp2_settings_entry settings[] = {
+      {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, opts_.max_concurrent_streams},
+      {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, opts_.stream_window},
+      {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, opts_.max_header_list_bytes},
+      {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
+  };
+  nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, settings, std::size(settings));
+  nghttp2_session_set_local_window_size(session_, NGHTTP2_FLAG_NONE, 0,
+                                        static_cast<int32_t>(opts_.connection_window));
+  ScheduleFlushLocked();
+}
+
+const nghttp2_session_callbacks* Connection::Callbacks() {
+  static nghttp2_session_callbacks* callbacks = [] {
+    nghttp2_session_callbacks* cb = nullptr;
+    nghttp2_session_callbacks_new(&cb);
+    nghttp2_session_callbacks_set_on_begin_frame_callback(cb, &OnBeginFrame);
+    nghttp2_session_callbacks_set_on_begin_headers_callback(cb, &OnBeginHeaders);
+    nghttp2_session_callbacks_set_on_header_callback(cb, &OnHeader);
+    nghttp2_session_callbacks_set_on_invalid_header_callback(cb, &OnInvalidHeader);
+    nghttp2_session_callbacks_set_on_frame_recv_callback(cb, &OnFrameRecv);
+    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, &OnDataChunk);
+    nghttp2_session_callbacks_set_on_frame_send_callback(cb, &OnFrameSend);
+    nghttp2_session_callbacks_set_on_stream_close_callback(cb, &OnStreamClose);
+    nghttp2_session_callbacks_set_data_source_read_length_callback(cb, &DataFrameLength);
+    return cb;
+  }();
+  return callbacks;
+}
+
+Call* Connection::CallOf(int32_t stream_id) {
+  return static_cast<Call*>(nghttp2_session_get_stream_user_data(session_, stream_id));
+}
+
+// ---- the loop's entry points -------------------------------------------------------------
+
+void Connection::OnReadable(bool hangup) {
+  bool unwanted;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    unwanted = read_paused_ || reading_stopped_;
+  }
+  if (unwanted) {
+    // Only hang-ups and errors are reported while input is not wanted.
+    if (hangup) CloseNow();
+    return;
+  }
+  if (!unread_.empty()) {
+    const std::string pending = std::move(unread_);
+    unread_.clear();
+    if (!Receive(pending.data(), pending.size()) || !unread_.empty()) return;
+  }
+  char* const scratch = loop_->scratch();
+  size_t read_bytes = 0;
+  while (!closed_ && read_bytes < kReadBytesPerTurnMax) {
+    const ssize_t n = stream_->Read(scratch, IoLoop::kReadChunk);
+    if (n > 0) {
+      read_bytes += static_cast<size_t>(n);
+      if (!Receive(scratch, static_cast<size_t>(n))) return;
+      if (!unread_.empty() || static_cast<size_t>(n) < IoLoop::kReadChunk) return;
+      continue;
+    }
+    if (n == 0) {
+      CloseNow();
+      return;
+    }
+    if (errno == EINTR) continue;
+    if (errno != EAGAIN && errno != EWOULDBLOCK) CloseNow();
+    return;
+  }
+}
+
+bool Connection::Receive(const char* data, size_t len) {
+  std::vector<Event> events;
+  bool fatal = false;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    size_t pos = 0;
+    while (pos < len && !reading_stopped_ && !fatal) {
+      // Below the bound after a pump, the session has nothing more to send: what the next
+      // slice makes it queue starts from zero.
+      if (!PumpOutputLocked()) {
+        fatal = true;
+        break;
+      }
+      if (PendingOutputLocked() >= opts_.max_pending_output_bytes) {
+        // A client that sends and never reads stops being read, not the server's memory.
+        read_paused_ = true;
+        unread_.assign(data + pos, len - pos);
+        break;
+      }
+      const size_t slice = std::min(len - pos, kRecvSliceBytes);
+      fatal = !FeedLocked(data + pos, slice);
+      pos += slice;
+      if (!nghttp2_session_want_read(session_)) reading_stopped_ = true;
+    }
+    if (!fatal) fatal = !PumpOutputLocked();
+    events.swap(events_);
+    if (!fatal) {
+      UpdateInterestLocked();
+      ScheduleFlushLocked();
+    }
+  }
+  Dispatch(&events);
+  if (fatal) {
+    CloseNow();
+    return false;
+  }
+  return !closed_;
+}
+
+bool Connection::FeedLocked(const char* data, size_t len) {
+  std::vector<std::string_view> pieces;
+  reset_filter_.Filter(std::string_view(data, len), &pieces);
+  for (std::string_view piece : pieces) {
+    // A bad preface, or a session that cannot go on.
+    if (nghttp2_session_mem_recv(session_, reinterpret_cast<const uint8_t*>(piece.data()),
+                                 piece.size()) < 0) {
+      return false;
+    }
+  }
+  for (int32_t id : refuse_after_goaway_) {
+    nghttp2_submit_rst_stream(session_, NGHTTP2_FLAG_NONE, id, NGHTTP2_REFUSED_STREAM);
+  }
+  refuse_after_goaway_.clear();
+  return true;
+}
+
+void Connection::OnWritable() {
+  bool close;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    close = !WriteOutLocked() || ShouldCloseLocked();
+  }
+  if (close) CloseNow();
+  if (!closed_) Flush();
+}
+
+void Connection::Flush() {
+  bool close;
+  bool resume_input;
+  std::vector<Event> events;
+  std::vector<CallPtr> notify;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    flush_scheduled_ = false;
+    close = !WriteOutLocked() || ShouldCloseLocked();
+    events.swap(events_);
+    notify.swap(writable_notify_);
+    resume_input = !read_paused_ && !unread_.empty();
+  }
+  Dispatch(&events);
+  for (const CallPtr& call : notify) {
+    std::function<void()> fn;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      fn = call->on_writable_;
+    }
+    if (fn) fn();
+  }
+  if (close) {
+    CloseNow();
+    return;
+  }
+  // Input that waited for the output to drain: the socket may have nothing more to say, so
+  // no readiness would bring it back.
+  if (resume_input) OnReadable(false);
+}
+
+void Connection::FlushFromThisThread() {
+  std::lock_guard<std::mutex> lock(mu_);
+  flush_scheduled_ = false;
+  if (closed_) return;
+  const bool ok = WriteOutLocked();
+  if (!ok || !events_.empty() || !writable_notify_.empty() || ShouldCloseLocked()) {
+    // A stream error or a close to make, or callbacks that must run on the loop.
+    flush_scheduled_ = true;
+    loop_->ScheduleFlush(shared_from_this(), /*may_defer=*/false);
+  }
+}
+
+void Connection::CheckDeadlines(int64_t now_ns) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!handshake_done_) {
+    if (now_ns - opened_ns_ >= opts_.handshake_timeout_ms * 1'000'000) {
+      close_after_flush_ = true;
+      reading_stopped_ = true;
+      ScheduleFlushLocked();
+    }
+    return;
+  }
+  if (!streams_.empty() || stream_opened_since_check_) {
+    stream_opened_since_check_ = false;
+    idle_since_ns_ = -1;
+    return;
+  }
+  if (idle_since_ns_ < 0) {
+    idle_since_ns_ = now_ns;  // idle from the first check without streams: never early
+    return;
+  }
+  if (opts_.idle_timeout_ms <= 0 || now_ns - idle_since_ns_ < opts_.idle_timeout_ms * 1'000'000) {
+    return;
+  }
+  if (close_after_flush_) return;
+  GoAwayLocked(NGHTTP2_NO_ERROR, "idle");
+}
+
+void Connection::GoAway() {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (closed_ || goaway_sent_) return;
+  goaway_sent_ = true;
+  const std::string_view why = "server shutting down";
+  nghttp2_submit_goaway(session_, NGHTTP2_FLAG_NONE,
+                        nghttp2_session_get_last_proc_stream_id(session_), NGHTTP2_NO_ERROR,
+                        reinterpret_cast<const uint8_t*>(why.data()), why.size());
+  ScheduleFlushLocked();
+}
+
+void Connection::CloseNow() {
+  if (closed_) return;
+  std::vector<CallPtr> calls;
+  std::vector<Event> events;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    closed_ = true;
+    for (auto& [id, call] : streams_) {
+      call->cancelled_ = true;
+      call->ended_ = true;
+      ReleaseOutputLocked(call.get());
+      calls.push_back(call);
+    }
+    streams_.clear();
+    writable_notify_.clear();
+    events.swap(events_);
+    std::string().swap(sending_);
+    sending_pos_ = 0;
+  }
+  stream_->Shutdown();
+  // Streams that closed before: only their release is still owed.
+  for (Event& e : events) {
+    if (e.kind == Event::kClosed) Closed(e.call, e.cancelled);
+  }
+  for (const CallPtr& call : calls) Closed(call, true);
+  unread_.clear();
+}
+
+// ---- input: what the session reported, handed to methods without mu_ ------------------------
+
+void Connection::Dispatch(std::vector<Event>* events) {
+  for (Event& e : *events) {
+    switch (e.kind) {
+      case Event::kStart: StartCall(e.call); break;
+      case Event::kData:
+        if (!e.call->discard_input_) DeliverData(e.call, e.data);
+        break;
+      case Event::kHalfClose:
+        if (!e.call->input_closed_ && !e.call->discard_input_) {
+          HalfClose(e.call);
+        } else {
+          e.call->input_closed_ = true;
+        }
+        break;
+      case Event::kClosed: Closed(e.call, e.cancelled); break;
+    }
+  }
+  events->clear();
+}
+
+// Decided as the call would start, after the calls before it on the connection have answered:
+// while a client has max_blocked_output_bytes of answers waiting for its windows, or after our
+// GOAWAY, new streams are refused (RST_STREAM(REFUSED_STREAM): gRPC clients retry them).
+bool Connection::RefuseIfBacklogged(Call* call) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!goaway_sent_ && blocked_bytes_ < opts_.max_blocked_output_bytes) return false;
+  call->refused_ = call->discard_input_ = true;
+  if (!call->ended_ && !closed_) {
+    nghttp2_submit_rst_stream(session_, NGHTTP2_FLAG_NONE, static_cast<int32_t>(call->id_),
+                              NGHTTP2_REFUSED_STREAM);
+    ScheduleFlushLocked();
+  }
+  ReleaseRequestHeaders(call);
+  return true;
+}
+
+void Connection::StartCall(const CallPtr& call) {
+  if (call->headers_truncated_) {
+    ReleaseRequestHeaders(call.get());
+    call->Finish(kCodeResourceExhausted,
+                 absl::StrCat("header list larger than ", opts_.max_header_list_bytes, " bytes"));
+    return;
+  }
+  if (call->method_ != "POST" || call->path_.empty() || call->path_[0] != '/' ||
+      !call->grpc_content_) {
+    // Not a gRPC request: HTTP 415 as gRPC servers answer, and the stream ends.
+    ReleaseRequestHeaders(call.get());
+    call->discard_input_ = true;
+    std::lock_guard<std::mutex> lock(mu_);
+    if (call->ended_ || closed_) return;
+    const nghttp2_nv nva[] = {Nv(":status", "415")};
+    call->finished_ = call->response_submitted_ = true;
+    nghttp2_submit_response(session_, static_cast<int32_t>(call->id_), nva, std::size(nva),
+                            nullptr);
+    ScheduleFlushLocked();
+    return;
+  }
+  if (RefuseIfBacklogged(call.get())) return;
+  // Unary calls keep their headers until their message arrives; the rest start now.
+  if (auto u = server_->unary_.find(call->path_); u != server_->unary_.end()) {
+    call->unary_method_ = &u->second;
+    return;
+  }
+  const StreamMethod* factory = nullptr;
+  if (auto s = server_->streaming_.find(call->path_); s != server_->streaming_.end()) {
+    factory = &s->second;
+  } else if (server_->fallback_) {
+    factory = &server_->fallback_;
+  }
+  if (factory == nullptr) {
+    ReleaseRequestHeaders(call.get());
+    call->Finish(kCodeUnimplemented, "");
+    return;
+  }
+  const CallStart start{call->path_, &call->metadata_, call->deadline_ns_};
+  call->handler_ = (*factory)(call, start);
+  ReleaseRequestHeaders(call.get());
+}
+
+// Splits the stream's bytes into gRPC messages and hands each to the call's method.
+void Connection::DeliverData(const CallPtr& call, std::string_view payload) {
+  std::string_view data = payload;
+  if (!call->in_buf_.empty()) {
+    call->in_buf_.append(payload);
+    data = call->in_buf_;
+  }
+  size_t pos = 0;
+  while (data.size() - pos >= kGrpcPrefix && !call->discard_input_) {
+    const auto* p = reinterpret_cast<const uint8_t*>(data.data() + pos);
+    const uint32_t len = (uint32_t{p[1]} << 24) | (uint32_t{p[2]} << 16) |
+                         (uint32_t{p[3]} << 8) | uint32_t{p[4]};
+    if (len > opts_.max_receive_message_bytes) {
+      RejectInput(call, kCodeResourceExhausted,
+                  absl::StrCat("Received message larger than max (", len, " vs. ",
+                               opts_.max_receive_message_bytes, ")"));
+      return;
+    }
+    if (data.size() - pos - kGrpcPrefix < len) break;
+    if (p[0] != 0) {
+      RejectInput(call, kCodeUnimplemented, "compressed request messages are not supported");
+      return;
+    }
+    const std::string_view message = data.substr(pos + kGrpcPrefix, len);
+    pos += kGrpcPrefix + len;
+    DeliverMessage(call, message);
+  }
+  if (call->discard_input_) return;
+  if (data.data() == call->in_buf_.data()) {
+    call->in_buf_.erase(0, pos);
+  } else {
+    call->in_buf_.assign(data.substr(pos));
+  }
+}
+
+void Connection::DeliverMessage(const CallPtr& call, std::string_view message) {
+  if (call->handler_) {
+    call->handler_->OnMessage(message);
+    return;
+  }
+  if (call->unary_method_ == nullptr) return;  // already dispatched; extra messages dropped
+  const UnaryMethod* method = call->unary_method_;
+  call->unary_method_ = nullptr;
+  const CallStart start{call->path_, &call->metadata_, call->deadline_ns_};
+  (*method)(call, message, start);
+  ReleaseRequestHeaders(call.get());
+}
+
+void Connection::HalfClose(const CallPtr& call) {
+  call->input_closed_ = true;
+  ReleaseRequestHeaders(call.get());
+  if (!call->in_buf_.empty()) {
+    call->in_buf_.clear();
+    RejectInput(call, kCodeInternal, "request stream ended inside a message");
+    return;
+  }
+  if (call->handler_) {
+    call->handler_->OnHalfClose();
+  } else if (call->unary_method_ != nullptr) {
+    call->unary_method_ = nullptr;
+    call->Finish(kCodeInternal, "request has no message");
+  }
+}
+
+// Ends a call whose request is unacceptable; its remaining input is discarded.
+void Connection::RejectInput(const CallPtr& call, int code, std::string_view message) {
+  call->unary_method_ = nullptr;
+  ReleaseRequestHeaders(call.get());
+  std::string().swap(call->in_buf_);
+  if (call->handler_) {
+    call->handler_->OnCancel();
+    call->handler_.reset();
+  }
+  call->discard_input_ = true;
+  // OnFrameSend resets the stream with NO_ERROR if the client is still sending.
+  call->Finish(code, message);
+}
+
+// The stream is gone from the session: the call is over. Its handler usually holds the call
+// (and so the connection); it is let go of here, on the loop thread, without mu_.
+void Connection::Closed(const CallPtr& call, bool cancelled) {
+  call->unary_method_ = nullptr;
+  call->discard_input_ = true;
+  ReleaseRequestHeaders(call.get());
+  std::string().swap(call->in_buf_);
+  std::shared_ptr<CallHandler> handler = std::move(call->handler_);
+  std::function<void()> on_writable;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    on_writable = std::move(call->on_writable_);
+    call->on_writable_ = nullptr;
+  }
+  if (handler && cancelled) handler->OnCancel();
+}
+
+// Frees the request headers of a call whose method has started or that is over, and returns
+// their bytes to the connection's budget.
+void Connection::ReleaseRequestHeaders(Call* call) {
+  header_bytes_held_ -= call->header_bytes_;
+  call->header_bytes_ = 0;
+  std::vector<HeaderField>().swap(call->metadata_);
+  std::string().swap(call->path_);
+}
+
+// ---- input: session callbacks (loop thread, mu_ held) -----------------------------------------
+
+int Connection::OnBeginFrame(nghttp2_session*, const nghttp2_frame_hd* hd, void* user) {
+  auto* conn = static_cast<Connection*>(user);
+  if (hd->type == NGHTTP2_HEADERS) {
+    conn->header_block_bytes_ = hd->length;
+    // After our GOAWAY nghttp2 ignores new streams silently; Receive tells the client, so
+    // that it retries elsewhere at once.
+    if (conn->goaway_sent_ &&
+        hd->stream_id > nghttp2_session_get_last_proc_stream_id(conn->session_) &&
+        nghttp2_session_find_stream(conn->session_, hd->stream_id) == nullptr) {
+      conn->refuse_after_goaway_.push_back(hd->stream_id);
+    }
+  } else if (hd->type == NGHTTP2_CONTINUATION) {
+    conn->header_block_bytes_ += hd->length;
+  } else {
+    return 0;
+  }
+  if (conn->header_block_bytes_ > HeaderBlockBytesMax(conn->opts_) && !conn->reading_stopped_) {
+    // Receive gives the session no more input after this slice.
+    conn->GoAwayLocked(NGHTTP2_ENHANCE_YOUR_CALM, "header block too large");
+  }
+  return 0;
+}
+
+int Connection::OnBeginHeaders(nghttp2_session* session, const nghttp2_frame* frame,
+                               void* user) {
+  if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST) return 0;
+  auto* conn = static_cast<Connection*>(user);
+  const uint32_t id = static_cast<uint32_t>(frame->hd.stream_id);
+  auto call =
+      std::shared_ptr<Call>(new Call(conn->shared_from_this(), conn->server_->live_calls_, id));
+  nghttp2_session_set_stream_user_data(session, frame->hd.stream_id, call.get());
+  conn->streams_.emplace(frame->hd.stream_id, std::move(call));
+  conn->stream_opened_since_check_ = true;
+  return 0;
+}
+
+void Connection::AddRequestHeader(Call* call, std::string_view name, std::string_view value) {
+  call->header_list_bytes_ += name.size() + value.size() + kHpackEntryOverhead;
+  if (call->header_list_bytes_ > opts_.max_header_list_bytes) {
+    // Fields after the limit are dropped; the call is refused without any reaching a method.
+    call->headers_truncated_ = true;
+    return;
+  }
+  const bool pseudo = !name.empty() && name[0] == ':';
+  if (!pseudo || name == ":path") {
+    call->kept_header_bytes_ += name.size() + value.size() + kHpackEntryOverhead;
+  }
+  if (pseudo) {
+    if (name == ":path") {
+      call->path_.assign(value);
+    } else if (name == ":method") {
+      call->method_.assign(value);
+    }
+    return;
+  }
+  if (name == "content-type") {
+    // "application/grpc" or "application/grpc+<codec>" (gRPC's spec), not "-web".
+    call->grpc_content_ =
+        value == "application/grpc" || value.rfind("application/grpc+", 0) == 0;
+  } else if (name == "grpc-timeout") {
+    const int64_t ns = ParseGrpcTimeout(value);
+    if (ns >= 0) call->deadline_ns_ = MonotonicNowNs() + std::min(ns, INT64_MAX / 4);
+  }
+  call->metadata_.push_back(HeaderField{std::string(name), std::string(value)});
+}
+
+int Connection::OnHeader(nghttp2_session* session, const nghttp2_frame* frame,
+                         const uint8_t* name, size_t namelen, const uint8_t* value,
+                         size_t valuelen, uint8_t, void* user) {
+  if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST) {
+    return 0;  // the client's trailers: gRPC sends none, nghttp2 has checked their form
+  }
+  auto* conn = static_cast<Connection*>(user);
+  Call* call = conn->CallOf(frame->hd.stream_id);
+  if (call == nullptr || call->refused_) return 0;
+  const std::string_view v = View(value, valuelen);
+  // RFC 9113 §8.2.1: no leading or trailing whitespace in a value (nghttp2 1.52 lets it by).
+  if (!v.empty() && (v.front() == ' ' || v.front() == '\t' || v.back() == ' ' ||
+                     v.back() == '\t')) {
+    call->refused_ = true;
+    nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, frame->hd.stream_id,
+                              NGHTTP2_PROTOCOL_ERROR);
+    return 0;
+  }
+  conn->AddRequestHeader(call, View(name, namelen), v);
+  return 0;
+}
+
+// nghttp2 calls this for a field it finds malformed but would only ignore: a name that is not
+// an RFC 9110 token. RFC 9113 is looser (it forbids only controls, SP, uppercase, DEL and
+// non-ASCII); such a field reaches the method like any other, anything else resets the stream
+// (NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE makes it PROTOCOL_ERROR).
+int Connection::OnInvalidHeader(nghttp2_session* session, const nghttp2_frame* frame,
+                                const uint8_t* name, size_t namelen, const uint8_t* value,
+                                size_t valuelen, uint8_t flags, void* user) {
+  const std::vector<HeaderField> field = {
+      HeaderField{std::string(View(name, namelen)), std::string(View(value, valuelen))}};
+  if (!MalformedReason(field, HeaderBlockKind::kTrailers).empty()) {
+    return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+  }
+  return OnHeader(session, frame, name, namelen, value, valuelen, flags, user);
+}
+
+int Connection::OnFrameRecv(nghttp2_session*, const nghttp2_frame* frame, void* user) {
+  auto* conn = static_cast<Connection*>(user);
+  const bool end_stream = (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0;
+  switch (frame->hd.type) {
+    case NGHTTP2_HEADERS:
+      if (frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
+        if (Call* call = conn->CallOf(frame->hd.stream_id)) {
+          conn->OnRequestHeadersLocked(call, end_stream);
+        }
+        return 0;
+      }
+      break;
+    case NGHTTP2_DATA: break;
+    case NGHTTP2_SETTINGS:
+      if (!(frame->hd.flags & NGHTTP2_FLAG_ACK)) conn->handshake_done_ = true;
+      return 0;
+    case NGHTTP2_PING:
+      if (!(frame->hd.flags & NGHTTP2_FLAG_ACK)) conn->OnPingLocked(frame->ping.opaque_data);
+      return 0;
+    default: return 0;
+  }
+  if (!end_stream) return 0;
+  if (Call* call = conn->CallOf(frame->hd.stream_id)) {
+    conn->events_.push_back(Event{Event::kHalfClose, call->shared_from_this(), {}});
+  }
+  return 0;
+}
+
+void Connection::OnRequestHeadersLocked(Call* call, bool end_stream) {
+  if (call->refused_) return;
+  if (goaway_sent_ ||
+      header_bytes_held_ + call->kept_header_bytes_ > opts_.max_connection_header_bytes) {
+    call->refused_ = true;
+    call->discard_input_ = true;
+    std::vector<HeaderField>().swap(call->metadata_);
+    nghttp2_submit_rst_stream(session_, NGHTTP2_FLAG_NONE, static_cast<int32_t>(call->id_),
+                              NGHTTP2_REFUSED_STREAM);
+    return;
+  }
+  call->header_bytes_ = call->kept_header_bytes_;
+  header_bytes_held_ += call->header_bytes_;
+  CallPtr ptr = call->shared_from_this();
+  events_.push_back(Event{Event::kStart, ptr, {}});
+  if (end_stream) events_.push_back(Event{Event::kHalfClose, std::move(ptr), {}});
+}
+
+void Connection::OnPingLocked(const uint8_t* opaque) {
+  if (close_after_flush_) return;  // the rest of the read after a GOAWAY gets no answers
+  const int64_t now_ns = MonotonicNowNs();
+  const bool early =
+      last_ping_ns_ >= 0 && now_ns - last_ping_ns_ < opts_.ping_interval_min_ms * 1'000'000;
+  if (stream_output_since_ping_) {
+    ping_strikes_ = 0;
+  } else if (early && ++ping_strikes_ > opts_.ping_strikes_max) {
+    GoAwayLocked(NGHTTP2_ENHANCE_YOUR_CALM, "too_many_pings");
+    return;
+  }
+  stream_output_since_ping_ = false;
+  last_ping_ns_ = now_ns;
+  nghttp2_submit_ping(session_, NGHTTP2_FLAG_ACK, opaque);
+}
+
+int Connection::OnDataChunk(nghttp2_session*, uint8_t, int32_t stream_id, const uint8_t* data,
+                            size_t len, void* user) {
+  auto* conn = static_cast<Connection*>(user);
+  Call* call = conn->CallOf(stream_id);
+  if (call == nullptr || call->discard_input_) return 0;
+  conn->events_.push_back(Event{Event::kData, call->shared_from_this(), View(data, len)});
+  return 0;
+}
+
+// ---- output: from any thread ------------------------------------------------------------------
+
+bool Connection::WriteMessage(Call* call, std::string_view message, bool finish) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (closed_ || call->finished_ || call->ended_) return false;
+  const uint32_t len = static_cast<uint32_t>(message.size());
+  const char prefix[kGrpcPrefix] = {0, static_cast<char>(len >> 24),
+                                    static_cast<char>(len >> 16), static_cast<char>(len >> 8),
+                                    static_cast<char>(len)};
+  if (call->out_pos_ == call->out_.size()) {
+    call->out_.clear();
+    call->out_pos_ = 0;
+  }
+  call->out_.append(prefix, kGrpcPrefix);
+  call->out_.append(message);
+  blocked_bytes_ += kGrpcPrefix + message.size();
+  if (finish) {
+    call->finished_ = true;
+    call->trailer_code_ = 0;
+  }
+  if (!call->response_submitted_) {
+    SubmitResponseLocked(call, true);
+  } else if (call->data_deferred_) {
+    call->data_deferred_ = false;
+    nghttp2_session_resume_data(session_, static_cast<int32_t>(call->id_));
+  }
+  UpdateWatermarkLocked(call);
+  ScheduleFlushLocked();
+  return true;
+}
+
+void Connection::FinishCall(Call* call, int code, std::string_view message) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (closed_ || call->finished_ || call->ended_) return;
+  call->finished_ = true;
+  if (!call->response_submitted_) {
+    SubmitTrailersOnlyLocked(call, code, message);
+  } else {
+    call->trailer_code_ = code;
+    call->trailer_message_ = PercentEncode(message);
+    if (call->data_deferred_) {
+      call->data_deferred_ = false;
+      nghttp2_session_resume_data(session_, static_cast<int32_t>(call->id_));
+    }
+  }
+  ScheduleFlushLocked();
+}
+
+size_t Connection::BlockedBytes(const Call* call) {
+  std::lock_guard<std::mutex> lock(mu_);
+  return call->out_.size() - call->out_pos_;
+}
+
+void Connection::SetOnWritable(Call* call, size_t low_watermark, std::function<void()> fn) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (closed_ || call->ended_) return;  // over: fn would never be released
+  call->low_watermark_ = low_watermark;
+  call->on_writable_ = std::move(fn);
+}
+
+bool Connection::Cancelled(const Call* call) {
+  std::lock_guard<std::mutex> lock(mu_);
+  return call->cancelled_ || closed_;
+}
+
+// ---- output: mu_ held -------------------------------------------------------------------------
+
+void Connection::SubmitResponseLocked(Call* call, bool with_data) {
+  static const nghttp2_nv kHeaders[] = {Nv(":status", "200"),
+                                        Nv("content-type", "application/grpc")};
+  nghttp2_data_provider provider;
+  provider.source.ptr = call;
+  provider.read_callback = &ReadData;
+  call->response_submitted_ = true;
+  nghttp2_submit_response(session_, static_cast<int32_t>(call->id_), kHeaders,
+                          std::size(kHeaders), with_data ? &provider : nullptr);
+}
+
+// A call that ends before any message: one HEADERS frame with the status and END_STREAM.
+void Connection::SubmitTrailersOnlyLocked(Call* call, int code, std::string_view message) {
+  const std::string code_text = absl::StrCat(code);
+  const std::string encoded = PercentEncode(message);
+  nghttp2_nv nva[] = {Nv(":status", "200"), Nv("content-type", "application/grpc"),
+                      Nv("grpc-status", code_text), Nv("grpc-message", encoded)};
+  call->response_submitted_ = true;
+  nghttp2_submit_response(session_, static_cast<int32_t>(call->id_), nva,
+                          encoded.empty() ? 3 : 4, nullptr);
+}
+
+void Connection::SubmitTrailersLocked(Call* call) {
+  const std::string code_text = absl::StrCat(call->trailer_code_);
+  nghttp2_nv nva[] = {Nv("grpc-status", code_text), Nv("grpc-message", call->trailer_message_)};
+  nghttp2_submit_trailer(session_, static_cast<int32_t>(call->id_), nva,
+                         call->trailer_message_.empty() ? 1 : 2);
+}
+
+// DATA frames as large as the windows and the peer's SETTINGS_MAX_FRAME_SIZE allow (nghttp2
+// stops at 16 KiB otherwise): fewer frames for large answers.
+ssize_t Connection::DataFrameLength(nghttp2_session*, uint8_t, int32_t, int32_t session_window,
+                                    int32_t stream_window, uint32_t max_frame, void*) {
+  return std::min<ssize_t>({session_window, stream_window, static_cast<ssize_t>(max_frame)});
+}
+
+ssize_t Connection::ReadData(nghttp2_session*, int32_t, uint8_t* buf, size_t length,
+                             uint32_t* data_flags, nghttp2_data_source* source, void* user) {
+  return static_cast<Connection*>(user)->ReadDataLocked(static_cast<Call*>(source->ptr), buf,
+                                                        length, data_flags);
+}
+
+// The session takes up to `length` bytes of the call's output: what the windows allow.
+ssize_t Connection::ReadDataLocked(Call* call, uint8_t* buf, size_t length,
+                                   uint32_t* data_flags) {
+  const size_t n = std::min(length, call->out_.size() - call->out_pos_);
+  std::memcpy(buf, call->out_.data() + call->out_pos_, n);
+  call->out_pos_ += n;
+  blocked_bytes_ -= n;
+  if (call->out_pos_ == call->out_.size()) {
+    call->out_.clear();
+    call->out_pos_ = 0;
+    if (call->finished_) {
+      *data_flags |= NGHTTP2_DATA_FLAG_EOF | NGHTTP2_DATA_FLAG_NO_END_STREAM;
+      SubmitTrailersLocked(call);
+    } else if (n == 0) {
+      call->data_deferred_ = true;
+      return NGHTTP2_ERR_DEFERRED;
+    }
+  }
+  UpdateWatermarkLocked(call);
+  return static_cast<ssize_t>(n);
+}
+
+void Connection::UpdateWatermarkLocked(Call* call) {
+  if (!call->on_writable_) return;
+  if (call->out_.size() - call->out_pos_ >= call->low_watermark_) {
+    call->above_watermark_ = true;
+  } else if (call->above_watermark_) {
+    call->above_watermark_ = false;
+    writable_notify_.push_back(call->shared_from_this());
+  }
+}
+
+int Connection::OnFrameSend(nghttp2_session* session, const nghttp2_frame* frame, void* user) {
+  if (frame->hd.type != NGHTTP2_HEADERS && frame->hd.type != NGHTTP2_DATA) return 0;
+  auto* conn = static_cast<Connection*>(user);
+  conn->stream_output_since_ping_ = true;
+  if (!(frame->hd.flags & NGHTTP2_FLAG_END_STREAM)) return 0;
+  Call* call = conn->CallOf(frame->hd.stream_id);
+  if (call == nullptr) return 0;
+  call->ended_ = true;
+  // The response ended before the request did: tell the client to stop sending.
+  if (!nghttp2_session_get_stream_remote_close(session, frame->hd.stream_id)) {
+    nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, frame->hd.stream_id, NGHTTP2_NO_ERROR);
+  }
+  return 0;
+}
+
+int Connection::OnStreamClose(nghttp2_session*, int32_t stream_id, uint32_t, void* user) {
+  auto* conn = static_cast<Connection*>(user);
+  auto it = conn->streams_.find(stream_id);
+  if (it == conn->streams_.end()) return 0;
+  CallPtr call = std::move(it->second);
+  conn->streams_.erase(it);
+  const bool cancelled = !call->ended_;
+  call->ended_ = true;
+  call->cancelled_ = call->cancelled_ || cancelled;
+  // Nothing more goes out on this stream: what waited for its window is freed now, not when
+  // a WINDOW_UPDATE that may never come would have let it out.
+  conn->ReleaseOutputLocked(call.get());
+  conn->events_.push_back(Event{Event::kClosed, std::move(call), {}, cancelled});
+  if (conn->streams_.empty()) conn->idle_since_ns_ = -1;
+  return 0;
+}
+
+void Connection::ReleaseOutputLocked(Call* call) {
+  blocked_bytes_ -= call->out_.size() - call->out_pos_;
+  std::string().swap(call->out_);
+  call->out_pos_ = 0;
+}
+
+void Connection::GoAwayLocked(uint32_t error_code, std::string_view why) {
+  if (close_after_flush_) return;  // one GOAWAY ends the connection
+  goaway_sent_ = true;
+  nghttp2_submit_goaway(session_, NGHTTP2_FLAG_NONE,
+                        nghttp2_session_get_last_proc_stream_id(session_), error_code,
+                        reinterpret_cast<const uint8_t*>(why.data()), why.size());
+  close_after_flush_ = true;
+  reading_stopped_ = true;
+  ScheduleFlushLocked();
+}
+
+void Connection::ScheduleFlushLocked() {
+  if (flush_scheduled_ || closed_) return;
+  flush_scheduled_ = true;
+  loop_->ScheduleFlush(shared_from_this());
+}
+
+bool Connection::PumpOutputLocked() {
+  while (PendingOutputLocked() < opts_.max_pending_output_bytes) {
+    const uint8_t* data = nullptr;
+    const ssize_t n = nghttp2_session_mem_send(session_, &data);
+    if (n < 0) return false;
+    if (n == 0) break;
+    if (sending_pos_ == sending_.size()) {
+      sending_.clear();
+      sending_pos_ = 0;
+    }
+    sending_.append(reinterpret_cast<const char*>(data), static_cast<size_t>(n));
+  }
+  return true;
+}
+
+bool Connection::WriteOutLocked() {
+  if (closed_) return true;
+  while (true) {
+    if (!PumpOutputLocked()) return false;
+    if (sending_pos_ == sending_.size()) break;
+    while (sending_pos_ < sending_.size()) {
+      const ssize_t n =
+          stream_->Write(sending_.data() + sending_pos_, sending_.size() - sending_pos_);
+      if (n > 0) {
+        sending_pos_ += static_cast<size_t>(n);
+        continue;
+      }
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        want_write_ = true;
+        ResumeReadingIfDrainedLocked();
+        UpdateInterestLocked();
+        return true;
+      }
+      return false;
+    }
+  }
+  sending_.clear();
+  sending_pos_ = 0;
+  want_write_ = false;
+  ResumeReadingIfDrainedLocked();
+  UpdateInterestLocked();
+  return true;
+}
+
+void Connection::ResumeReadingIfDrainedLocked() {
+  if (read_paused_ && PendingOutputLocked() <= opts_.max_pending_output_bytes / 2) {
+    read_paused_ = false;
+  }
+}
+
+void Connection::UpdateInterestLocked() {
+  if (closed_) return;
+  const bool read = !read_paused_ && !reading_stopped_;
+  if (read == interest_read_ && want_write_ == interest_write_) return;
+  interest_read_ = read;
+  interest_write_ = want_write_;
+  loop_->SetInterest(this, stream_->fd(), read, want_write_);
+}
+
+bool Connection::ShouldCloseLocked() const {
+  if (want_write_ || sending_pos_ != sending_.size()) return false;
+  if (nghttp2_session_want_write(session_)) return false;
+  return close_after_flush_ || !nghttp2_session_want_read(session_);
+}
+
+}  // namespace geoetcd::h2
