@@ -48,83 +48,12 @@ const nghttp2_option* Options() {
     nghttp2_option_set_no_auto_ping_ack(o, 1);
     // Closed streams are kept only for priority trees, which gRPC does not use.
     nghttp2_option_set_no_closed_streams(o, 1);
-    // Response headers are encoded without the dynamic table, as they were before nghttp2:
-    // gRPC's few response fields are static-table names or short literals anyway, and no
-    // connection keeps an encoder table (4 KiB) for it.
-    nghttp2_option_set_max_deflate_dynamic_table_size(o, 0);
     return o;
   }();
   return option;
 }
 
 }  // namespace
-
-// ---- IdleResetFilter --------------------------------------------------------------------------
-
-bool IdleResetFilter::DropFrame(const uint8_t* header) {
-  const uint8_t type = header[3];
-  const uint32_t stream_id = ((uint32_t{header[5]} << 24) | (uint32_t{header[6]} << 16) |
-                              (uint32_t{header[7]} << 8) | uint32_t{header[8]}) &
-                             0x7fffffffu;
-  if (type == NGHTTP2_HEADERS) max_headers_stream_ = std::max(max_headers_stream_, stream_id);
-  return type == NGHTTP2_RST_STREAM && (stream_id & 1) == 1 && stream_id > max_headers_stream_;
-}
-
-void IdleResetFilter::Filter(std::string_view in, std::vector<std::string_view>* out) {
-  const auto* bytes = reinterpret_cast<const uint8_t*>(in.data());
-  const auto length_of = [](const uint8_t* h) {
-    return (size_t{h[0]} << 16) | (size_t{h[1]} << 8) | size_t{h[2]};
-  };
-  size_t piece = 0;  // where the piece being gathered in `in` starts
-  const auto cut = [&](size_t end) {
-    if (end > piece) out->push_back(in.substr(piece, end - piece));
-  };
-  size_t pos = 0;
-  while (pos < in.size()) {
-    const size_t rest = in.size() - pos;
-    if (preface_left_ > 0 || payload_left_ > 0) {
-      size_t& left = preface_left_ > 0 ? preface_left_ : payload_left_;
-      const size_t n = std::min(left, rest);
-      left -= n;
-      pos += n;
-    } else if (drop_left_ > 0) {
-      const size_t n = std::min(drop_left_, rest);
-      drop_left_ -= n;
-      pos += n;
-      piece = pos;
-    } else if (header_len_ == 0 && rest >= kHeaderBytes) {
-      const uint8_t* h = bytes + pos;
-      if (DropFrame(h)) {
-        cut(pos);
-        drop_left_ = length_of(h);
-        pos += kHeaderBytes;
-        piece = pos;
-      } else {
-        payload_left_ = length_of(h);
-        pos += kHeaderBytes;
-      }
-    } else {
-      // A frame header cut by the end of a read: gathered here until whole. It completes
-      // only at the start of a later input, so one completed header per call is enough.
-      cut(pos);
-      const size_t n = std::min(kHeaderBytes - header_len_, rest);
-      std::memcpy(header_ + header_len_, bytes + pos, n);
-      header_len_ += n;
-      pos += n;
-      piece = pos;
-      if (header_len_ < kHeaderBytes) break;
-      header_len_ = 0;
-      std::memcpy(completed_, header_, kHeaderBytes);
-      if (DropFrame(completed_)) {
-        drop_left_ = length_of(completed_);
-      } else {
-        payload_left_ = length_of(completed_);
-        out->push_back(std::string_view(reinterpret_cast<const char*>(completed_), kHeaderBytes));
-      }
-    }
-  }
-  cut(pos);
-}
 
 // ---- setup -----------------------------------------------------------------------------------
 
@@ -147,6 +76,9 @@ void Connection::Open() {
       {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, opts_.stream_window},
       {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, opts_.max_header_list_bytes},
       {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
+      // RFC 9218: no RFC 7540 priority tree, which gRPC does not use and which costs nghttp2
+      // work on every stream opened and closed.
+      {NGHTTP2_SETTINGS_NO_RFC7540_PRIORITIES, 1},
   };
   nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, settings, std::size(settings));
   nghttp2_session_set_local_window_size(session_, NGHTTP2_FLAG_NONE, 0,
@@ -174,6 +106,15 @@ const nghttp2_session_callbacks* Connection::Callbacks() {
 
 Call* Connection::CallOf(int32_t stream_id) {
   return static_cast<Call*>(nghttp2_session_get_stream_user_data(session_, stream_id));
+}
+
+// The call whose request headers are arriving: one block at a time on a connection, so the
+// callbacks of one block need no lookup per field.
+Call* Connection::HeaderCall(int32_t stream_id) {
+  if (header_call_ != nullptr && header_call_->id_ == static_cast<uint32_t>(stream_id)) {
+    return header_call_;
+  }
+  return CallOf(stream_id);
 }
 
 // ---- the loop's entry points -------------------------------------------------------------
@@ -374,6 +315,7 @@ void Connection::CloseNow() {
       calls.push_back(call);
     }
     streams_.clear();
+    header_call_ = nullptr;
     writable_notify_.clear();
     events.swap(events_);
     std::string().swap(sending_);
@@ -606,6 +548,7 @@ int Connection::OnBeginHeaders(nghttp2_session* session, const nghttp2_frame* fr
   auto call =
       std::shared_ptr<Call>(new Call(conn->shared_from_this(), conn->server_->live_calls_, id));
   nghttp2_session_set_stream_user_data(session, frame->hd.stream_id, call.get());
+  conn->header_call_ = call.get();
   conn->streams_.emplace(frame->hd.stream_id, std::move(call));
   conn->stream_opened_since_check_ = true;
   return 0;
@@ -641,25 +584,16 @@ void Connection::AddRequestHeader(Call* call, std::string_view name, std::string
   call->metadata_.push_back(HeaderField{std::string(name), std::string(value)});
 }
 
-int Connection::OnHeader(nghttp2_session* session, const nghttp2_frame* frame,
+int Connection::OnHeader(nghttp2_session*, const nghttp2_frame* frame,
                          const uint8_t* name, size_t namelen, const uint8_t* value,
                          size_t valuelen, uint8_t, void* user) {
   if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST) {
     return 0;  // the client's trailers: gRPC sends none, nghttp2 has checked their form
   }
   auto* conn = static_cast<Connection*>(user);
-  Call* call = conn->CallOf(frame->hd.stream_id);
+  Call* call = conn->HeaderCall(frame->hd.stream_id);
   if (call == nullptr || call->refused_) return 0;
-  const std::string_view v = View(value, valuelen);
-  // RFC 9113 §8.2.1: no leading or trailing whitespace in a value (nghttp2 1.52 lets it by).
-  if (!v.empty() && (v.front() == ' ' || v.front() == '\t' || v.back() == ' ' ||
-                     v.back() == '\t')) {
-    call->refused_ = true;
-    nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, frame->hd.stream_id,
-                              NGHTTP2_PROTOCOL_ERROR);
-    return 0;
-  }
-  conn->AddRequestHeader(call, View(name, namelen), v);
+  conn->AddRequestHeader(call, View(name, namelen), View(value, valuelen));
   return 0;
 }
 
@@ -684,7 +618,7 @@ int Connection::OnFrameRecv(nghttp2_session*, const nghttp2_frame* frame, void* 
   switch (frame->hd.type) {
     case NGHTTP2_HEADERS:
       if (frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
-        if (Call* call = conn->CallOf(frame->hd.stream_id)) {
+        if (Call* call = conn->HeaderCall(frame->hd.stream_id)) {
           conn->OnRequestHeadersLocked(call, end_stream);
         }
         return 0;
@@ -911,6 +845,7 @@ int Connection::OnStreamClose(nghttp2_session*, int32_t stream_id, uint32_t, voi
   if (it == conn->streams_.end()) return 0;
   CallPtr call = std::move(it->second);
   conn->streams_.erase(it);
+  if (conn->header_call_ == call.get()) conn->header_call_ = nullptr;
   const bool cancelled = !call->ended_;
   call->ended_ = true;
   call->cancelled_ = call->cancelled_ || cancelled;

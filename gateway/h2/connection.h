@@ -29,36 +29,11 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "gateway/h2/call.h"
+#include "gateway/h2/idle_reset_filter.h"
 #include "gateway/h2/io_loop.h"
 #include "gateway/h2/server.h"
 
 namespace geoetcd::h2 {
-
-// Drops RST_STREAM frames on streams the client never opened before nghttp2 sees them. RFC 9113
-// makes them a connection error, and nghttp2 ends the connection, but gRPC core clients send
-// them when a call is cancelled before its HEADERS went out (grpc/grpc#19655); like grpc-go's
-// server (etcd's), geoetcd ignores them rather than fail every other call on the connection.
-// It follows frame boundaries only: 9-byte frame headers, nothing of any payload.
-class IdleResetFilter {
- public:
-  // Appends to *out the pieces of `in` to give to the session, in order. Pieces point into
-  // `in`, or into this filter for a frame header that arrived split.
-  void Filter(std::string_view in, std::vector<std::string_view>* out);
-
- private:
-  static constexpr size_t kPrefaceBytes = 24;
-  static constexpr size_t kHeaderBytes = 9;
-  // Whether the frame header is an RST_STREAM on an odd stream above every HEADERS seen.
-  bool DropFrame(const uint8_t* header);
-
-  size_t preface_left_ = kPrefaceBytes;
-  size_t payload_left_ = 0;    // bytes of the current frame's payload still to pass
-  size_t drop_left_ = 0;       // bytes of a dropped frame's payload still to skip
-  uint8_t header_[kHeaderBytes] = {};
-  size_t header_len_ = 0;      // bytes of a split frame header gathered in header_
-  uint8_t completed_[kHeaderBytes] = {};  // the split header once whole, as given out
-  uint32_t max_headers_stream_ = 0;
-};
 
 class Connection : public std::enable_shared_from_this<Connection> {
  public:
@@ -165,6 +140,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
                           size_t length, uint32_t* data_flags, nghttp2_data_source* source,
                           void* user);
   Call* CallOf(int32_t stream_id);
+  Call* HeaderCall(int32_t stream_id);
   // Adds one request header field to `call` (RFC 9113 §6.5.2 accounting, truncation).
   void AddRequestHeader(Call* call, std::string_view name, std::string_view value);
 
@@ -185,6 +161,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::mutex mu_;
   nghttp2_session* session_ = nullptr;
   IdleResetFilter reset_filter_;
+  Call* header_call_ = nullptr;  // the stream whose request headers arrive (OnBeginHeaders)
   std::vector<int32_t> refuse_after_goaway_;  // new streams nghttp2 ignored after our GOAWAY
   absl::flat_hash_map<int32_t, CallPtr> streams_;
   std::vector<Event> events_;

@@ -32,44 +32,86 @@ void Server::SetFallback(StreamMethod method) { fallback_ = std::move(method); }
 
 namespace {
 
-absl::Status ListenOn(const std::string& address, std::vector<int>* fds, std::vector<int>* ports) {
-  if (address.rfind("unix:", 0) == 0) {
-    const std::string path = address.substr(5);
-    sockaddr_un sun{};
-    if (path.empty() || path.size() >= sizeof(sun.sun_path)) {
-      return absl::InvalidArgumentError(absl::StrCat("bad unix socket path ", address));
-    }
-    sun.sun_family = AF_UNIX;
-    std::memcpy(sun.sun_path, path.data(), path.size());
-    unlink(path.c_str());
-    const int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0 || bind(fd, reinterpret_cast<sockaddr*>(&sun), sizeof(sun)) != 0 ||
-        listen(fd, 1024) != 0) {
-      const int err = errno;
-      if (fd >= 0) close(fd);
-      return absl::UnavailableError(
-          absl::StrCat("cannot listen on ", address, ": ", std::strerror(err)));
-    }
-    fds->push_back(fd);
-    return absl::OkStatus();
+absl::Status ListenOnUnix(const std::string& address, std::vector<int>* fds) {
+  const std::string path = address.substr(5);
+  sockaddr_un sun{};
+  if (path.empty() || path.size() >= sizeof(sun.sun_path)) {
+    return absl::InvalidArgumentError(absl::StrCat("bad unix socket path ", address));
   }
-  std::string host, port;
+  sun.sun_family = AF_UNIX;
+  std::memcpy(sun.sun_path, path.data(), path.size());
+  unlink(path.c_str());
+  const int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0 || bind(fd, reinterpret_cast<sockaddr*>(&sun), sizeof(sun)) != 0 ||
+      listen(fd, 1024) != 0) {
+    const int err = errno;
+    if (fd >= 0) close(fd);
+    return absl::UnavailableError(
+        absl::StrCat("cannot listen on ", address, ": ", std::strerror(err)));
+  }
+  fds->push_back(fd);
+  return absl::OkStatus();
+}
+
+// "host:port" or "[v6]:port".
+absl::Status SplitHostPort(const std::string& address, std::string* host, std::string* port) {
   if (!address.empty() && address[0] == '[') {
     const size_t close_bracket = address.find(']');
     if (close_bracket == std::string::npos || close_bracket + 1 >= address.size() ||
         address[close_bracket + 1] != ':') {
       return absl::InvalidArgumentError(absl::StrCat("bad listen address ", address));
     }
-    host = address.substr(1, close_bracket - 1);
-    port = address.substr(close_bracket + 2);
-  } else {
-    const size_t colon = address.rfind(':');
-    if (colon == std::string::npos) {
-      return absl::InvalidArgumentError(absl::StrCat("bad listen address ", address));
-    }
-    host = address.substr(0, colon);
-    port = address.substr(colon + 1);
+    *host = address.substr(1, close_bracket - 1);
+    *port = address.substr(close_bracket + 2);
+    return absl::OkStatus();
   }
+  const size_t colon = address.rfind(':');
+  if (colon == std::string::npos) {
+    return absl::InvalidArgumentError(absl::StrCat("bad listen address ", address));
+  }
+  *host = address.substr(0, colon);
+  *port = address.substr(colon + 1);
+  return absl::OkStatus();
+}
+
+// A listening socket on `ai`, on `port` unless it is 0; -1 with *error set when it fails.
+int ListenOnAddress(const addrinfo* ai, int port, std::string* error) {
+  const int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    *error = std::strerror(errno);
+    return -1;
+  }
+  const int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  if (ai->ai_family == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+  sockaddr_storage addr{};
+  std::memcpy(&addr, ai->ai_addr, ai->ai_addrlen);
+  if (port != 0 && ai->ai_family == AF_INET) {
+    reinterpret_cast<sockaddr_in*>(&addr)->sin_port = htons(static_cast<uint16_t>(port));
+  } else if (port != 0 && ai->ai_family == AF_INET6) {
+    reinterpret_cast<sockaddr_in6*>(&addr)->sin6_port = htons(static_cast<uint16_t>(port));
+  }
+  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), ai->ai_addrlen) != 0 ||
+      listen(fd, 4096) != 0) {
+    *error = std::strerror(errno);
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+int BoundPort(int fd) {
+  sockaddr_storage local{};
+  socklen_t len = sizeof(local);
+  getsockname(fd, reinterpret_cast<sockaddr*>(&local), &len);
+  return local.ss_family == AF_INET ? ntohs(reinterpret_cast<sockaddr_in*>(&local)->sin_port)
+                                    : ntohs(reinterpret_cast<sockaddr_in6*>(&local)->sin6_port);
+}
+
+absl::Status ListenOn(const std::string& address, std::vector<int>* fds, std::vector<int>* ports) {
+  if (address.rfind("unix:", 0) == 0) return ListenOnUnix(address, fds);
+  std::string host, port;
+  if (absl::Status s = SplitHostPort(address, &host, &port); !s.ok()) return s;
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
@@ -80,43 +122,17 @@ absl::Status ListenOn(const std::string& address, std::vector<int>* fds, std::ve
     return absl::UnavailableError(
         absl::StrCat("cannot listen on ", address, ": ", gai_strerror(rc)));
   }
-  int bound = 0;
   int bound_port = 0;
   std::string last_error;
   for (addrinfo* ai = res; ai != nullptr; ai = ai->ai_next) {
-    const int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0) continue;
-    const int one = 1;
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    if (ai->ai_family == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
-    sockaddr_storage addr{};
-    std::memcpy(&addr, ai->ai_addr, ai->ai_addrlen);
     // Port 0 on a name with several addresses: every socket takes the first one's port.
-    if (bound_port != 0) {
-      if (ai->ai_family == AF_INET) {
-        reinterpret_cast<sockaddr_in*>(&addr)->sin_port = htons(static_cast<uint16_t>(bound_port));
-      } else if (ai->ai_family == AF_INET6) {
-        reinterpret_cast<sockaddr_in6*>(&addr)->sin6_port = htons(static_cast<uint16_t>(bound_port));
-      }
-    }
-    if (bind(fd, reinterpret_cast<sockaddr*>(&addr), ai->ai_addrlen) != 0 ||
-        listen(fd, 4096) != 0) {
-      last_error = std::strerror(errno);
-      close(fd);
-      continue;
-    }
-    sockaddr_storage local{};
-    socklen_t len = sizeof(local);
-    getsockname(fd, reinterpret_cast<sockaddr*>(&local), &len);
-    const int p = local.ss_family == AF_INET
-                      ? ntohs(reinterpret_cast<sockaddr_in*>(&local)->sin_port)
-                      : ntohs(reinterpret_cast<sockaddr_in6*>(&local)->sin6_port);
-    if (bound_port == 0) bound_port = p;
+    const int fd = ListenOnAddress(ai, bound_port, &last_error);
+    if (fd < 0) continue;
+    if (bound_port == 0) bound_port = BoundPort(fd);
     fds->push_back(fd);
-    ++bound;
   }
   freeaddrinfo(res);
-  if (bound == 0) {
+  if (bound_port == 0) {
     return absl::UnavailableError(absl::StrCat("cannot listen on ", address, ": ", last_error));
   }
   ports->push_back(bound_port);
