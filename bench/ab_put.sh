@@ -4,11 +4,16 @@
 # put throughput and the server's CPU per put (utime + stime from /proc/<pid>/stat), then the
 # medians per binary.
 #   bench/ab_put.sh <geoetcd A> <geoetcd B> [rounds=3]
-# Knobs: BENCH=build/geoetcd-bench  DURATION=10s  WARMUP=0s (so server CPU and puts cover one window)  CONNS=100  CLIENTS=1000
+# Knobs: BENCH=build/geoetcd-bench  DURATION=10s  WARMUP=0s (server CPU and puts: one window)
+#        CONNS=100  CLIENTS=1000  TRANSPORT=h2 (or grpc: gRPC C++'s client, whose HPACK indexes
+#        repeated headers as every real client does)  RATE= (puts/s in total; empty: as fast
+#        as the clients go)
 set -euo pipefail
 a="$1" b="$2" rounds="${3:-3}"
 bench="${BENCH:-build/geoetcd-bench}"
-: "${DURATION:=10s}" "${WARMUP:=0s}" "${CONNS:=100}" "${CLIENTS:=1000}"
+: "${DURATION:=10s}" "${WARMUP:=0s}" "${CONNS:=100}" "${CLIENTS:=1000}" "${TRANSPORT:=h2}"
+rate=()
+if [[ -n "${RATE:-}" ]]; then rate=(--rate "$RATE"); fi
 work="$(mktemp -d "${TMPDIR:-/tmp}/geoetcd-ab-XXXXXX")"
 pid=""
 trap '[[ -n "$pid" ]] && kill "$pid" 2>/dev/null; rm -rf "$work"' EXIT
@@ -30,7 +35,7 @@ one() {  # one <label> <binary>
     sleep 0.1
   done
   c0="$(cpu "$pid")"
-  "$bench" put --transport h2 --conns "$CONNS" --clients "$CLIENTS" --duration "$DURATION" \
+  "$bench" put --transport "$TRANSPORT" "${rate[@]}" --conns "$CONNS" --clients "$CLIENTS" --duration "$DURATION" \
     --warmup "$WARMUP" --val-size 256 --key-space 100000 --threads 2 --endpoints \
     "127.0.0.1:$cport" --json >"$dir.json"
   c1="$(cpu "$pid")"

@@ -1,10 +1,26 @@
 #include "gateway/h2/call.h"
 
+#include <nghttp2/nghttp2.h>
+
 #include <cstdint>
 
 #include "gateway/h2/connection.h"
 
 namespace geoetcd::h2 {
+
+const std::vector<HeaderField>& CallStart::metadata() const {
+  if (call->metadata_.empty() && !call->raw_metadata_.empty()) {
+    call->metadata_.reserve(call->raw_metadata_.size());
+    for (const Call::RawField& f : call->raw_metadata_) {
+      const nghttp2_vec name = nghttp2_rcbuf_get_buf(f.name);
+      const nghttp2_vec value = nghttp2_rcbuf_get_buf(f.value);
+      call->metadata_.push_back(
+          HeaderField{std::string(reinterpret_cast<const char*>(name.base), name.len),
+                      std::string(reinterpret_cast<const char*>(value.base), value.len)});
+    }
+  }
+  return call->metadata_;
+}
 
 Call::~Call() { live_->fetch_sub(1, std::memory_order_relaxed); }
 bool Call::Write(std::string_view message) { return conn_->WriteMessage(this, message, false); }

@@ -14,22 +14,26 @@
 
 #include "gateway/h2/header_field.h"
 
+struct nghttp2_rcbuf;
+
 namespace geoetcd::h2 {
 
+class Call;
 class Connection;
 
-// What a call was started with. `metadata` holds every header but the pseudo-headers, in
-// lower case as HTTP/2 requires and well-formed by RFC 9113 (gateway/h2/request_headers.h),
-// which is looser than gRPC's rule for metadata: check IsGrpcMetadata before relaying one.
-// `path` and `metadata` are valid only during the method call that receives them (the
-// transport frees a call's request headers once its method has started): copy what is kept.
+// What a call was started with. metadata() holds every header but the pseudo-headers, in
+// lower case as HTTP/2 requires and well-formed by RFC 9113 (nghttp2's validation), which is
+// looser than gRPC's rule for metadata: check IsGrpcMetadata before relaying one. The list
+// is built on first use (KV methods never ask). `path` and metadata() are valid only during
+// the method call that receives them (the transport frees a call's request headers once its
+// method has started): copy what is kept.
 struct CallStart {
   std::string_view path;
-  const std::vector<HeaderField>* metadata = nullptr;
   int64_t deadline_ns = 0;  // CLOCK_MONOTONIC nanoseconds from grpc-timeout; 0 when none
+  Call* call = nullptr;
+  const std::vector<HeaderField>& metadata() const;
 };
 
-class Call;
 using CallPtr = std::shared_ptr<Call>;
 
 // A streaming method's per-call listener. Callbacks run on the I/O thread, in order.
@@ -72,6 +76,12 @@ class Call : public std::enable_shared_from_this<Call> {
 
  private:
   friend class Connection;
+  friend struct CallStart;
+  // A request header as nghttp2 decoded it, referenced rather than copied.
+  struct RawField {
+    nghttp2_rcbuf* name;
+    nghttp2_rcbuf* value;
+  };
   Call(std::shared_ptr<Connection> conn, std::shared_ptr<std::atomic<int64_t>> live,
        uint32_t id)
       : conn_(std::move(conn)), live_(std::move(live)), id_(id) {
@@ -104,8 +114,9 @@ class Call : public std::enable_shared_from_this<Call> {
   size_t kept_header_bytes_ = 0;    // of it, what path_ and metadata_ keep
   std::string in_buf_;  // a request message split across DATA frames
   std::string path_;
-  std::string method_;
-  std::vector<HeaderField> metadata_;
+  bool post_ = false;  // :method is POST
+  std::vector<RawField> raw_metadata_;
+  std::vector<HeaderField> metadata_;  // raw_metadata_ copied, once CallStart asks
   size_t header_bytes_ = 0;  // path_ and metadata_ as counted against the connection's bound
   int64_t deadline_ns_ = 0;
   const UnaryMethod* unary_method_ = nullptr;  // set until the request is dispatched

@@ -92,8 +92,8 @@ const nghttp2_session_callbacks* Connection::Callbacks() {
     nghttp2_session_callbacks_new(&cb);
     nghttp2_session_callbacks_set_on_begin_frame_callback(cb, &OnBeginFrame);
     nghttp2_session_callbacks_set_on_begin_headers_callback(cb, &OnBeginHeaders);
-    nghttp2_session_callbacks_set_on_header_callback(cb, &OnHeader);
-    nghttp2_session_callbacks_set_on_invalid_header_callback(cb, &OnInvalidHeader);
+    nghttp2_session_callbacks_set_on_header_callback2(cb, &OnHeader);
+    nghttp2_session_callbacks_set_on_invalid_header_callback2(cb, &OnInvalidHeader);
     nghttp2_session_callbacks_set_on_frame_recv_callback(cb, &OnFrameRecv);
     nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, &OnDataChunk);
     nghttp2_session_callbacks_set_on_frame_send_callback(cb, &OnFrameSend);
@@ -108,11 +108,11 @@ Call* Connection::CallOf(int32_t stream_id) {
   return static_cast<Call*>(nghttp2_session_get_stream_user_data(session_, stream_id));
 }
 
-// The call whose request headers are arriving: one block at a time on a connection, so the
-// callbacks of one block need no lookup per field.
-Call* Connection::HeaderCall(int32_t stream_id) {
-  if (header_call_ != nullptr && header_call_->id_ == static_cast<uint32_t>(stream_id)) {
-    return header_call_;
+// The stream the client opened last: the callbacks of its header block, one field each, and
+// of the DATA that follows it (a unary request's message) need no lookup in the session.
+Call* Connection::RecentCall(int32_t stream_id) {
+  if (recent_call_ != nullptr && recent_call_->id_ == static_cast<uint32_t>(stream_id)) {
+    return recent_call_;
   }
   return CallOf(stream_id);
 }
@@ -156,37 +156,34 @@ void Connection::OnReadable(bool hangup) {
 }
 
 bool Connection::Receive(const char* data, size_t len) {
-  std::vector<Event> events;
   bool fatal = false;
-  {
+  for (size_t pos = 0;;) {
+    // Locked a slice at a time: the executor's replies to this connection need not wait
+    // for the whole read.
     std::lock_guard<std::mutex> lock(mu_);
-    size_t pos = 0;
-    while (pos < len && !reading_stopped_ && !fatal) {
-      // Below the bound after a pump, the session has nothing more to send: what the next
-      // slice makes it queue starts from zero.
-      if (!PumpOutputLocked()) {
-        fatal = true;
-        break;
-      }
-      if (PendingOutputLocked() >= opts_.max_pending_output_bytes) {
-        // A client that sends and never reads stops being read, not the server's memory.
-        read_paused_ = true;
-        unread_.assign(data + pos, len - pos);
-        break;
-      }
+    // Below the bound after a pump, the session has nothing more to send: what the next
+    // slice makes it queue starts from zero.
+    fatal = !PumpOutputLocked();
+    const bool more = !fatal && pos < len && !reading_stopped_;
+    if (more && PendingOutputLocked() >= opts_.max_pending_output_bytes) {
+      // A client that sends and never reads stops being read, not the server's memory.
+      read_paused_ = true;
+      unread_.assign(data + pos, len - pos);
+    } else if (more) {
       const size_t slice = std::min(len - pos, kRecvSliceBytes);
       fatal = !FeedLocked(data + pos, slice);
       pos += slice;
       if (!nghttp2_session_want_read(session_)) reading_stopped_ = true;
+      if (!fatal) continue;
     }
-    if (!fatal) fatal = !PumpOutputLocked();
-    events.swap(events_);
+    received_.swap(events_);
     if (!fatal) {
       UpdateInterestLocked();
       ScheduleFlushLocked();
     }
+    break;
   }
-  Dispatch(&events);
+  Dispatch(&received_);
   if (fatal) {
     CloseNow();
     return false;
@@ -195,9 +192,9 @@ bool Connection::Receive(const char* data, size_t len) {
 }
 
 bool Connection::FeedLocked(const char* data, size_t len) {
-  std::vector<std::string_view> pieces;
-  reset_filter_.Filter(std::string_view(data, len), &pieces);
-  for (std::string_view piece : pieces) {
+  pieces_.clear();
+  reset_filter_.Filter(std::string_view(data, len), &pieces_);
+  for (std::string_view piece : pieces_) {
     // A bad preface, or a session that cannot go on.
     if (nghttp2_session_mem_recv(session_, reinterpret_cast<const uint8_t*>(piece.data()),
                                  piece.size()) < 0) {
@@ -315,7 +312,7 @@ void Connection::CloseNow() {
       calls.push_back(call);
     }
     streams_.clear();
-    header_call_ = nullptr;
+    recent_call_ = nullptr;
     writable_notify_.clear();
     events.swap(events_);
     std::string().swap(sending_);
@@ -375,7 +372,7 @@ void Connection::StartCall(const CallPtr& call) {
                  absl::StrCat("header list larger than ", opts_.max_header_list_bytes, " bytes"));
     return;
   }
-  if (call->method_ != "POST" || call->path_.empty() || call->path_[0] != '/' ||
+  if (!call->post_ || call->path_.empty() || call->path_[0] != '/' ||
       !call->grpc_content_) {
     // Not a gRPC request: HTTP 415 as gRPC servers answer, and the stream ends.
     ReleaseRequestHeaders(call.get());
@@ -406,7 +403,7 @@ void Connection::StartCall(const CallPtr& call) {
     call->Finish(kCodeUnimplemented, "");
     return;
   }
-  const CallStart start{call->path_, &call->metadata_, call->deadline_ns_};
+  const CallStart start{call->path_, call->deadline_ns_, call.get()};
   call->handler_ = (*factory)(call, start);
   ReleaseRequestHeaders(call.get());
 }
@@ -454,7 +451,7 @@ void Connection::DeliverMessage(const CallPtr& call, std::string_view message) {
   if (call->unary_method_ == nullptr) return;  // already dispatched; extra messages dropped
   const UnaryMethod* method = call->unary_method_;
   call->unary_method_ = nullptr;
-  const CallStart start{call->path_, &call->metadata_, call->deadline_ns_};
+  const CallStart start{call->path_, call->deadline_ns_, call.get()};
   (*method)(call, message, start);
   ReleaseRequestHeaders(call.get());
 }
@@ -511,8 +508,17 @@ void Connection::Closed(const CallPtr& call, bool cancelled) {
 void Connection::ReleaseRequestHeaders(Call* call) {
   header_bytes_held_ -= call->header_bytes_;
   call->header_bytes_ = 0;
+  ReleaseRawMetadata(call);
   std::vector<HeaderField>().swap(call->metadata_);
   std::string().swap(call->path_);
+}
+
+void Connection::ReleaseRawMetadata(Call* call) {
+  for (const Call::RawField& f : call->raw_metadata_) {
+    nghttp2_rcbuf_decref(f.name);
+    nghttp2_rcbuf_decref(f.value);
+  }
+  std::vector<Call::RawField>().swap(call->raw_metadata_);
 }
 
 // ---- input: session callbacks (loop thread, mu_ held) -----------------------------------------
@@ -548,13 +554,17 @@ int Connection::OnBeginHeaders(nghttp2_session* session, const nghttp2_frame* fr
   auto call =
       std::shared_ptr<Call>(new Call(conn->shared_from_this(), conn->server_->live_calls_, id));
   nghttp2_session_set_stream_user_data(session, frame->hd.stream_id, call.get());
-  conn->header_call_ = call.get();
+  conn->recent_call_ = call.get();
   conn->streams_.emplace(frame->hd.stream_id, std::move(call));
   conn->stream_opened_since_check_ = true;
   return 0;
 }
 
-void Connection::AddRequestHeader(Call* call, std::string_view name, std::string_view value) {
+void Connection::AddRequestHeader(Call* call, nghttp2_rcbuf* name_buf, nghttp2_rcbuf* value_buf) {
+  const nghttp2_vec name_vec = nghttp2_rcbuf_get_buf(name_buf);
+  const nghttp2_vec value_vec = nghttp2_rcbuf_get_buf(value_buf);
+  const std::string_view name = View(name_vec.base, name_vec.len);
+  const std::string_view value = View(value_vec.base, value_vec.len);
   call->header_list_bytes_ += name.size() + value.size() + kHpackEntryOverhead;
   if (call->header_list_bytes_ > opts_.max_header_list_bytes) {
     // Fields after the limit are dropped; the call is refused without any reaching a method.
@@ -569,7 +579,7 @@ void Connection::AddRequestHeader(Call* call, std::string_view name, std::string
     if (name == ":path") {
       call->path_.assign(value);
     } else if (name == ":method") {
-      call->method_.assign(value);
+      call->post_ = value == "POST";
     }
     return;
   }
@@ -581,19 +591,20 @@ void Connection::AddRequestHeader(Call* call, std::string_view name, std::string
     const int64_t ns = ParseGrpcTimeout(value);
     if (ns >= 0) call->deadline_ns_ = MonotonicNowNs() + std::min(ns, INT64_MAX / 4);
   }
-  call->metadata_.push_back(HeaderField{std::string(name), std::string(value)});
+  nghttp2_rcbuf_incref(name_buf);
+  nghttp2_rcbuf_incref(value_buf);
+  call->raw_metadata_.push_back(Call::RawField{name_buf, value_buf});
 }
 
-int Connection::OnHeader(nghttp2_session*, const nghttp2_frame* frame,
-                         const uint8_t* name, size_t namelen, const uint8_t* value,
-                         size_t valuelen, uint8_t, void* user) {
+int Connection::OnHeader(nghttp2_session*, const nghttp2_frame* frame, nghttp2_rcbuf* name,
+                         nghttp2_rcbuf* value, uint8_t, void* user) {
   if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST) {
     return 0;  // the client's trailers: gRPC sends none, nghttp2 has checked their form
   }
   auto* conn = static_cast<Connection*>(user);
-  Call* call = conn->HeaderCall(frame->hd.stream_id);
+  Call* call = conn->RecentCall(frame->hd.stream_id);
   if (call == nullptr || call->refused_) return 0;
-  conn->AddRequestHeader(call, View(name, namelen), View(value, valuelen));
+  conn->AddRequestHeader(call, name, value);
   return 0;
 }
 
@@ -602,14 +613,16 @@ int Connection::OnHeader(nghttp2_session*, const nghttp2_frame* frame,
 // non-ASCII); such a field reaches the method like any other, anything else resets the stream
 // (NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE makes it PROTOCOL_ERROR).
 int Connection::OnInvalidHeader(nghttp2_session* session, const nghttp2_frame* frame,
-                                const uint8_t* name, size_t namelen, const uint8_t* value,
-                                size_t valuelen, uint8_t flags, void* user) {
+                                nghttp2_rcbuf* name, nghttp2_rcbuf* value, uint8_t flags,
+                                void* user) {
+  const nghttp2_vec n = nghttp2_rcbuf_get_buf(name);
+  const nghttp2_vec v = nghttp2_rcbuf_get_buf(value);
   const std::vector<HeaderField> field = {
-      HeaderField{std::string(View(name, namelen)), std::string(View(value, valuelen))}};
+      HeaderField{std::string(View(n.base, n.len)), std::string(View(v.base, v.len))}};
   if (!MalformedReason(field, HeaderBlockKind::kTrailers).empty()) {
     return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
   }
-  return OnHeader(session, frame, name, namelen, value, valuelen, flags, user);
+  return OnHeader(session, frame, name, value, flags, user);
 }
 
 int Connection::OnFrameRecv(nghttp2_session*, const nghttp2_frame* frame, void* user) {
@@ -618,7 +631,7 @@ int Connection::OnFrameRecv(nghttp2_session*, const nghttp2_frame* frame, void* 
   switch (frame->hd.type) {
     case NGHTTP2_HEADERS:
       if (frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
-        if (Call* call = conn->HeaderCall(frame->hd.stream_id)) {
+        if (Call* call = conn->RecentCall(frame->hd.stream_id)) {
           conn->OnRequestHeadersLocked(call, end_stream);
         }
         return 0;
@@ -634,7 +647,7 @@ int Connection::OnFrameRecv(nghttp2_session*, const nghttp2_frame* frame, void* 
     default: return 0;
   }
   if (!end_stream) return 0;
-  if (Call* call = conn->CallOf(frame->hd.stream_id)) {
+  if (Call* call = conn->RecentCall(frame->hd.stream_id)) {
     conn->events_.push_back(Event{Event::kHalfClose, call->shared_from_this(), {}});
   }
   return 0;
@@ -646,7 +659,7 @@ void Connection::OnRequestHeadersLocked(Call* call, bool end_stream) {
       header_bytes_held_ + call->kept_header_bytes_ > opts_.max_connection_header_bytes) {
     call->refused_ = true;
     call->discard_input_ = true;
-    std::vector<HeaderField>().swap(call->metadata_);
+    ReleaseRawMetadata(call);
     nghttp2_submit_rst_stream(session_, NGHTTP2_FLAG_NONE, static_cast<int32_t>(call->id_),
                               NGHTTP2_REFUSED_STREAM);
     return;
@@ -677,7 +690,7 @@ void Connection::OnPingLocked(const uint8_t* opaque) {
 int Connection::OnDataChunk(nghttp2_session*, uint8_t, int32_t stream_id, const uint8_t* data,
                             size_t len, void* user) {
   auto* conn = static_cast<Connection*>(user);
-  Call* call = conn->CallOf(stream_id);
+  Call* call = conn->RecentCall(stream_id);
   if (call == nullptr || call->discard_input_) return 0;
   conn->events_.push_back(Event{Event::kData, call->shared_from_this(), View(data, len)});
   return 0;
@@ -845,7 +858,7 @@ int Connection::OnStreamClose(nghttp2_session*, int32_t stream_id, uint32_t, voi
   if (it == conn->streams_.end()) return 0;
   CallPtr call = std::move(it->second);
   conn->streams_.erase(it);
-  if (conn->header_call_ == call.get()) conn->header_call_ = nullptr;
+  if (conn->recent_call_ == call.get()) conn->recent_call_ = nullptr;
   const bool cancelled = !call->ended_;
   call->ended_ = true;
   call->cancelled_ = call->cancelled_ || cancelled;

@@ -121,12 +121,11 @@ class Connection : public std::enable_shared_from_this<Connection> {
   static const nghttp2_session_callbacks* Callbacks();
   static int OnBeginFrame(nghttp2_session* session, const nghttp2_frame_hd* hd, void* user);
   static int OnBeginHeaders(nghttp2_session* session, const nghttp2_frame* frame, void* user);
-  static int OnHeader(nghttp2_session* session, const nghttp2_frame* frame,
-                      const uint8_t* name, size_t namelen, const uint8_t* value,
-                      size_t valuelen, uint8_t flags, void* user);
+  static int OnHeader(nghttp2_session* session, const nghttp2_frame* frame, nghttp2_rcbuf* name,
+                      nghttp2_rcbuf* value, uint8_t flags, void* user);
   static int OnInvalidHeader(nghttp2_session* session, const nghttp2_frame* frame,
-                             const uint8_t* name, size_t namelen, const uint8_t* value,
-                             size_t valuelen, uint8_t flags, void* user);
+                             nghttp2_rcbuf* name, nghttp2_rcbuf* value, uint8_t flags,
+                             void* user);
   static int OnFrameRecv(nghttp2_session* session, const nghttp2_frame* frame, void* user);
   static int OnDataChunk(nghttp2_session* session, uint8_t flags, int32_t stream_id,
                          const uint8_t* data, size_t len, void* user);
@@ -140,9 +139,11 @@ class Connection : public std::enable_shared_from_this<Connection> {
                           size_t length, uint32_t* data_flags, nghttp2_data_source* source,
                           void* user);
   Call* CallOf(int32_t stream_id);
-  Call* HeaderCall(int32_t stream_id);
-  // Adds one request header field to `call` (RFC 9113 §6.5.2 accounting, truncation).
-  void AddRequestHeader(Call* call, std::string_view name, std::string_view value);
+  Call* RecentCall(int32_t stream_id);
+  // Adds one request header field to `call` (RFC 9113 §6.5.2 accounting, truncation); keeps a
+  // reference to nghttp2's buffers, not a copy.
+  void AddRequestHeader(Call* call, nghttp2_rcbuf* name, nghttp2_rcbuf* value);
+  static void ReleaseRawMetadata(Call* call);
 
   Server* const server_;
   IoLoop* const loop_;
@@ -150,6 +151,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   const ServerOptions& opts_;
 
   // The loop thread's.
+  std::vector<Event> received_;  // what Receive took from events_, being dispatched
   std::string unread_;  // input not yet given to the session (output was full)
   const int64_t opened_ns_;
   int64_t idle_since_ns_;  // since when no stream was open; -1 while one is
@@ -161,7 +163,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::mutex mu_;
   nghttp2_session* session_ = nullptr;
   IdleResetFilter reset_filter_;
-  Call* header_call_ = nullptr;  // the stream whose request headers arrive (OnBeginHeaders)
+  std::vector<std::string_view> pieces_;  // FeedLocked's, kept for its capacity
+  Call* recent_call_ = nullptr;  // the stream opened last (OnBeginHeaders), until it closes
   std::vector<int32_t> refuse_after_goaway_;  // new streams nghttp2 ignored after our GOAWAY
   absl::flat_hash_map<int32_t, CallPtr> streams_;
   std::vector<Event> events_;

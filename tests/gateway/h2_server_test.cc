@@ -250,7 +250,7 @@ void RegisterMethods(Server* server, Service* svc) {
                                       const CallStart& start) {
     svc->Update([&] {
       svc->meta_path = std::string(start.path);
-      svc->meta = *start.metadata;
+      svc->meta = start.metadata();
       svc->meta_deadline_ns = start.deadline_ns;
       svc->meta_seen_ns = MonotonicNs();
     });
