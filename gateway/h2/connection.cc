@@ -254,8 +254,11 @@ void Connection::FlushFromThisThread() {
   flush_scheduled_ = false;
   if (closed_) return;
   const bool ok = WriteOutLocked();
-  if (!ok || !events_.empty() || !writable_notify_.empty() || ShouldCloseLocked()) {
-    // A stream error or a close to make, or callbacks that must run on the loop.
+  // Streams this closed (events_) are released on the loop's next pass over the connection
+  // (its next input, or CheckDeadlines): waking the loop for each would cost the wakeup this
+  // thread's flush exists to save.
+  if (!ok || !writable_notify_.empty() || ShouldCloseLocked()) {
+    // A write error or a close to make, or callbacks that must run on the loop.
     flush_scheduled_ = true;
     loop_->ScheduleFlush(shared_from_this(), /*may_defer=*/false);
   }
@@ -263,6 +266,7 @@ void Connection::FlushFromThisThread() {
 
 void Connection::CheckDeadlines(int64_t now_ns) {
   std::lock_guard<std::mutex> lock(mu_);
+  if (!events_.empty()) ScheduleFlushLocked();  // streams closed by another thread's flush
   if (!handshake_done_) {
     if (now_ns - opened_ns_ >= opts_.handshake_timeout_ms * 1'000'000) {
       close_after_flush_ = true;

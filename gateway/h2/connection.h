@@ -54,7 +54,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // (streams that closed, calls that drained) to their handlers.
   void Flush();
   // Another thread (FlushDeferred's): writes what its calls queued, coalesced; what needs the
-  // loop thread is left to the loop.
+  // loop thread is left to the loop, which releases the streams this closed on its next pass
+  // over the connection, within kTimerTickMs.
   void FlushFromThisThread();
   // Loop thread, every kTimerTickMs: the handshake and idle deadlines.
   void CheckDeadlines(int64_t now_ns);
