@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "gateway/h2/header_field.h"
+#include "gateway/h2/request_headers.h"
 
 struct nghttp2_rcbuf;
 
@@ -107,6 +108,7 @@ class Call : public std::enable_shared_from_this<Call> {
   // Input side: the I/O thread's.
   bool input_closed_ = false;   // the client's END_STREAM arrived
   bool discard_input_ = false;  // the request was refused; what follows is dropped
+  HeaderBlockCheck check_;          // the header block being received, so far
   bool headers_truncated_ = false;  // the list went over max_header_list_bytes
   bool grpc_content_ = false;       // content-type is gRPC's
   bool refused_ = false;            // reset before its method started

@@ -48,6 +48,9 @@ const nghttp2_option* Options() {
     nghttp2_option_set_no_auto_ping_ack(o, 1);
     // Closed streams are kept only for priority trees, which gRPC does not use.
     nghttp2_option_set_no_closed_streams(o, 1);
+    // Header blocks are judged by HeaderBlockCheck (request_headers.h), as RFC 9113 asks but
+    // without nghttp2's rule that :authority be an RFC 3986 authority.
+    nghttp2_option_set_no_http_messaging(o, 1);
     return o;
   }();
   return option;
@@ -93,7 +96,6 @@ const nghttp2_session_callbacks* Connection::Callbacks() {
     nghttp2_session_callbacks_set_on_begin_frame_callback(cb, &OnBeginFrame);
     nghttp2_session_callbacks_set_on_begin_headers_callback(cb, &OnBeginHeaders);
     nghttp2_session_callbacks_set_on_header_callback2(cb, &OnHeader);
-    nghttp2_session_callbacks_set_on_invalid_header_callback2(cb, &OnInvalidHeader);
     nghttp2_session_callbacks_set_on_frame_recv_callback(cb, &OnFrameRecv);
     nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, &OnDataChunk);
     nghttp2_session_callbacks_set_on_frame_send_callback(cb, &OnFrameSend);
@@ -552,8 +554,15 @@ int Connection::OnBeginFrame(nghttp2_session*, const nghttp2_frame_hd* hd, void*
 
 int Connection::OnBeginHeaders(nghttp2_session* session, const nghttp2_frame* frame,
                                void* user) {
-  if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST) return 0;
+  if (frame->hd.type != NGHTTP2_HEADERS) return 0;
   auto* conn = static_cast<Connection*>(user);
+  if (frame->headers.cat != NGHTTP2_HCAT_REQUEST) {
+    // The client's trailers: judged as a block of their own.
+    if (Call* call = conn->CallOf(frame->hd.stream_id)) {
+      call->check_ = HeaderBlockCheck(HeaderBlockKind::kTrailers);
+    }
+    return 0;
+  }
   const uint32_t id = static_cast<uint32_t>(frame->hd.stream_id);
   auto call =
       std::shared_ptr<Call>(new Call(conn->shared_from_this(), conn->server_->live_calls_, id));
@@ -600,47 +609,53 @@ void Connection::AddRequestHeader(Call* call, nghttp2_rcbuf* name_buf, nghttp2_r
   call->raw_metadata_.push_back(Call::RawField{name_buf, value_buf});
 }
 
-int Connection::OnHeader(nghttp2_session*, const nghttp2_frame* frame, nghttp2_rcbuf* name,
-                         nghttp2_rcbuf* value, uint8_t, void* user) {
-  if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST) {
-    return 0;  // the client's trailers: gRPC sends none, nghttp2 has checked their form
-  }
+int Connection::OnHeader(nghttp2_session* session, const nghttp2_frame* frame,
+                         nghttp2_rcbuf* name, nghttp2_rcbuf* value, uint8_t, void* user) {
+  if (frame->hd.type != NGHTTP2_HEADERS) return 0;
   auto* conn = static_cast<Connection*>(user);
   Call* call = conn->RecentCall(frame->hd.stream_id);
   if (call == nullptr || call->refused_) return 0;
-  conn->AddRequestHeader(call, name, value);
+  const nghttp2_vec n = nghttp2_rcbuf_get_buf(name);
+  const nghttp2_vec v = nghttp2_rcbuf_get_buf(value);
+  if (!call->check_.Add(View(n.base, n.len), View(v.base, v.len)).empty()) {
+    conn->ResetMalformedLocked(session, call);
+    return 0;
+  }
+  // The client's trailers carry nothing a method reads (gRPC clients send none).
+  if (frame->headers.cat == NGHTTP2_HCAT_REQUEST) conn->AddRequestHeader(call, name, value);
   return 0;
 }
 
-// nghttp2 calls this for a field it finds malformed but would only ignore: a name that is not
-// an RFC 9110 token. RFC 9113 is looser (it forbids only controls, SP, uppercase, DEL and
-// non-ASCII); such a field reaches the method like any other, anything else resets the stream
-// (NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE makes it PROTOCOL_ERROR).
-int Connection::OnInvalidHeader(nghttp2_session* session, const nghttp2_frame* frame,
-                                nghttp2_rcbuf* name, nghttp2_rcbuf* value, uint8_t flags,
-                                void* user) {
-  const nghttp2_vec n = nghttp2_rcbuf_get_buf(name);
-  const nghttp2_vec v = nghttp2_rcbuf_get_buf(value);
-  const std::vector<HeaderField> field = {
-      HeaderField{std::string(View(n.base, n.len)), std::string(View(v.base, v.len))}};
-  if (!MalformedReason(field, HeaderBlockKind::kTrailers).empty()) {
-    return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
-  }
-  return OnHeader(session, frame, name, value, flags, user);
+// A malformed request or trailer block: RST_STREAM(PROTOCOL_ERROR), and nothing of it reaches
+// a method (a started call is cancelled when the stream closes).
+void Connection::ResetMalformedLocked(nghttp2_session* session, Call* call) {
+  call->refused_ = call->discard_input_ = true;
+  nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, static_cast<int32_t>(call->id_),
+                            NGHTTP2_PROTOCOL_ERROR);
 }
 
 int Connection::OnFrameRecv(nghttp2_session*, const nghttp2_frame* frame, void* user) {
   auto* conn = static_cast<Connection*>(user);
   const bool end_stream = (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0;
   switch (frame->hd.type) {
-    case NGHTTP2_HEADERS:
+    case NGHTTP2_HEADERS: {
+      Call* call = conn->RecentCall(frame->hd.stream_id);
+      if (call == nullptr || call->refused_) return 0;
+      if (!call->check_.Finish().empty()) {
+        conn->ResetMalformedLocked(conn->session_, call);
+        return 0;
+      }
       if (frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
-        if (Call* call = conn->RecentCall(frame->hd.stream_id)) {
-          conn->OnRequestHeadersLocked(call, end_stream);
-        }
+        conn->OnRequestHeadersLocked(call, end_stream);
+        return 0;
+      }
+      // Trailers end the request (RFC 9113 §8.1).
+      if (!end_stream) {
+        conn->ResetMalformedLocked(conn->session_, call);
         return 0;
       }
       break;
+    }
     case NGHTTP2_DATA: break;
     case NGHTTP2_SETTINGS:
       if (!(frame->hd.flags & NGHTTP2_FLAG_ACK)) conn->handshake_done_ = true;

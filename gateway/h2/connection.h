@@ -124,9 +124,6 @@ class Connection : public std::enable_shared_from_this<Connection> {
   static int OnBeginHeaders(nghttp2_session* session, const nghttp2_frame* frame, void* user);
   static int OnHeader(nghttp2_session* session, const nghttp2_frame* frame, nghttp2_rcbuf* name,
                       nghttp2_rcbuf* value, uint8_t flags, void* user);
-  static int OnInvalidHeader(nghttp2_session* session, const nghttp2_frame* frame,
-                             nghttp2_rcbuf* name, nghttp2_rcbuf* value, uint8_t flags,
-                             void* user);
   static int OnFrameRecv(nghttp2_session* session, const nghttp2_frame* frame, void* user);
   static int OnDataChunk(nghttp2_session* session, uint8_t flags, int32_t stream_id,
                          const uint8_t* data, size_t len, void* user);
@@ -145,6 +142,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // reference to nghttp2's buffers, not a copy.
   void AddRequestHeader(Call* call, nghttp2_rcbuf* name, nghttp2_rcbuf* value);
   static void ReleaseRawMetadata(Call* call);
+  void ResetMalformedLocked(nghttp2_session* session, Call* call);
 
   Server* const server_;
   IoLoop* const loop_;

@@ -2415,6 +2415,24 @@ TEST_F(H2ServerTest, RawWellFormedUnusualFieldsReachTheMethod) {
   }
 }
 
+// Regression: etcdctl 3.4 sends its endpoint URL as :authority ("http://host:port"), which
+// nghttp2's own HTTP checks reset as not an RFC 3986 authority; etcd's server takes it.
+TEST_F(H2ServerTest, RawAuthorityWithAUrlIsServed) {
+  RawConnection& conn = StartRawSession();
+  std::string out;
+  AppendHeaders(&out, 1,
+                BlockOf({{":method", "POST"}, {":scheme", "http"}, {":path", "/t.T/Echo"},
+                         {":authority", "http://127.0.0.1:2379"},
+                         {"content-type", "application/grpc"}, {"te", "trailers"}}),
+                false, kDefaultMaxFrameSize);
+  AppendData(&out, 1, Framed("url"), true, kDefaultMaxFrameSize);
+  ASSERT_TRUE(conn.Send(out));
+  RawResponse r = conn.ReadResponse(1);
+  EXPECT_FALSE(r.reset);
+  EXPECT_EQ(r.Get("grpc-status"), "0");
+  EXPECT_EQ(r.Messages(), std::vector<std::string>{"url"});
+}
+
 TEST_F(H2ServerTest, RawPseudoHeaderInTrailersResetsTheStream) {
   RawConnection& conn = StartRawSession();
   std::string out;
