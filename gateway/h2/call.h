@@ -23,8 +23,8 @@ class Call;
 class Connection;
 
 // What a call was started with. metadata() holds every header but the pseudo-headers, in
-// lower case as HTTP/2 requires and well-formed by RFC 9113 (nghttp2's validation), which is
-// looser than gRPC's rule for metadata: check IsGrpcMetadata before relaying one. The list
+// lower case as HTTP/2 requires and well-formed by RFC 9113 (gateway/h2/request_headers.h),
+// which is looser than gRPC's rule for metadata: check IsGrpcMetadata before relaying one. The list
 // is built on first use (KV methods never ask). `path` and metadata() are valid only during
 // the method call that receives them (the transport frees a call's request headers once its
 // method has started): copy what is kept.

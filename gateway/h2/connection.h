@@ -2,11 +2,12 @@
 // ByteStream (io_loop.h), and the gRPC calls on its streams (call.h).
 //
 // nghttp2 owns the protocol: framing, HPACK, SETTINGS, flow control in both directions, stream
-// states and RFC 9113's header validation. This class owns what nghttp2 does not decide for
-// geoetcd: gRPC's message framing and status trailers, which method a stream starts, and the
-// bounds one connection may cost (ServerOptions): its output queued for the socket, answers
-// waiting for a window, request headers kept for calls not started, handshake and idle
-// deadlines, ping strikes.
+// states. This class owns what nghttp2 does not decide for geoetcd: which header blocks are
+// well-formed (HeaderBlockCheck, request_headers.h: nghttp2's HTTP checks would refuse
+// etcdctl's :authority), gRPC's message framing and status trailers, which method a stream
+// starts, and the bounds one connection may cost (ServerOptions): its output queued for the
+// socket, answers waiting for a window, request headers kept for calls not started,
+// handshake and idle deadlines, ping strikes.
 //
 // Threads: every nghttp2 call happens under mu_. Input is fed to the session on the I/O
 // thread; the session's callbacks only record what arrived (Event) and the I/O thread hands
