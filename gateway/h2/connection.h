@@ -58,7 +58,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // loop thread is left to the loop, which releases the streams this closed on its next pass
   // over the connection, within kTimerTickMs.
   void FlushFromThisThread();
-  // Loop thread, every kTimerTickMs: the handshake and idle deadlines.
+  // Loop thread, every kTimerTickMs: the handshake and idle deadlines, and the release of
+  // streams another thread's flush closed.
   void CheckDeadlines(int64_t now_ns);
   // Loop thread: GOAWAY(NO_ERROR) naming the last stream that will be served.
   void GoAway();
@@ -81,7 +82,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     bool cancelled = false;  // kClosed: the stream ended without our END_STREAM
   };
 
-  // ---- input (input.cc's half of the class lives in connection.cc) ----
+  // ---- input, on the loop thread ----
   // Feeds `data` to the session in slices, pumping output between them; stops early, keeping
   // the rest in unread_, once output is full. False when the connection closed.
   bool Receive(const char* data, size_t len);
