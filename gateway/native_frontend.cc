@@ -214,7 +214,7 @@ class ProxyCall final : public h2::CallHandler,
                                                 const h2::CallStart& start) {
     auto proxy = std::shared_ptr<ProxyCall>(new ProxyCall(call));
     proxy->self_ = proxy;
-    for (const h2::HeaderField& f : *start.metadata) {
+    for (const h2::HeaderField& f : start.metadata()) {
       if (Forwardable(f.name, f.value)) proxy->ctx_.AddMetadata(f.name, f.value);
     }
     if (start.deadline_ns != 0) proxy->ctx_.set_deadline(ToSystemDeadline(start.deadline_ns));

@@ -8,6 +8,7 @@ set -euo pipefail
 build_pkgs=(build-essential cmake ninja-build pkg-config
             libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
             librocksdb-dev libxxhash-dev libcxxopts-dev libyaml-cpp-dev libasio-dev libabsl-dev
+            libnghttp2-dev
             libgtest-dev libgmock-dev libtcmalloc-minimal4)
 test_pkgs=(etcd-server etcd-client python3 python3-etcd3 python3-grpcio python3-protobuf
            python3-hpack python3-h2)

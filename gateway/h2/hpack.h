@@ -15,17 +15,9 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "gateway/h2/header_field.h"
 
 namespace geoetcd::h2 {
-
-struct HeaderField {
-  std::string name;
-  std::string value;
-};
-
-// RFC 7541 4.1: an entry's size is its name and value lengths plus 32 octets of overhead.
-// RFC 7540 6.5.2 measures SETTINGS_MAX_HEADER_LIST_SIZE the same way.
-inline constexpr size_t kHpackEntryOverhead = 32;
 
 class HpackDecoder {
  public:

@@ -38,44 +38,51 @@ bool IsConnectionSpecific(std::string_view name) {
 
 }  // namespace
 
-std::string_view MalformedReason(const std::vector<HeaderField>& fields, HeaderBlockKind kind) {
-  bool regular_seen = false;
-  bool method = false, scheme = false, path = false, authority = false;
-  bool connect = false, path_empty = false;
-  for (const HeaderField& f : fields) {
-    if (!IsWellFormedName(f.name)) return "malformed field name";
-    if (!IsWellFormedValue(f.value)) return "malformed field value";
-    if (f.name[0] != ':') {
-      regular_seen = true;
-      if (IsConnectionSpecific(f.name)) return "connection-specific field";
-      if (f.name == "te" && f.value != "trailers") return "te other than trailers";
-      continue;
-    }
-    if (kind == HeaderBlockKind::kTrailers) return "pseudo-header in trailers";
-    if (regular_seen) return "pseudo-header after a regular field";
-    bool* seen;
-    if (f.name == ":method") {
-      seen = &method;
-      connect = f.value == "CONNECT";
-    } else if (f.name == ":scheme") {
-      seen = &scheme;
-    } else if (f.name == ":path") {
-      seen = &path;
-      path_empty = f.value.empty();
-    } else if (f.name == ":authority") {
-      seen = &authority;
-    } else {
-      return "unknown pseudo-header";
-    }
-    if (*seen) return "repeated pseudo-header";
-    *seen = true;
+std::string_view HeaderBlockCheck::Add(std::string_view name, std::string_view value) {
+  if (!IsWellFormedName(name)) return "malformed field name";
+  if (!IsWellFormedValue(value)) return "malformed field value";
+  if (name[0] != ':') {
+    regular_seen_ = true;
+    if (IsConnectionSpecific(name)) return "connection-specific field";
+    if (name == "te" && value != "trailers") return "te other than trailers";
+    return {};
   }
-  if (kind == HeaderBlockKind::kTrailers) return {};
-  if (!method) return "no :method";
-  if (connect) return {};  // RFC 9113 §8.5: CONNECT has neither :scheme nor :path
-  if (!scheme || !path) return "no :scheme or :path";
-  if (path_empty) return "empty :path";
+  if (kind_ == HeaderBlockKind::kTrailers) return "pseudo-header in trailers";
+  if (regular_seen_) return "pseudo-header after a regular field";
+  bool* seen;
+  if (name == ":method") {
+    seen = &method_;
+    connect_ = value == "CONNECT";
+  } else if (name == ":scheme") {
+    seen = &scheme_;
+  } else if (name == ":path") {
+    seen = &path_;
+    path_empty_ = value.empty();
+  } else if (name == ":authority") {
+    seen = &authority_;
+  } else {
+    return "unknown pseudo-header";
+  }
+  if (*seen) return "repeated pseudo-header";
+  *seen = true;
   return {};
+}
+
+std::string_view HeaderBlockCheck::Finish() const {
+  if (kind_ == HeaderBlockKind::kTrailers) return {};
+  if (!method_) return "no :method";
+  if (connect_) return {};  // RFC 9113 §8.5: CONNECT has neither :scheme nor :path
+  if (!scheme_ || !path_) return "no :scheme or :path";
+  if (path_empty_) return "empty :path";
+  return {};
+}
+
+std::string_view MalformedReason(const std::vector<HeaderField>& fields, HeaderBlockKind kind) {
+  HeaderBlockCheck check(kind);
+  for (const HeaderField& f : fields) {
+    if (std::string_view reason = check.Add(f.name, f.value); !reason.empty()) return reason;
+  }
+  return check.Finish();
 }
 
 bool IsGrpcMetadata(std::string_view name, std::string_view value) {

@@ -3,6 +3,9 @@
 //
 // A malformed request is a stream error PROTOCOL_ERROR (RFC 9113 §8.1.1), answered with
 // RST_STREAM as nghttp2 and Go's http2 server answer it; nothing of it reaches a method.
+// geoetcd judges this itself rather than with nghttp2's HTTP messaging checks, which also
+// reject an :authority that is not an RFC 3986 authority: etcdctl 3.4 sends
+// "http://host:port" there, and etcd's grpc-go server takes it.
 // Fields HTTP/2 allows but gRPC metadata does not (obs-text, HTAB, '{' in a name) stay in
 // CallStart::metadata; whoever hands metadata to gRPC C++ checks IsGrpcMetadata first,
 // because gRPC C++ aborts the process on metadata it considers illegal.
@@ -12,13 +15,29 @@
 #include <string_view>
 #include <vector>
 
-#include "gateway/h2/hpack.h"
+#include "gateway/h2/header_field.h"
 
 namespace geoetcd::h2 {
 
 enum class HeaderBlockKind {
   kRequest,   // the block that opens a stream: pseudo-headers first, :method :scheme :path
   kTrailers,  // a later block on the same stream: no pseudo-headers at all
+};
+
+// Checks one header block field by field, in wire order (as MalformedReason does at once).
+class HeaderBlockCheck {
+ public:
+  explicit HeaderBlockCheck(HeaderBlockKind kind = HeaderBlockKind::kRequest) : kind_(kind) {}
+  // The next field; empty while the block is well-formed so far, else why it is not.
+  std::string_view Add(std::string_view name, std::string_view value);
+  // After the last field: what the whole block lacks, if anything.
+  std::string_view Finish() const;
+
+ private:
+  HeaderBlockKind kind_;
+  bool regular_seen_ = false;
+  bool method_ = false, scheme_ = false, path_ = false, authority_ = false;
+  bool connect_ = false, path_empty_ = false;
 };
 
 // Empty when `fields` (in wire order) is a well-formed block of `kind`; otherwise a short

@@ -1,19 +1,20 @@
-// A lean gRPC server transport: HTTP/2 (RFC 9113) over plain TCP or Unix sockets, written for
-// geoetcd's hot path. gRPC C++'s own server costs more CPU per unary call than the whole
-// durable put behind it (docs/performance.md); this transport parses frames straight out of
-// one read buffer per connection, hands each request message to its method in place, and
-// coalesces every response a wakeup produces into one write per connection.
+// geoetcd's gRPC server transport on the client port: HTTP/2 (RFC 9113) from libnghttp2 over
+// plain TCP or Unix sockets, written for geoetcd's hot path. gRPC C++'s own server costs more
+// CPU per unary call than the whole durable put behind it (docs/performance.md); this
+// transport hands each request message to its method straight from the connection's read
+// buffer and coalesces every response a wakeup produces into one write per connection.
+//
+// Rooms: io_loop.h (the event loops, sockets and listeners: bytes in and out), connection.h
+// (one HTTP/2 session over a byte stream: nghttp2 owns the protocol, geoetcd its bounds),
+// call.h (one gRPC call as a method sees it). This file: the server those make up.
 //
 // Threads: `io_threads` event loops (epoll), each owning a share of the connections. Request
 // callbacks (a unary method, a CallHandler's On* methods) run on the connection's I/O thread
 // and may block briefly (a mutex), never for long. A Call may be written to and finished from
 // any thread; its bytes are queued under the connection's lock and written by the I/O thread.
 //
-// What it implements of HTTP/2: the preface, SETTINGS (acknowledged and honoured), PING,
-// GOAWAY both ways, RST_STREAM, PRIORITY (ignored), HEADERS with CONTINUATION and padding,
-// DATA with padding, and flow control in both directions at both levels. HPACK is in
-// gateway/h2/hpack.h. No TLS, no server push, no h2c upgrade from HTTP/1.1 (gRPC clients
-// never use it).
+// No TLS yet (connection.h reads and writes through a ByteStream so that TLS fits under it),
+// no server push, no h2c upgrade from HTTP/1.1 (gRPC clients never use it).
 //
 // A client may be hostile: what one connection can cost is bounded (ServerOptions, and the
 // README's limits table): its turn on the I/O thread, its queued output, its answers waiting
@@ -24,16 +25,13 @@
 
 #include <atomic>
 #include <cstdint>
-#include <functional>
 #include <memory>
 #include <string>
-#include <string_view>
-#include <thread>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
-#include "gateway/h2/hpack.h"
+#include "gateway/h2/call.h"
 
 namespace geoetcd::h2 {
 
@@ -83,96 +81,6 @@ struct ServerOptions {
   int64_t ping_interval_min_ms = 5'000;
   int ping_strikes_max = 2;
 };
-
-// What a call was started with. `metadata` holds every header but the pseudo-headers, in
-// lower case as HTTP/2 requires and well-formed by RFC 9113 (gateway/h2/request_headers.h),
-// which is looser than gRPC's rule for metadata: check IsGrpcMetadata before relaying one.
-// `path` and `metadata` are valid only during the method call that receives them (the
-// transport frees a call's request headers once its method has started): copy what is kept.
-struct CallStart {
-  std::string_view path;
-  const std::vector<HeaderField>* metadata = nullptr;
-  int64_t deadline_ns = 0;  // CLOCK_MONOTONIC nanoseconds from grpc-timeout; 0 when none
-};
-
-class Call;
-using CallPtr = std::shared_ptr<Call>;
-
-// A streaming method's per-call listener. Callbacks run on the I/O thread, in order.
-class CallHandler {
- public:
-  virtual ~CallHandler() = default;
-  virtual void OnMessage(std::string_view message) = 0;
-  virtual void OnHalfClose() = 0;
-  // The client reset the stream or disconnected; Write/Finish are now no-ops.
-  virtual void OnCancel() = 0;
-};
-
-// A unary method: `request` is the one request message, valid only during the call.
-using UnaryMethod =
-    std::function<void(const CallPtr& call, std::string_view request, const CallStart& start)>;
-// A streaming method (or the fallback for paths with no method): returns the call's handler.
-using StreamMethod =
-    std::function<std::shared_ptr<CallHandler>(const CallPtr& call, const CallStart& start)>;
-
-// One gRPC call (an HTTP/2 stream), shared between the transport and its handler.
-class Call : public std::enable_shared_from_this<Call> {
- public:
-  ~Call();
-  // Queues one response message (serialized protobuf, without gRPC's 5-byte prefix).
-  // Returns false when the call is already finished or cancelled; the bytes are dropped.
-  bool Write(std::string_view message);
-  // Ends the call with a gRPC status code and message (etcd's exact text for errors).
-  void Finish(int code, std::string_view message);
-  // Write(message) then Finish(OK) in one step: a unary call's answer.
-  void Reply(std::string_view message);
-  // Response bytes queued but not yet allowed out by the peer's flow-control window.
-  size_t blocked_bytes() const;
-  // `fn` runs on the I/O thread whenever blocked_bytes() falls below `low_watermark` after
-  // having been at or above it (backpressure for streaming responses). Set it before Write.
-  void SetOnWritable(size_t low_watermark, std::function<void()> fn);
-  // The peer reset the stream or the connection went away.
-  bool cancelled() const;
-  uint32_t stream_id() const { return id_; }
-
- private:
-  friend class Connection;
-  Call(std::shared_ptr<Connection> conn, std::shared_ptr<std::atomic<int64_t>> live,
-       uint32_t id)
-      : conn_(std::move(conn)), live_(std::move(live)), id_(id) {
-    live_->fetch_add(1, std::memory_order_relaxed);
-  }
-
-  const std::shared_ptr<Connection> conn_;
-  const std::shared_ptr<std::atomic<int64_t>> live_;  // the server's count of live calls
-  const uint32_t id_;
-  // Output side: guarded by the connection's mutex.
-  int64_t send_window_ = 0;
-  bool headers_sent_ = false;
-  bool finished_ = false;       // Finish() was called
-  bool trailers_sent_ = false;  // END_STREAM went out (or the stream was reset)
-  bool cancelled_ = false;
-  bool queued_blocked_ = false;
-  size_t blocked_index_ = 0;  // in the connection's blocked_calls_ while queued_blocked_
-  std::string blocked_;  // gRPC-framed bytes waiting for window, from blocked_pos_
-  size_t blocked_pos_ = 0;
-  std::string trailers_;  // encoded trailer block waiting behind blocked_
-  size_t low_watermark_ = 0;
-  bool above_watermark_ = false;
-  std::function<void()> on_writable_;
-  // Input side: the I/O thread's.
-  bool input_closed_ = false;   // the client's END_STREAM arrived
-  bool discard_input_ = false;  // the request was refused; what follows is dropped
-  uint32_t recv_unacked_ = 0;
-  std::string in_buf_;  // a request message split across DATA frames
-  std::string path_;
-  std::vector<HeaderField> metadata_;
-  size_t header_bytes_ = 0;  // path_ and metadata_ as counted against the connection's bound
-  int64_t deadline_ns_ = 0;
-  const UnaryMethod* unary_method_ = nullptr;  // set until the request is dispatched
-  std::shared_ptr<CallHandler> handler_;
-};
-
 
 class Server {
  public:
@@ -225,11 +133,6 @@ void FlushDeferred();
 // FlushDeferred() now if at least `connections` connections wait for it: a long task (a
 // watch fan-out) starts sending while it still produces. Call without any h2 lock held.
 void FlushDeferredIfMany(size_t connections);
-
-// gRPC's grpc-message encoding: bytes outside printable ASCII, and '%', as %XX.
-std::string PercentEncode(std::string_view text);
-// grpc-timeout ("<1-8 digits><H|M|S|m|u|n>") in nanoseconds; -1 when malformed.
-int64_t ParseGrpcTimeout(std::string_view value);
 
 }  // namespace geoetcd::h2
 
