@@ -316,13 +316,16 @@ void Node::MaybeWrite() {
   if (in_flight_ || staged_.empty() || !fatal_.ok()) return;
   in_flight_ = true;
   const uint64_t seq = staged_seq_++;
+  uint64_t entries = 0;
   for (auto& [name, account] : accounts_) {
+    entries += account->head_index - account->sealed_index;
     account->sealed_rev = account->kv.revision();
     account->sealed_index = account->head_index;
   }
   WriteBatch batch;
   batch.Append(std::move(staged_));
   ++storage_writes_;
+  RecordGroupCommit(entries);
   if (bug_split_at_ != 0) {
     // InjectedBugs::txn_not_atomic: the second half is written only once the first is durable.
     WriteBatch first;
@@ -412,6 +415,41 @@ void Node::Fail(const absl::Status& status) {
 uint64_t Node::write_region(const std::string& account) const {
   auto it = accounts_.find(account);
   return it == accounts_.end() ? 0 : it->second->write_region;
+}
+
+void Node::RecordGroupCommit(uint64_t entries) {
+  int bucket = 0;
+  while (bucket < GroupCommitStats::kBuckets && entries > (uint64_t{1} << bucket)) ++bucket;
+  ++group_commit_stats_.buckets[static_cast<size_t>(bucket)];
+  ++group_commit_stats_.writes;
+  group_commit_stats_.entries += entries;
+}
+
+std::vector<AccountStats> Node::account_stats() const {
+  std::vector<AccountStats> all;
+  for (const auto& [name, a] : accounts_) {
+    AccountStats s;
+    s.name = name;
+    s.write_region = a->write_region;
+    s.epoch = a->epoch;
+    s.durable_index = a->durable_index;
+    s.applied_index = a->head_index;
+    s.revision = a->kv.revision();
+    s.live_keys = a->kv.keyspace().live_key_count();
+    s.diverged = a->diverged;
+    if (IsWriteRegion(a.get())) {
+      for (const auto& [id, progress] : a->peers) {
+        s.lag_entries[id] =
+            a->durable_index > progress.match_index ? a->durable_index - progress.match_index : 0;
+      }
+    } else if (options_.regions.size() > 1) {
+      s.lag_entries[options_.member_id] = a->announced_durable_index > a->head_index
+                                              ? a->announced_durable_index - a->head_index
+                                              : 0;
+    }
+    all.push_back(std::move(s));
+  }
+  return all;
 }
 
 uint64_t Node::durable_index(const std::string& account) const {

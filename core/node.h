@@ -26,6 +26,7 @@
 #ifndef GEOETCD_CORE_NODE_H_
 #define GEOETCD_CORE_NODE_H_
 
+#include <array>
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -168,6 +169,35 @@ struct PeerStats {
   // sender is the write region this region refuses reads ("etcdserver: corrupt cluster")
   // and reports etcd's CORRUPT alarm in Status.
   uint64_t digests_diverged = 0;
+  // Serialized bytes of anti-entropy messages sent: digests, pulls and the entries sent in
+  // answer to a pull (not W's replication stream).
+  uint64_t antientropy_bytes_sent = 0;
+};
+
+// The sizes of the Node's storage writes (group commit): how many log entries each held.
+struct GroupCommitStats {
+  // buckets[i] counts writes of at most 2^i entries (and more than 2^(i-1)); the last one
+  // counts writes of more than 2^(kBuckets - 1).
+  static constexpr int kBuckets = 14;
+  std::array<uint64_t, kBuckets + 1> buckets{};
+  uint64_t writes = 0;
+  uint64_t entries = 0;
+};
+
+// One account as metrics see it (Node::account_stats()).
+struct AccountStats {
+  std::string name;
+  uint64_t write_region = 0;
+  uint64_t epoch = 0;
+  uint64_t durable_index = 0;
+  uint64_t applied_index = 0;
+  int64_t revision = 0;
+  int64_t live_keys = 0;
+  bool diverged = false;
+  // Log entries a region lacks of what the write region has made durable, by member id. At
+  // W: every other region, from its acknowledgements. Elsewhere: this region only, against
+  // the newest durable index W (or a peer relaying it) announced.
+  std::map<uint64_t, uint64_t> lag_entries;
 };
 
 template <typename T>
@@ -260,6 +290,9 @@ class Node {
   uint64_t durable_index(const std::string& account = kDefaultAccount) const;
   uint64_t applied_index(const std::string& account = kDefaultAccount) const;
   const PeerStats& peer_stats() const { return peer_stats_; }
+  const GroupCommitStats& group_commit_stats() const { return group_commit_stats_; }
+  // Every account, ordered by name.
+  std::vector<AccountStats> account_stats() const;
   // The canonical hash of the account's live keys at `rev` (as HashKV), and its newest log
   // entries, for the simulator's convergence checker. REQUIRES: the account exists.
   uint64_t KvHashAt(const std::string& account, int64_t rev) const;
@@ -308,7 +341,10 @@ class Node {
   // Runs `fn` once the account's durable index reaches `index`.
   void WhenDurable(Account* account, uint64_t index, std::function<void()> fn);
   // --- Regions (node_region.cc).
-  void Send(uint64_t to, const std::string& account, PeerMessage message);
+  // `antientropy`: counts the message in PeerStats::antientropy_bytes_sent (digests and
+  // pulls always count).
+  void Send(uint64_t to, const std::string& account, PeerMessage message,
+            bool antientropy = false);
   void OnPeerMessage(uint64_t from, std::string payload);
   // Forwards a mutation to the account's write region when this region is not it; true
   // when it did (the reply then comes from W's answer).
@@ -345,6 +381,7 @@ class Node {
   // Queues `fn` to run once everything staged so far is durable.
   void AfterDurable(std::function<void()> fn);
   void MaybeWrite();
+  void RecordGroupCommit(uint64_t entries);
   void OnWriteDone(uint64_t seq, absl::Status status);
   void Fail(const absl::Status& status);
   CommitStamp NextStamp();
@@ -399,6 +436,7 @@ class Node {
   uint64_t durable_seq_ = 0;    // every batch up to this one is durable
   std::deque<Waiter> waiters_;  // ascending batch_seq
   uint64_t storage_writes_ = 0;
+  GroupCommitStats group_commit_stats_;
   // InjectedBugs::txn_not_atomic: where the staged batch is cut into two storage writes
   // (0: not cut).
   size_t bug_split_at_ = 0;
