@@ -6,6 +6,8 @@
 #include <deque>
 #include <mutex>
 
+#include <sys/socket.h>
+
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "httplib.h"
@@ -103,9 +105,16 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(
     http->set_write_timeout(std::chrono::milliseconds(options.write_timeout_ms));
     http->set_keep_alive_max_count(static_cast<size_t>(options.keep_alive_requests_max));
     http->set_keep_alive_timeout(std::max<int64_t>(1, options.keep_alive_timeout_ms / 1000));
-    // Every method and path goes to the handler: it owns 404 and 405.
-    http->set_pre_routing_handler([shared_handler](const httplib::Request& req,
-                                                   httplib::Response& res) {
+    // Not cpp-httplib's default SO_REUSEPORT: a second process on the same port must fail
+    // to bind, not share it.
+    http->set_socket_options([](socket_t sock) {
+      int yes = 1;
+      setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+    });
+    // Every path of every method goes to the handler, which owns 404 and 405. Routed
+    // handlers rather than a pre-routing hook, so cpp-httplib reads (and bounds) a request
+    // body before the answer and the connection stays in step.
+    const auto route = [shared_handler](const httplib::Request& req, httplib::Response& res) {
       HttpRequest request;
       request.method = req.method;
       request.path = req.path;
@@ -114,8 +123,14 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(
       res.status = response.status;
       for (const auto& [k, v] : response.headers) res.set_header(k, v);
       res.set_content(std::move(response.body), response.content_type);
-      return httplib::Server::HandlerResponse::Handled;
-    });
+    };
+    const std::string any = ".*";
+    http->Get(any, route);  // and HEAD
+    http->Post(any, route);
+    http->Put(any, route);
+    http->Patch(any, route);
+    http->Delete(any, route);
+    http->Options(any, route);
     int bound = port;
     if (port == 0) {
       bound = http->bind_to_any_port(host);

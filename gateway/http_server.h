@@ -4,8 +4,9 @@
 // mounted on the client port (gateway/metrics_endpoint.h).
 //
 // Bounded: request line and headers by cpp-httplib's 8 KiB limits, the body by
-// request_bytes_max (413 beyond), each connection by read/write timeouts and a request count
-// per keep-alive connection, and connections by a fixed pool of worker threads with a
+// request_bytes_max (413 beyond), each connection by read/write timeouts, a request count per
+// keep-alive connection and the keep-alive timeout (also the wait for a first request), and
+// connections by a fixed pool of worker threads with a
 // bounded queue: when both are full the accepting thread serves the connection itself and
 // stops accepting meanwhile, so further clients wait in the kernel's listen backlog.
 #ifndef GEOETCD_GATEWAY_HTTP_SERVER_H_

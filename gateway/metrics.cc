@@ -77,22 +77,6 @@ HistogramSnapshot Histogram::Snapshot() const {
   return s;
 }
 
-void CounterMap::Add(const MetricLabels& labels, uint64_t delta) {
-  absl::MutexLock lock(&mu_);
-  auto it = values_.find(labels);
-  if (it != values_.end()) {
-    it->second += delta;
-    return;
-  }
-  if (values_.size() >= series_max_) return;  // bounded: new series past the cap are dropped
-  values_.emplace(labels, delta);
-}
-
-std::map<MetricLabels, uint64_t> CounterMap::Snapshot() const {
-  absl::MutexLock lock(&mu_);
-  return values_;
-}
-
 std::string EscapeHelp(absl::string_view text) {
   std::string out;
   for (char c : text) {

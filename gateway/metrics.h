@@ -1,4 +1,4 @@
-// Prometheus metrics: thread-safe instruments the gateway updates (Histogram, CounterMap) and
+// Prometheus metrics: a thread-safe Histogram the gateway updates, and
 // a writer for the text exposition format 0.0.4, which /metrics serves.
 //
 // Format (https://prometheus.io/docs/instrumenting/exposition_formats/): per family one
@@ -19,7 +19,6 @@
 #include <vector>
 
 #include "absl/strings/string_view.h"
-#include "absl/synchronization/mutex.h"
 
 namespace geoetcd {
 
@@ -51,21 +50,6 @@ class Histogram {
   std::unique_ptr<std::atomic<uint64_t>[]> buckets_;  // bounds_.size() + 1 (the +Inf one)
   std::atomic<uint64_t> count_{0};
   std::atomic<uint64_t> sum_bits_{0};  // a double, updated by compare-and-swap
-};
-
-// Counters keyed by their label values, for families whose label sets appear at run time
-// (gRPC methods and codes). Any thread. Bounded: past `series_max` distinct label sets new
-// ones are not counted, so a client naming ever new methods cannot grow memory.
-class CounterMap {
- public:
-  explicit CounterMap(size_t series_max = 4096) : series_max_(series_max) {}
-  void Add(const MetricLabels& labels, uint64_t delta = 1);
-  std::map<MetricLabels, uint64_t> Snapshot() const;
-
- private:
-  const size_t series_max_;
-  mutable absl::Mutex mu_;
-  std::map<MetricLabels, uint64_t> values_ ABSL_GUARDED_BY(mu_);
 };
 
 // Renders the text format. Not thread-safe; one writer per scrape.

@@ -33,16 +33,16 @@ void FinishWithStatus(const h2::CallPtr& call, const absl::Status& status) {
 // grpc_server_handled_total (Handled, once per call). Copyable into the reply callback.
 class CountedCall {
  public:
-  CountedCall(RpcMetrics* rpc, std::string_view path) : rpc_(rpc), path_(path) {
-    if (rpc_ != nullptr) rpc_->Started(path_, RpcMetrics::kUnary);
+  CountedCall(RpcMetrics* rpc, std::string_view path)
+      : method_(rpc != nullptr
+                    ? rpc->Find(absl::string_view(path.data(), path.size()), RpcMetrics::kUnary)
+                    : nullptr) {
+    RpcMetrics::Started(method_);
   }
-  void Handled(int code) const {
-    if (rpc_ != nullptr) rpc_->Handled(path_, RpcMetrics::kUnary, code);
-  }
+  void Handled(int code) const { RpcMetrics::Handled(method_, code); }
 
  private:
-  RpcMetrics* rpc_;
-  std::string path_;
+  RpcMetrics::Method* method_;  // null: not counted
 };
 
 // Parses one request message; a malformed one ends the call with INTERNAL, as gRPC does.

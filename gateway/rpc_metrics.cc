@@ -1,5 +1,7 @@
 #include "gateway/rpc_metrics.h"
 
+#include <cstring>
+#include <tuple>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -37,16 +39,25 @@ const char* TypeName(grpc::experimental::ServerRpcInfo::Type type) {
 
 constexpr int kCodeCanceled = 1;
 
+constexpr const char* kTypes[] = {RpcMetrics::kUnary, RpcMetrics::kClientStream,
+                                  RpcMetrics::kServerStream, RpcMetrics::kBidiStream};
+
+size_t TypeIndex(const char* type) {
+  for (size_t i = 0; i < 4; ++i) {
+    if (std::strcmp(type, kTypes[i]) == 0) return i;
+  }
+  return 0;
+}
+
 // One per call: counted as started when gRPC creates it, as handled when the status goes out
 // (or as Canceled if the call ends without one).
 class RpcMetricsInterceptor final : public grpc::experimental::Interceptor {
  public:
-  RpcMetricsInterceptor(RpcMetrics* metrics, std::string method, const char* type)
-      : metrics_(metrics), method_(std::move(method)), type_(type) {
-    metrics_->Started(method_, type_);
+  explicit RpcMetricsInterceptor(RpcMetrics::Method* method) : method_(method) {
+    RpcMetrics::Started(method_);
   }
   ~RpcMetricsInterceptor() override {
-    if (!handled_) metrics_->Handled(method_, type_, kCodeCanceled);
+    if (!handled_) RpcMetrics::Handled(method_, kCodeCanceled);
   }
 
   void Intercept(grpc::experimental::InterceptorBatchMethods* methods) override {
@@ -54,15 +65,13 @@ class RpcMetricsInterceptor final : public grpc::experimental::Interceptor {
             grpc::experimental::InterceptionHookPoints::PRE_SEND_STATUS) &&
         !handled_) {
       handled_ = true;
-      metrics_->Handled(method_, type_, static_cast<int>(methods->GetSendStatus().error_code()));
+      RpcMetrics::Handled(method_, static_cast<int>(methods->GetSendStatus().error_code()));
     }
     methods->Proceed();
   }
 
  private:
-  RpcMetrics* const metrics_;
-  const std::string method_;
-  const char* const type_;
+  RpcMetrics::Method* const method_;  // null when not counted
   bool handled_ = false;
 };
 
@@ -72,8 +81,8 @@ class RpcMetricsInterceptorFactory final
   explicit RpcMetricsInterceptorFactory(RpcMetrics* metrics) : metrics_(metrics) {}
   grpc::experimental::Interceptor* CreateServerInterceptor(
       grpc::experimental::ServerRpcInfo* info) override {
-    return new RpcMetricsInterceptor(metrics_, info->method() ? info->method() : "",
-                                     TypeName(info->type()));
+    return new RpcMetricsInterceptor(
+        metrics_->Find(info->method() ? info->method() : "", TypeName(info->type())));
   }
 
  private:
@@ -95,27 +104,63 @@ std::string GrpcCodeName(int code) {
   return absl::StrCat("Code(", code, ")");
 }
 
-void RpcMetrics::Started(absl::string_view full_method, const char* type) {
-  auto [service, method] = SplitMethod(full_method);
-  started_.Add({{"grpc_method", method}, {"grpc_service", service}, {"grpc_type", type}});
+RpcMetrics::Method* RpcMetrics::Find(absl::string_view full_method, const char* type) {
+  const size_t t = TypeIndex(type);
+  {
+    absl::ReaderMutexLock lock(&mu_);
+    auto it = methods_[t].find(full_method);
+    if (it != methods_[t].end()) return it->second.get();
+  }
+  absl::MutexLock lock(&mu_);
+  auto it = methods_[t].find(full_method);
+  if (it != methods_[t].end()) return it->second.get();
+  if (method_count_ >= kMethodsMax) return nullptr;
+  auto m = std::make_unique<Method>();
+  std::tie(m->service, m->method) = SplitMethod(full_method);
+  m->type = kTypes[t];
+  Method* raw = m.get();
+  methods_[t].emplace(std::string(full_method), std::move(m));
+  ++method_count_;
+  return raw;
 }
 
-void RpcMetrics::Handled(absl::string_view full_method, const char* type, int code) {
-  auto [service, method] = SplitMethod(full_method);
-  handled_.Add({{"grpc_code", GrpcCodeName(code)},
-                {"grpc_method", method},
-                {"grpc_service", service},
-                {"grpc_type", type}});
+void RpcMetrics::Handled(Method* m, int code) {
+  if (m == nullptr) return;
+  constexpr int kCodeUnknown = 2;
+  if (code < 0 || code >= static_cast<int>(m->handled.size())) code = kCodeUnknown;
+  m->handled[static_cast<size_t>(code)].fetch_add(1, std::memory_order_relaxed);
 }
 
 void RpcMetrics::Render(MetricsWriter* out) const {
+  absl::ReaderMutexLock lock(&mu_);
   out->Family("grpc_server_handled_total",
               "Total number of RPCs completed on the server, regardless of success or failure.",
               MetricsWriter::Type::kCounter);
-  for (const auto& [labels, n] : handled_.Snapshot()) out->Sample(labels, static_cast<double>(n));
+  // Ordered by labels as etcd's output is: code, then method, service, type.
+  std::map<MetricLabels, uint64_t> handled;
+  for (const ByPath& by_path : methods_) {
+    for (const auto& [path, m] : by_path) {
+      for (size_t code = 0; code < m->handled.size(); ++code) {
+        const uint64_t n = m->handled[code].load(std::memory_order_relaxed);
+        if (n == 0) continue;
+        handled[{{"grpc_code", GrpcCodeName(static_cast<int>(code))},
+                 {"grpc_method", m->method},
+                 {"grpc_service", m->service},
+                 {"grpc_type", m->type}}] = n;
+      }
+    }
+  }
+  for (const auto& [labels, n] : handled) out->Sample(labels, static_cast<double>(n));
   out->Family("grpc_server_started_total", "Total number of RPCs started on the server.",
               MetricsWriter::Type::kCounter);
-  for (const auto& [labels, n] : started_.Snapshot()) out->Sample(labels, static_cast<double>(n));
+  std::map<MetricLabels, uint64_t> started;
+  for (const ByPath& by_path : methods_) {
+    for (const auto& [path, m] : by_path) {
+      started[{{"grpc_method", m->method}, {"grpc_service", m->service},
+               {"grpc_type", m->type}}] = m->started.load(std::memory_order_relaxed);
+    }
+  }
+  for (const auto& [labels, n] : started) out->Sample(labels, static_cast<double>(n));
 }
 
 std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>

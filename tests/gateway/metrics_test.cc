@@ -120,18 +120,6 @@ TEST(HistogramTest, ConcurrentObservationsAreAllCounted) {
   EXPECT_DOUBLE_EQ(s.sum, 20000);
 }
 
-TEST(CounterMapTest, StopsAddingSeriesAtItsBound) {
-  CounterMap m(/*series_max=*/2);
-  m.Add({{"k", "a"}});
-  m.Add({{"k", "b"}}, 2);
-  m.Add({{"k", "c"}});  // a third series: refused
-  m.Add({{"k", "a"}});  // an existing one still counts
-  auto s = m.Snapshot();
-  ASSERT_EQ(s.size(), 2u);
-  EXPECT_EQ(s[(MetricLabels{{"k", "a"}})], 2u);
-  EXPECT_EQ(s[(MetricLabels{{"k", "b"}})], 2u);
-}
-
 TEST(RpcMetricsTest, CountsByServiceMethodTypeAndGoCodeName) {
   RpcMetrics rpc;
   rpc.Started("/etcdserverpb.KV/Put", RpcMetrics::kUnary);
@@ -154,6 +142,24 @@ TEST(RpcMetricsTest, CountsByServiceMethodTypeAndGoCodeName) {
             std::string::npos)
       << t;
   EXPECT_EQ(GrpcCodeName(16), "Unauthenticated");
+}
+
+TEST(RpcMetricsTest, StopsAddingMethodsAtItsBound) {
+  RpcMetrics rpc;
+  for (size_t i = 0; i < RpcMetrics::kMethodsMax; ++i) {
+    ASSERT_NE(rpc.Find("/s/m" + std::to_string(i), RpcMetrics::kUnary), nullptr);
+  }
+  EXPECT_EQ(rpc.Find("/s/one-too-many", RpcMetrics::kUnary), nullptr);
+  RpcMetrics::Started(nullptr);  // an uncounted call is a no-op
+  RpcMetrics::Handled(nullptr, 0);
+  // Known methods keep counting, and the same path under another type is another series.
+  RpcMetrics::Method* m = rpc.Find("/s/m0", RpcMetrics::kUnary);
+  RpcMetrics::Started(m);
+  EXPECT_EQ(m->started.load(), 1u);
+  EXPECT_EQ(rpc.Find("/s/m0", RpcMetrics::kUnary), m);
+  // Codes beyond gRPC's are counted as Unknown.
+  RpcMetrics::Handled(m, 77);
+  EXPECT_EQ(m->handled[2].load(), 1u);
   EXPECT_EQ(GrpcCodeName(99), "Code(99)");
 }
 
