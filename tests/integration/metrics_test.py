@@ -445,6 +445,18 @@ def test_two_regions_forwarding_lag_rtt_antientropy():
         check(harness.wait_until(settled, 20), "lag/rtt/anti-entropy never settled:\n%s" %
               "\n".join(l for l in http_get(r1.metrics_port, "/metrics")[2].decode()
                         .splitlines() if l.startswith("geoetcd_") or "round_trip" in l))
+        # r2 down: W reports what r2 lacks, entry by entry; r2 back: caught up, 0 again.
+        r2.stop()
+        for i in range(4):
+            r1.stubs().kv.Put(rpc_pb2.PutRequest(key=b"lag/%d" % i, value=b"v"), timeout=5)
+        lag = value(scrape(r1.metrics_port), "geoetcd_replication_lag_revisions",
+                    account="default", region="r2")
+        check(lag == 4, "lag of a stopped r2 after 4 puts: %s" % lag)
+        r2.spawn(new_ports=False)
+        r2.wait_ready()
+        check(harness.wait_until(lambda: value(
+            scrape(r1.metrics_port), "geoetcd_replication_lag_revisions", account="default",
+            region="r2") == 0, 20), "r2 never caught up")
         m1 = scrape(r1.metrics_port)
         check(value(m1, "etcd_server_is_leader") == 1, "r1 is W")
         check(value(m1, "etcd_server_proposals_committed_total") ==
