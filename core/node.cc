@@ -425,6 +425,16 @@ void Node::RecordGroupCommit(uint64_t entries) {
   group_commit_stats_.entries += entries;
 }
 
+int64_t Node::OldestMissingAgeMs(const Account& account, const PeerProgress& progress) const {
+  const uint64_t missing = progress.match_index + 1;
+  if (!account.tail.empty() && account.tail.front().index() <= missing &&
+      missing <= account.tail.back().index()) {
+    const LogEntry& e = account.tail[static_cast<size_t>(missing - account.tail.front().index())];
+    return std::max<int64_t>(0, ports_.clock->WallMs() - HlcPhysicalMs(e.hlc()));
+  }
+  return std::max<int64_t>(0, ports_.clock->MonotonicMs() - progress.last_progress_ms);
+}
+
 std::vector<AccountStats> Node::account_stats() const {
   std::vector<AccountStats> all;
   for (const auto& [name, a] : accounts_) {
@@ -439,8 +449,10 @@ std::vector<AccountStats> Node::account_stats() const {
     s.diverged = a->diverged;
     if (IsWriteRegion(a.get())) {
       for (const auto& [id, progress] : a->peers) {
-        s.lag_entries[id] =
+        const uint64_t lag =
             a->durable_index > progress.match_index ? a->durable_index - progress.match_index : 0;
+        s.lag_entries[id] = lag;
+        s.lag_ms[id] = lag == 0 ? 0 : OldestMissingAgeMs(*a, progress);
       }
     } else if (options_.regions.size() > 1) {
       s.lag_entries[options_.member_id] = a->announced_durable_index > a->head_index

@@ -174,6 +174,8 @@ struct PeerStats {
   uint64_t antientropy_bytes_sent = 0;
 };
 
+struct PeerProgress;
+
 // The sizes of the Node's storage writes (group commit): how many log entries each held.
 struct GroupCommitStats {
   // buckets[i] counts writes of at most 2^i entries (and more than 2^(i-1)); the last one
@@ -198,6 +200,10 @@ struct AccountStats {
   // W: every other region, from its acknowledgements. Elsewhere: this region only, against
   // the newest durable index W (or a peer relaying it) announced.
   std::map<uint64_t, uint64_t> lag_entries;
+  // At W only, for every other region: how old (by W's clock) the oldest entry it lacks is,
+  // 0 when it lacks none. When that entry has left W's in-memory tail, how long the region
+  // has made no progress (a lower bound).
+  std::map<uint64_t, int64_t> lag_ms;
 };
 
 template <typename T>
@@ -382,6 +388,8 @@ class Node {
   void AfterDurable(std::function<void()> fn);
   void MaybeWrite();
   void RecordGroupCommit(uint64_t entries);
+  // account_stats(): the age of the oldest entry `progress`'s region lacks.
+  int64_t OldestMissingAgeMs(const Account& account, const PeerProgress& progress) const;
   void OnWriteDone(uint64_t seq, absl::Status status);
   void Fail(const absl::Status& status);
   CommitStamp NextStamp();

@@ -314,6 +314,15 @@ std::string MetricsEndpoint::RenderMetrics() const {
       w.Sample({{"account", a.name}, {"region", region(id)}}, static_cast<double>(lag));
     }
   }
+  w.Family("geoetcd_replication_lag_seconds",
+           "At the write region, per other region: the age of the oldest log entry it lacks "
+           "(0 when it lacks none).",
+           Type::kGauge);
+  for (const AccountStats& a : v.accounts) {
+    for (const auto& [id, lag_ms] : a.lag_ms) {
+      w.Sample({{"account", a.name}, {"region", region(id)}}, static_cast<double>(lag_ms) / 1e3);
+    }
+  }
   w.Family("geoetcd_forwarded_requests_total",
            "Requests this region forwarded to a write region elsewhere.", Type::kCounter);
   w.Sample({}, static_cast<double>(v.peers.forwards_sent));

@@ -452,11 +452,17 @@ def test_two_regions_forwarding_lag_rtt_antientropy():
         lag = value(scrape(r1.metrics_port), "geoetcd_replication_lag_revisions",
                     account="default", region="r2")
         check(lag == 4, "lag of a stopped r2 after 4 puts: %s" % lag)
+        time.sleep(1.0)
+        lag_s = value(scrape(r1.metrics_port), "geoetcd_replication_lag_seconds",
+                      account="default", region="r2")
+        check(1.0 <= lag_s < 30, "lag seconds of a stopped r2: %s" % lag_s)
         r2.spawn(new_ports=False)
         r2.wait_ready()
         check(harness.wait_until(lambda: value(
             scrape(r1.metrics_port), "geoetcd_replication_lag_revisions", account="default",
             region="r2") == 0, 20), "r2 never caught up")
+        check(value(scrape(r1.metrics_port), "geoetcd_replication_lag_seconds",
+                    account="default", region="r2") == 0, "lag seconds after catch-up")
         m1 = scrape(r1.metrics_port)
         check(value(m1, "etcd_server_is_leader") == 1, "r1 is W")
         check(value(m1, "etcd_server_proposals_committed_total") ==
