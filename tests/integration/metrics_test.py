@@ -343,6 +343,18 @@ def test_health_matches_etcd():
               b"[+]linearizable_read ok\nok\n", "readyz verbose %d %r" % (st, body))
         st, _, body = http_get(geo.metrics_port, "/livez?verbose&exclude=serializable_read")
         check(st == 200 and b"[+]serializable_read excluded: ok\n" in body, body)
+        # An alarm: unhealthy on both, unless excluded (etcd 3.4 already takes ?exclude=).
+        for srv in (etcd, geo):
+            srv.stubs().maintenance.Alarm(rpc_pb2.AlarmRequest(
+                action=rpc_pb2.AlarmRequest.ACTIVATE, memberID=0, alarm=rpc_pb2.NOSPACE),
+                timeout=5)
+        st, _, body = same_answer(etcd.metrics_port, geo.metrics_port, "/health",
+                                  headers=("content-type", "x-content-type-options"))
+        check(st == 503 and body == b'{"health":"false"}\n', "NOSPACE: %d %r" % (st, body))
+        st, _, body = same_answer(etcd.metrics_port, geo.metrics_port, "/health?exclude=NOSPACE")
+        check(st == 200, "NOSPACE excluded: %d %r" % (st, body))
+        st, _, body = http_get(geo.metrics_port, "/readyz")
+        check(st == 200, "NOSPACE is not a readiness failure: %d %r" % (st, body))
     finally:
         etcd.destroy()
         geo.destroy()
