@@ -178,18 +178,20 @@ HttpResponse MetricsEndpoint::Health(const HttpRequest& request) const {
   if (request.method != "GET") return MethodNotAllowed();
   const std::set<std::string> excluded = QueryList(request, "exclude");
   const bool serializable = QueryFlag(request, "serializable");
-  bool healthy = true;
   std::vector<etcdserverpb::AlarmMember> alarms;
   {
     absl::ReaderMutexLock lock(&s_.executor->state_mutex());
     alarms = s_.node->alarms(Node::kDefaultAccount);
   }
+  const HttpResponse unhealthy = GoHttpError(503, "{\"health\":\"false\"}");
   for (const auto& alarm : alarms) {
-    if (excluded.count(AlarmName(alarm.alarm())) == 0) healthy = false;
+    // As etcd 3.4, an alarm answers before the health counters are touched.
+    if (excluded.count(AlarmName(alarm.alarm())) == 0) return unhealthy;
   }
-  if (healthy && !serializable && !HasLeader()) healthy = false;
-  if (healthy && !ReadProbe(/*linearizable=*/!serializable).empty()) healthy = false;
-  if (!healthy) return GoHttpError(503, "{\"health\":\"false\"}");
+  const bool healthy = (serializable || HasLeader()) &&
+                       ReadProbe(/*linearizable=*/!serializable).empty();
+  (healthy ? health_success_ : health_failures_).fetch_add(1, std::memory_order_relaxed);
+  if (!healthy) return unhealthy;
   HttpResponse r;
   r.content_type = kTextPlain;
   r.body = "{\"health\":\"true\"}";
@@ -286,6 +288,12 @@ std::string MetricsEndpoint::RenderMetrics() const {
   w.Family("etcd_debugging_mvcc_keys_total", "Total number of live keys, summed over accounts.",
            Type::kGauge);
   w.Sample({}, static_cast<double>(keys));
+  w.Family("etcd_server_health_failures", "The total number of failed /health checks.",
+           Type::kCounter);
+  w.Sample({}, static_cast<double>(health_failures_.load(std::memory_order_relaxed)));
+  w.Family("etcd_server_health_success", "The total number of successful /health checks.",
+           Type::kCounter);
+  w.Sample({}, static_cast<double>(health_success_.load(std::memory_order_relaxed)));
   w.Family("etcd_disk_wal_fsync_duration_seconds",
            "The latency distributions of synced storage writes (RocksDB WAL write and fsync).",
            Type::kHistogram);

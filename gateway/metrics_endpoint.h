@@ -8,6 +8,7 @@
 #ifndef GEOETCD_GATEWAY_METRICS_ENDPOINT_H_
 #define GEOETCD_GATEWAY_METRICS_ENDPOINT_H_
 
+#include <atomic>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -79,6 +80,9 @@ class MetricsEndpoint {
   std::string ReadProbe(bool linearizable) const;
 
   const MetricsSources s_;
+  // etcd_server_health_success / _failures: /health answers given.
+  mutable std::atomic<uint64_t> health_success_{0};
+  mutable std::atomic<uint64_t> health_failures_{0};
 };
 
 }  // namespace geoetcd
