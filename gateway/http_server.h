@@ -30,8 +30,8 @@ class Server;
 namespace geoetcd {
 
 struct HttpRequest {
-  std::string method;  // "GET", "HEAD", ...
-  std::string path;    // without the query
+  std::string method;                             // "GET", "HEAD", ...
+  std::string path;                               // without the query
   std::multimap<std::string, std::string> query;  // decoded parameters
 };
 

@@ -45,15 +45,14 @@ std::vector<double> ExponentialBuckets(double start, double factor, int count) {
 }
 
 Histogram::Histogram(std::vector<double> bounds)
-    : bounds_(std::move(bounds)),
-      buckets_(new std::atomic<uint64_t>[bounds_.size() + 1]) {
+    : bounds_(std::move(bounds)), buckets_(new std::atomic<uint64_t>[bounds_.size() + 1]) {
   CHECK(std::is_sorted(bounds_.begin(), bounds_.end()));
   for (size_t i = 0; i <= bounds_.size(); ++i) buckets_[i].store(0);
 }
 
 void Histogram::Observe(double value) {
-  const size_t i = static_cast<size_t>(
-      std::lower_bound(bounds_.begin(), bounds_.end(), value) - bounds_.begin());
+  const size_t i = static_cast<size_t>(std::lower_bound(bounds_.begin(), bounds_.end(), value) -
+                                       bounds_.begin());
   buckets_[i].fetch_add(1, std::memory_order_relaxed);
   uint64_t old_bits = sum_bits_.load(std::memory_order_relaxed);
   while (!sum_bits_.compare_exchange_weak(old_bits, DoubleBits(BitsDouble(old_bits) + value),
@@ -132,8 +131,8 @@ bool IsValidMetricName(absl::string_view name) {
   if (name.empty()) return false;
   for (size_t i = 0; i < name.size(); ++i) {
     const char c = name[i];
-    const bool ok = absl::ascii_isalpha(c) || c == '_' || c == ':' ||
-                    (i > 0 && absl::ascii_isdigit(c));
+    const bool ok =
+        absl::ascii_isalpha(c) || c == '_' || c == ':' || (i > 0 && absl::ascii_isdigit(c));
     if (!ok) return false;
   }
   return true;
@@ -145,8 +144,8 @@ void MetricsWriter::Family(absl::string_view name, absl::string_view help, Type 
   const char* type_name = type == Type::kCounter ? "counter"
                           : type == Type::kGauge ? "gauge"
                                                  : "histogram";
-  absl::StrAppend(&out_, "# HELP ", name, " ", EscapeHelp(help), "\n# TYPE ", name, " ",
-                  type_name, "\n");
+  absl::StrAppend(&out_, "# HELP ", name, " ", EscapeHelp(help), "\n# TYPE ", name, " ", type_name,
+                  "\n");
 }
 
 void MetricsWriter::Line(absl::string_view suffix, const MetricLabels& labels,

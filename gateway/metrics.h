@@ -28,7 +28,7 @@ using MetricLabels = std::vector<std::pair<std::string, std::string>>;
 // What a histogram holds at one instant: per upper bound the count of observations <= it
 // (cumulative), plus every observation's sum and count.
 struct HistogramSnapshot {
-  std::vector<double> bounds;      // ascending, finite
+  std::vector<double> bounds;        // ascending, finite
   std::vector<uint64_t> cumulative;  // same size as bounds
   double sum = 0;
   uint64_t count = 0;

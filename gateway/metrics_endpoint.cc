@@ -51,8 +51,8 @@ std::set<std::string> QueryList(const HttpRequest& request, const std::string& n
 
 bool QueryFlag(const HttpRequest& request, const std::string& name) {
   auto it = request.query.find(name);
-  return it != request.query.end() && (it->second.empty() || it->second == "true" ||
-                                       it->second == "1");
+  return it != request.query.end() &&
+         (it->second.empty() || it->second == "true" || it->second == "1");
 }
 
 std::string AlarmName(etcdserverpb::AlarmType type) {
@@ -162,8 +162,7 @@ std::string MetricsEndpoint::ReadProbe(bool linearizable) const {
       done->set_value(r.status());
     });
   }
-  if (result.wait_for(std::chrono::milliseconds(s_.read_timeout_ms)) !=
-      std::future_status::ready) {
+  if (result.wait_for(std::chrono::milliseconds(s_.read_timeout_ms)) != std::future_status::ready) {
     return "linearizable read timed out";
   }
   const absl::Status status = result.get();
@@ -188,8 +187,8 @@ HttpResponse MetricsEndpoint::Health(const HttpRequest& request) const {
     // As etcd 3.4, an alarm answers before the health counters are touched.
     if (excluded.count(AlarmName(alarm.alarm())) == 0) return unhealthy;
   }
-  const bool healthy = (serializable || HasLeader()) &&
-                       ReadProbe(/*linearizable=*/!serializable).empty();
+  const bool healthy =
+      (serializable || HasLeader()) && ReadProbe(/*linearizable=*/!serializable).empty();
   (healthy ? health_success_ : health_failures_).fetch_add(1, std::memory_order_relaxed);
   if (!healthy) return unhealthy;
   HttpResponse r;
@@ -338,8 +337,7 @@ std::string MetricsEndpoint::RenderMetrics() const {
            "Forwarded requests this region executed as the write region.", Type::kCounter);
   w.Sample({}, static_cast<double>(v.peers.forwards_executed));
   w.Family("geoetcd_forward_timeouts_total",
-           "Forwarded requests that got no answer from the write region in time.",
-           Type::kCounter);
+           "Forwarded requests that got no answer from the write region in time.", Type::kCounter);
   w.Sample({}, static_cast<double>(v.peers.forward_timeouts));
   w.Family("geoetcd_antientropy_bytes_total",
            "Bytes of anti-entropy messages sent (digests, pulls and the entries answering "
@@ -366,8 +364,7 @@ std::string MetricsEndpoint::RenderMetrics() const {
   }
   if (s_.transport != nullptr) {
     w.Family("geoetcd_peer_connected",
-             "1 while this region's stream to the region is up (hellos exchanged).",
-             Type::kGauge);
+             "1 while this region's stream to the region is up (hellos exchanged).", Type::kGauge);
     for (const PeerStatus& p : s_.transport->Peers()) {
       w.Sample({{"region", p.name}}, p.connected ? 1 : 0);
     }

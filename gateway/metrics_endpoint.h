@@ -39,7 +39,7 @@ class PeerRttMetrics {
 };
 
 // etcd's bucket bounds.
-std::vector<double> WalFsyncBuckets();      // 1 ms doubling, 14 bounds (to 8.192 s)
+std::vector<double> WalFsyncBuckets();     // 1 ms doubling, 14 bounds (to 8.192 s)
 std::vector<double> GroupCommitBuckets();  // 1, 2, 4, ... 8192 entries
 
 // What the endpoint reads. Not owned; each must outlive the endpoint. `transport` is null

@@ -93,11 +93,10 @@ class RpcMetricsInterceptorFactory final
 
 std::string GrpcCodeName(int code) {
   static constexpr const char* kNames[] = {
-      "OK",       "Canceled",          "Unknown",          "InvalidArgument",
-      "DeadlineExceeded", "NotFound", "AlreadyExists",    "PermissionDenied",
-      "ResourceExhausted", "FailedPrecondition", "Aborted", "OutOfRange",
-      "Unimplemented", "Internal",    "Unavailable",      "DataLoss",
-      "Unauthenticated"};
+      "OK",       "Canceled",       "Unknown",          "InvalidArgument",   "DeadlineExceeded",
+      "NotFound", "AlreadyExists",  "PermissionDenied", "ResourceExhausted", "FailedPrecondition",
+      "Aborted",  "OutOfRange",     "Unimplemented",    "Internal",          "Unavailable",
+      "DataLoss", "Unauthenticated"};
   if (code >= 0 && code < static_cast<int>(sizeof(kNames) / sizeof(kNames[0]))) {
     return kNames[code];
   }
@@ -156,8 +155,8 @@ void RpcMetrics::Render(MetricsWriter* out) const {
   std::map<MetricLabels, uint64_t> started;
   for (const ByPath& by_path : methods_) {
     for (const auto& [path, m] : by_path) {
-      started[{{"grpc_method", m->method}, {"grpc_service", m->service},
-               {"grpc_type", m->type}}] = m->started.load(std::memory_order_relaxed);
+      started[{{"grpc_method", m->method}, {"grpc_service", m->service}, {"grpc_type", m->type}}] =
+          m->started.load(std::memory_order_relaxed);
     }
   }
   for (const auto& [labels, n] : started) out->Sample(labels, static_cast<double>(n));

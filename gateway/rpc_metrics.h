@@ -60,7 +60,9 @@ class RpcMetrics {
   // `code`: a gRPC status code.
   static void Handled(Method* m, int code);
 
-  void Started(absl::string_view full_method, const char* type) { Started(Find(full_method, type)); }
+  void Started(absl::string_view full_method, const char* type) {
+    Started(Find(full_method, type));
+  }
   void Handled(absl::string_view full_method, const char* type, int code) {
     Handled(Find(full_method, type), code);
   }

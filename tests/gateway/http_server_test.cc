@@ -67,8 +67,9 @@ std::unique_ptr<HttpServer> StartEcho(HttpServerOptions options = {}) {
 TEST(HttpServerTest, EveryMethodAndPathReachesTheHandler) {
   auto server = StartEcho();
   const int port = server->bound_ports().at(0);
-  std::string r = Exchange(port, "GET /metrics?verbose&exclude=a%2Cb HTTP/1.1\r\nHost: x\r\n"
-                                 "Connection: close\r\n\r\n");
+  std::string r = Exchange(port,
+                           "GET /metrics?verbose&exclude=a%2Cb HTTP/1.1\r\nHost: x\r\n"
+                           "Connection: close\r\n\r\n");
   EXPECT_EQ(r.rfind("HTTP/1.1 200 OK\r\n", 0), 0u) << r;
   EXPECT_NE(r.find("X-Test: 1\r\n"), std::string::npos) << r;
   EXPECT_NE(r.find("Content-Type: text/plain; charset=utf-8\r\n"), std::string::npos) << r;
@@ -84,11 +85,15 @@ TEST(HttpServerTest, BodyOverTheLimitIsRefused) {
   auto server = StartEcho(options);
   const int port = server->bound_ports().at(0);
   const std::string at_limit(1024, 'x');
-  std::string r = Exchange(port, "POST /p HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
-                                 "Content-Length: 1024\r\n\r\n" + at_limit);
+  std::string r = Exchange(port,
+                           "POST /p HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                           "Content-Length: 1024\r\n\r\n" +
+                               at_limit);
   EXPECT_EQ(r.rfind("HTTP/1.1 200 OK\r\n", 0), 0u) << r;
-  r = Exchange(port, "POST /p HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
-                     "Content-Length: 1025\r\n\r\n" + at_limit + "x");
+  r = Exchange(port,
+               "POST /p HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+               "Content-Length: 1025\r\n\r\n" +
+                   at_limit + "x");
   EXPECT_EQ(r.rfind("HTTP/1.1 413 ", 0), 0u) << r;
 }
 
