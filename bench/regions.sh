@@ -135,11 +135,36 @@ run() {  # run <name> <bench args...>: JSON to $raw/<name>.json
     { echo "regions: run $name failed; see $raw/bench.log" >&2; exit 1; }
 }
 
+cpu_ticks() {  # user+system clock ticks of every server process, space-separated, and the machine's busy ticks
+  local out=()
+  for p in "${pids[@]}"; do out+=("$(awk '{print $14 + $15}' "/proc/$p/stat")"); done
+  out+=("$(awk '/^cpu / {print $2 + $3 + $4 + $7 + $8}' /proc/stat)")
+  echo "${out[*]} $(date +%s.%N)"
+}
+
 measure() {  # measure <prefix>: every row for the deployment up now
   local p="$1"
+  local before after
+  before="$(cpu_ticks)"
   run "$p-put1000" put --endpoints "$W" --transport h2 --conns "$BENCH_CONNS" \
     --clients "$BENCH_CLIENTS" --threads "$BENCH_THREADS" --duration "$BENCH_DURATION" \
     --warmup 1s --key-prefix "$p/put/"
+  after="$(cpu_ticks)"
+  # CPU of each server (W first) and of the whole machine over the put-1000 run: on a
+  # machine with few cores, what bounds 3 regions' throughput at W.
+  python3 - "$raw/$p-put1000.json" "$raw/$p-put1000-cpu.json" "$(getconf CLK_TCK)" \
+    "$before" "$after" <<'PY'
+import json, sys
+res, out, hz, before, after = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5]
+b, a = before.split(), after.split()
+wall = float(a[-1]) - float(b[-1])  # the whole run, its 1 s warm-up included
+ticks = [(int(y) - int(x)) / hz for x, y in zip(b[:-1], a[:-1])]
+d = json.load(open(res))
+# Puts of the whole window: the measured rate over the warm-up too.
+puts = d["requests_per_sec"] * wall
+json.dump({"server_cpu_s": ticks[:-1], "machine_busy_cpu_s": ticks[-1], "wall_s": wall,
+           "puts": puts}, open(out, "w"))
+PY
   run "$p-put1-w" put --endpoints "$W" --total "$BENCH_SINGLE_TOTAL" --key-prefix "$p/p1w/"
   run "$p-put1-r" put --endpoints "$R" --total "$BENCH_SINGLE_TOTAL" --key-prefix "$p/p1r/"
   run "$p-rangelin-r" range --endpoints "$R" --total "$BENCH_SINGLE_TOTAL" \
@@ -226,6 +251,13 @@ for label, fmt in [("put-1000 at W, puts/s", lambda p: "%.0f" % load(p + "-put10
                    ("watch event at W, under put-1000", lambda p: lat(load(p + "-lagload-w"))),
                    ("watch event at R, under put-1000", lambda p: lat(load(p + "-lagload-r")) if p != "geo1" else "-")]:
     rows.append((label, fmt("geo1"), fmt("geo3"), fmt("etcd3")))
+def cpu(p):
+    c = load(p + "-put1000-cpu")
+    n = c["puts"]
+    return "W %.0f / all %.0f us per put; machine %.0f%% busy" % (
+        1e6 * c["server_cpu_s"][0] / n, 1e6 * sum(c["server_cpu_s"]) / n,
+        100.0 * c["machine_busy_cpu_s"] / (float(cores) * c["wall_s"]))
+rows.append(("put-1000 server CPU", cpu("geo1"), cpu("geo3"), cpu("etcd3")))
 cu = load("geo3-catchup")
 rows.append(("catch-up of a restarted region, commits/s", "-",
              "%.0f (%d in %.2f s)" % (cu["commits_per_sec"], cu["commits"], cu["seconds"]), "-"))

@@ -156,6 +156,50 @@ const KeyVersion* Keyspace::Newest(std::string_view key) const {
   return it == keys_.end() || it->second.empty() ? nullptr : &it->second.back();
 }
 
+const KeyVersion* Keyspace::NewestAt(std::string_view key, int64_t rev) const {
+  auto it = keys_.find(key);
+  if (it == keys_.end()) return nullptr;
+  const History& h = it->second;
+  for (size_t i = h.size(); i > 0; --i) {
+    if (h[i - 1].mod_revision <= rev) return &h[i - 1];
+  }
+  return nullptr;
+}
+
+void Keyspace::ForEachVersion(const LiveVisitor& visit) const {
+  for (const auto& [key, h] : keys_) {
+    for (const KeyVersion& v : h) {
+      if (!visit(key, v)) return;
+    }
+  }
+}
+
+void Keyspace::InstallRegisters(int64_t revision,
+                                const std::map<std::string, std::optional<KeyVersion>>& changes) {
+  CHECK(!in_commit());
+  for (auto& [key, h] : keys_) {
+    if (h.size() > 1) h.erase(h.begin(), h.end() - 1);
+  }
+  for (const auto& [key, version] : changes) {
+    if (!version.has_value()) {
+      keys_.erase(key);
+      continue;
+    }
+    CHECK(version->mod_revision <= revision);
+    History& h = keys_[key];
+    h.clear();
+    h.push_back(*version);
+  }
+  stored_bytes_ = 0;
+  live_keys_ = 0;
+  for (const auto& [key, h] : keys_) {
+    stored_bytes_ += KeyVersionBytes(key.size(), h.back().value.size());
+    if (!h.back().tombstone()) ++live_keys_;
+  }
+  revision_ = revision;
+  compact_revision_ = revision;
+}
+
 void Keyspace::Restore(const std::string& key, KeyVersion version) {
   History& h = keys_[key];
   CHECK(h.empty() || h.back().mod_revision < version.mod_revision);

@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -122,6 +123,22 @@ class Keyspace {
   void ForEachNewest(const LiveVisitor& visit) const;
   // The newest version of `key` (a tombstone included), or nullptr when it has none.
   const KeyVersion* Newest(std::string_view key) const;
+  // The newest version of `key` with mod_revision <= `rev` (a tombstone included): the
+  // key's register as of `rev`, or nullptr when it had none then. Exact for any `rev` since
+  // the last compaction; below it, a key whose register then was a compacted tombstone
+  // reads as absent.
+  const KeyVersion* NewestAt(std::string_view key, int64_t rev) const;
+  // Visits every stored version of every key, ascending by key then revision, until
+  // `visit` returns false.
+  void ForEachVersion(const LiveVisitor& visit) const;
+
+  // --- Repair (core/node_repair.cc): the keyspace becomes another region's registers at
+  // `revision`. Every key keeps only its newest version, except that the keys in
+  // `changes` take the given version instead or (nullopt) disappear; revision() and
+  // compact_revision() both become `revision`, so no history below it is readable.
+  // REQUIRES: not in a commit; every change's version has mod_revision <= revision.
+  void InstallRegisters(int64_t revision,
+                        const std::map<std::string, std::optional<KeyVersion>>& changes);
 
   // --- Recovery: versions must arrive in ascending (revision, sub) order.
   void Restore(const std::string& key, KeyVersion version);

@@ -621,11 +621,76 @@ Register KvStore::RegisterOf(const std::string& key, const KeyVersion& v) {
   r.value.assign(v.value.data(), v.value.size());
   r.create_revision = v.create_revision;
   r.mod_revision = v.mod_revision;
+  r.mod_sub = v.sub;
   r.version = v.version;
   r.lease = v.lease;
   r.tombstone = v.tombstone();
   r.stamp = RegisterStamp{v.hlc, v.origin};
   return r;
+}
+
+KeyVersion KvStore::VersionOf(const Register& r) {
+  KeyVersion v;
+  v.mod_revision = r.mod_revision;
+  v.sub = r.mod_sub;
+  // A version is a tombstone exactly when its version is 0 (RegisterOf's tombstone flag):
+  // callers check that a register from elsewhere agrees, so the round trip is exact.
+  v.create_revision = r.create_revision;
+  v.version = r.version;
+  v.lease = r.lease;
+  v.value = Bytes(r.value);
+  v.hlc = r.stamp.hlc;
+  v.origin = r.stamp.origin;
+  return v;
+}
+
+void KvStore::StageInstall(int64_t revision,
+                           const std::map<std::string, std::optional<Register>>& changes,
+                           WriteBatch* batch) const {
+  std::string last_key;
+  const KeyVersion* newest = nullptr;
+  keyspace_.ForEachVersion([&](const std::string& key, const KeyVersion& v) {
+    if (key != last_key || newest == nullptr) {
+      last_key = key;
+      newest = keyspace_.Newest(key);
+    }
+    if (&v != newest || changes.count(key) != 0) {
+      batch->Delete(codec::VersionKey(account_, VersionId{v.mod_revision, v.sub}));
+    }
+    return true;
+  });
+  for (const auto& [key, reg] : changes) {
+    if (!reg.has_value()) continue;
+    const KeyVersion v = VersionOf(*reg);
+    batch->Put(codec::VersionKey(account_, VersionId{v.mod_revision, v.sub}),
+               codec::ToRecord(key, v).SerializeAsString());
+  }
+  batch->DeleteRange(codec::CommitPrefix(account_), codec::PrefixEnd(codec::CommitPrefix(account_)));
+  AccountMeta meta;
+  meta.set_compact_revision(revision);
+  meta.set_epoch(1);
+  batch->Put(codec::MetaKey(account_), meta.SerializeAsString());
+}
+
+void KvStore::Install(int64_t revision,
+                      const std::map<std::string, std::optional<Register>>& changes) {
+  std::map<std::string, std::optional<KeyVersion>> versions;
+  for (const auto& [key, reg] : changes) {
+    if (reg.has_value()) {
+      versions.emplace(key, VersionOf(*reg));
+    } else {
+      versions.emplace(key, std::nullopt);
+    }
+  }
+  keyspace_.InstallRegisters(revision, versions);
+  if (!merkle_) return;
+  for (const auto& [key, reg] : changes) {
+    if (reg.has_value()) {
+      merkle_->Set(key, RegisterHash(*reg));
+    } else {
+      merkle_->Remove(key);
+    }
+  }
 }
 
 void KvStore::CheckRegisterTree() const {

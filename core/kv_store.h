@@ -12,7 +12,9 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -132,8 +134,22 @@ class KvStore {
   void EnableMerkle(int depth = kMerkleDepthDefault);
   // nullptr unless enabled.
   const MerkleTree* merkle() const { return merkle_.get(); }
-  // The register `v` (a version of `key`) stands for.
+  // The register `v` (a version of `key`) stands for, and the version a register stands for.
   static Register RegisterOf(const std::string& key, const KeyVersion& v);
+  static KeyVersion VersionOf(const Register& r);
+
+  // --- Repair (core/node_repair.cc): the store becomes another region's registers at
+  // `revision` (Keyspace::InstallRegisters), in two halves so the durable copy is written
+  // before memory changes: StageInstall appends to `batch` the storage changes (every
+  // superseded version and every changed register removed, the new registers written, the
+  // commit records dropped, the compaction point set to `revision`); once that batch is
+  // durable, Install makes the same change in memory and in the register tree. The store
+  // must not change in between. REQUIRES: no commit open; every register's key is its map
+  // key and its mod_revision <= revision.
+  void StageInstall(int64_t revision,
+                    const std::map<std::string, std::optional<Register>>& changes,
+                    WriteBatch* batch) const;
+  void Install(int64_t revision, const std::map<std::string, std::optional<Register>>& changes);
 
   void CheckInvariants() const { keyspace_.CheckInvariants(); }
   // That the Merkle tree (if kept) holds exactly every key's current register hash: O(keys)

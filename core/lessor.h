@@ -44,6 +44,11 @@ class Lessor : public LeaseIndex {
   // Keys attached to a lease, sorted.
   std::vector<std::string> KeysOf(int64_t lease_id) const;
   size_t size() const { return leases_.size(); }
+  // Forgets every lease and attachment (a region adopting another's state).
+  void Clear() {
+    leases_.clear();
+    keys_.clear();
+  }
 
  private:
   struct Lease {

@@ -112,7 +112,7 @@ absl::Status Node::CheckServing(const Account* account) const {
   return absl::OkStatus();
 }
 
-Node::Account* Node::FindAccount(const std::string& name) {
+Account* Node::FindAccount(const std::string& name) {
   auto it = accounts_.find(name);
   return it == accounts_.end() ? nullptr : it->second.get();
 }
@@ -529,7 +529,9 @@ void Node::AttachWatchHub(Account* account) {
   watch_options.progress_notify_interval_ms = options_.watch_progress_notify_interval_ms;
   // etcd fragments at MaxRequestBytesWithOverhead: --max-request-bytes plus gRPC's 512 KiB.
   watch_options.fragment_bytes_min = options_.request_bytes_max + 512 * 1024;
+#ifdef GEOETCD_INJECTED_BUGS
   watch_options.bug_skip_event = options_.bugs.skip_watch_event;
+#endif
   account->watches = std::make_unique<WatchHub>(
       watch_options, ports_.executor, ports_.storage, &account->kv, account->durable_rev,
       [this](etcdserverpb::ResponseHeader* header) { FillHeader(header); }, random_.Fork());

@@ -40,40 +40,18 @@
 #include "absl/status/statusor.h"
 #include "core/auto_compactor.h"
 #include "core/hlc.h"
+#include "core/injected_bugs.h"
 #include "core/kv_store.h"
 #include "core/lessor.h"
 #include "core/ports.h"
 #include "core/random.h"
 #include "core/watch_hub.h"
+#include "crdt/anti_entropy.h"
 #include "etcd/etcdserverpb/rpc.pb.h"
 #include "geoetcd/peer.pb.h"
 #include "geoetcd/storage.pb.h"
 
 namespace geoetcd {
-
-// Deliberately wrong behaviours, set only by the simulator (`geoetcd-sim --inject-bug`) to
-// prove that its checkers catch them. Production code never sets any of these.
-struct InjectedBugs {
-  // Replies to mutations before their commit is durable.
-  bool ack_before_fsync = false;
-  // Serves Range one revision behind the durable revision.
-  bool stale_linearizable_read = false;
-  // Synced watchers lose the first event of every revision divisible by 10 (WatchHub).
-  bool skip_watch_event = false;
-  // Recovery ignores the newest durable commit, so the next write reuses its revision.
-  bool reuse_revision_after_crash = false;
-  // A multi-op Txn is persisted by two separately synced storage writes, so a crash
-  // between them persists part of it.
-  bool txn_not_atomic = false;
-  // A lease's revoke or expiry deletes its keys one commit (revision) per key.
-  bool lease_revoke_not_atomic = false;
-  // A region applies a replicated entry that arrives ahead of a gap, skipping the gap.
-  bool apply_out_of_order = false;
-  // A region acknowledges every replicated entry it receives but drops every 7th unapplied.
-  bool drop_replicated_commit = false;
-  // A forwarding region answers its client as soon as W answers, before applying W's index.
-  bool ack_forward_before_apply = false;
-};
 
 // One region of the deployment, as --initial-cluster names it.
 struct RegionInfo {
@@ -123,6 +101,11 @@ struct NodeOptions {
   int64_t replication_window_bytes = 8 << 20;
   // Recent log entries kept in memory for streaming; older ones are read from storage.
   int64_t log_tail_bytes_max = 64 << 20;
+  // W truncates its log below the compaction point, except what a region that is at most
+  // this many entries behind still needs; a region further behind (down, or cut off for
+  // long) then catches up by Merkle repair (core/node_repair.cc) instead of holding W's log
+  // without bound. etcd keeps 5,000 entries for a slow follower after a snapshot.
+  int64_t log_catchup_entries_max = 100000;
   // Forwards awaiting W's answer, beyond which new ones get TooManyRequests.
   int64_t forwards_pending_max = 20000;
   // Forwards this region remembers having executed (W's at-most-once table).
@@ -130,6 +113,10 @@ struct NodeOptions {
   // Levels of the register tree gossiped between regions (crdt/merkle_tree.h): 16^depth
   // leaves. The simulator's keyspaces are tiny and use a small one.
   int merkle_depth = kMerkleDepthDefault;
+  // Called when a Merkle repair is staged for install: once that batch is durable (and after
+  // a crash from then on) the account holds another region's state at `revision`, its
+  // compaction point (for tests and logs; may be empty).
+  std::function<void(const std::string& account, int64_t revision)> on_repaired;
   // Called once if storage fails: the node stops serving (fail-stop). Defaults to abort.
   std::function<void(const absl::Status&)> on_fatal;
   InjectedBugs bugs;
@@ -169,12 +156,19 @@ struct PeerStats {
   // sender is the write region this region refuses reads ("etcdserver: corrupt cluster")
   // and reports etcd's CORRUPT alarm in Status.
   uint64_t digests_diverged = 0;
-  // Serialized bytes of anti-entropy messages sent: digests, pulls and the entries sent in
-  // answer to a pull (not W's replication stream).
+  // Serialized bytes of anti-entropy messages sent: digests, pulls, the entries sent in
+  // answer to a pull, and Merkle repair requests and replies (not W's replication stream).
   uint64_t antientropy_bytes_sent = 0;
+  // Merkle repair: runs this region started, installed and gave up (a source that went
+  // away or refused, no progress within forward_timeout_ms, a root that did not match),
+  // the bytes of repair replies it received, and sessions it served as a source.
+  uint64_t repairs_started = 0;
+  uint64_t repairs_completed = 0;
+  uint64_t repairs_abandoned = 0;
+  uint64_t repair_bytes_received = 0;
+  uint64_t repair_registers_received = 0;
+  uint64_t repair_sessions_served = 0;
 };
-
-struct PeerProgress;
 
 // The sizes of the Node's storage writes (group commit): how many log entries each held.
 struct GroupCommitStats {
@@ -208,6 +202,10 @@ struct AccountStats {
 
 template <typename T>
 using Reply = std::function<void(absl::StatusOr<T>)>;
+
+struct Account;       // core/account.h
+struct PeerProgress;  // core/account.h
+struct ReadBatch;     // core/account.h
 
 class Node {
  public:
@@ -319,14 +317,12 @@ class Node {
   void CheckRegisterTrees() const;
 
  private:
-  struct Account;
   struct Waiter {
     uint64_t batch_seq;  // runs once this batch is durable
     std::function<void()> fn;
   };
 
   struct PendingForward;
-  struct ReadBatch;
 
   Account* FindAccount(const std::string& name);
   bool IsWriteRegion(const Account* account) const;
@@ -347,8 +343,8 @@ class Node {
   // Runs `fn` once the account's durable index reaches `index`.
   void WhenDurable(Account* account, uint64_t index, std::function<void()> fn);
   // --- Regions (node_region.cc).
-  // `antientropy`: counts the message in PeerStats::antientropy_bytes_sent (digests and
-  // pulls always count).
+  // `antientropy`: counts the message in PeerStats::antientropy_bytes_sent (digests, pulls
+  // and repair messages always count).
   void Send(uint64_t to, const std::string& account, PeerMessage message,
             bool antientropy = false);
   void OnPeerMessage(uint64_t from, std::string payload);
@@ -366,7 +362,7 @@ class Node {
   void HandleAppendAck(uint64_t from, Account* account, const AppendAck& ack);
   void HandleReadIndex(uint64_t from, Account* account, const ReadIndexRequest& req);
   void HandleReadIndexReply(Account* account, const ReadIndexReply& reply);
-  void HandleDigest(uint64_t from, Account* account, const Digest& digest);
+  void HandleDigest(uint64_t from, Account* account, const GossipDigest& digest);
   void HandlePull(uint64_t from, Account* account, const PullRequest& pull);
   // W: sends each region what it may of the durable log.
   void Replicate(Account* account);
@@ -376,6 +372,20 @@ class Node {
   void ServeReadBatch(Account* account, ReadBatch batch);
   void Tick();
   void Gossip();
+  // --- Merkle repair (node_repair.cc).
+  // Starts a repair from `from`, whose log no longer reaches back to this region's position,
+  // unless one is running or this region is the write region.
+  void MaybeStartRepair(uint64_t from, Account* account);
+  void AbandonRepair(Account* account);
+  void HandleRepair(uint64_t from, Account* account, const RepairRequest& req);
+  void HandleRepairReply(uint64_t from, Account* account, const RepairReply& reply);
+  // Sends a request of the account's run and remembers it under `what` until answered.
+  void SendRepairRequest(Account* account, std::string what, RepairRequest req);
+  void RepairRunDescended(Account* account, absl::StatusOr<RepairStep> step);
+  // Resends unanswered requests; abandons a run without progress for forward_timeout_ms;
+  // forgets served sessions idle that long.
+  void RepairTick(Account* account, int64_t now);
+  void InstallRepair(Account* account);
   // Stopped after a storage failure; NotFound for an unknown account.
   absl::Status CheckServing(const Account* account) const;
   // Gives a freshly loaded account its watch hub and makes its commits feed it.

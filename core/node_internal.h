@@ -1,48 +1,24 @@
-// Definitions shared by the Node's translation units (node.cc, node_lease.cc). Not part of
-// the Node's interface.
+// Definitions shared by the Node's translation units (node*.cc). Not part of the Node's
+// interface.
 #ifndef GEOETCD_CORE_NODE_INTERNAL_H_
 #define GEOETCD_CORE_NODE_INTERNAL_H_
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 
+#include "core/account.h"
 #include "core/errors.h"
 #include "core/kv_store.h"
 #include "core/lessor.h"
 #include "core/node.h"
 #include "core/quota.h"
 #include "core/watch_hub.h"
+#include "crdt/anti_entropy.h"
+#include "crdt/merkle_tree.h"
 
 namespace geoetcd {
-
-// W's view of one other region's copy of an account's log.
-struct PeerProgress {
-  uint64_t next_index = 1;   // the next entry to send
-  uint64_t match_index = 0;  // the region applied everything up to here
-  uint64_t durable_index = 0;
-  int64_t last_progress_ms = 0;  // when match_index last advanced (or we went back)
-  // The last go-back on a gap report: from which index, and when. Later reports of the same
-  // hole (the rest of the lost window arriving) are ignored for retransmit_ms.
-  uint64_t resent_from = 0;
-  int64_t resent_ms = 0;
-  // Messages in flight: (last index in it, bytes), ascending; bounded by
-  // replication_window_bytes.
-  std::deque<std::pair<uint64_t, int64_t>> inflight;
-  int64_t inflight_bytes = 0;
-};
-
-struct PendingRead {
-  RequestContext ctx;
-  etcdserverpb::RangeRequest req;
-  Reply<etcdserverpb::RangeResponse> reply;
-  int64_t deadline_ms = 0;
-};
-
-struct Node::ReadBatch {
-  std::vector<PendingRead> reads;
-  int64_t sent_ms = 0;
-};
 
 struct Node::PendingForward {
   uint64_t id = 0;
@@ -52,52 +28,6 @@ struct Node::PendingForward {
   int64_t sent_ms = 0;
   bool answered = false;  // W answered; waiting to apply its index
   std::function<void(absl::StatusOr<std::string>)> done;  // the serialized response
-};
-
-struct Node::Account {
-  Account(const std::string& name, const KvLimits& limits, int64_t lease_ttl_min_s)
-      : lessor(lease_ttl_min_s), kv(name, limits, &lessor) {}
-  const std::string& name() const { return kv.account(); }
-  Lessor lessor;
-  KvStore kv;
-  int64_t durable_rev = 1;  // reads are served here
-  int64_t sealed_rev = 1;   // head revision when the in-flight batch was sealed
-  int64_t pending_compact_rev = -1;
-  std::unique_ptr<AutoCompactor> auto_compactor;  // null unless auto compaction is on
-  AlarmSet alarms;
-  // The bytes counted against the space quota (core/quota.h).
-  int64_t used_bytes() const {
-    return kv.keyspace().stored_bytes() +
-           static_cast<int64_t>(lessor.size()) * kLeaseOverheadBytes;
-  }
-  std::unique_ptr<WatchHub> watches;  // declared after kv: destroyed before it
-
-  // --- The replicated log (LogEntry). Indexes are dense from 1; the tail holds the newest
-  // entries, contiguous and ending at head_index.
-  uint64_t write_region = 0;  // member id
-  uint64_t epoch = 1;
-  uint64_t head_index = 0;     // staged (applied in memory)
-  uint64_t sealed_index = 0;   // head when the in-flight batch was sealed
-  uint64_t durable_index = 0;  // durable; reads and answers wait for this
-  uint64_t first_index = 1;    // the oldest entry the log still holds
-  std::deque<LogEntry> tail;
-  int64_t tail_bytes = 0;
-  std::multimap<uint64_t, std::function<void()>> index_waiters;
-  // At W: every other region's progress.
-  std::map<uint64_t, PeerProgress> peers;
-  // Away from W: linearizable reads waiting for a read index.
-  std::vector<PendingRead> unsent_reads;
-  std::map<uint64_t, Node::ReadBatch> inflight_reads;  // by read index request id
-  int64_t last_pull_ms = -1;
-  // Away from W: the newest durable index an Append (W's, or a peer's answering a pull)
-  // announced; what this region's lag is measured against.
-  uint64_t announced_durable_index = 0;
-  // The write region's digest, at this region's applied index, carried another register
-  // tree root: this region's state is not W's for the same log (a bug, a damaged disk).
-  // It then refuses reads with etcd's "corrupt cluster" and reports the CORRUPT alarm,
-  // until a restart (which detects it again at W's next digest, or repairs it once Merkle
-  // repair exists).
-  bool diverged = false;
 };
 
 // Replies through the executor so a reply never runs inside the call that caused it.

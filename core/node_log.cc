@@ -208,13 +208,17 @@ std::vector<LogEntry> Node::ReadEntries(Account* account, uint64_t from_index,
 
 uint64_t Node::LogTruncationPoint(Account* account) {
   // The log below the compaction point is history no reader can ask for; but a region that
-  // has not got it yet still needs it to catch up (repairing a region from a snapshot of
-  // another's state is not built yet), so W keeps what any region lacks.
+  // has not got it yet needs it to catch up, so W keeps what a region lacks, unless that
+  // region is more than log_catchup_entries_max behind: it repairs from another's state
+  // (node_repair.cc) rather than hold the log without bound.
+  const uint64_t catchup = static_cast<uint64_t>(std::max<int64_t>(1, options_.log_catchup_entries_max));
+  const uint64_t laggard_floor = account->head_index > catchup ? account->head_index - catchup : 0;
   uint64_t keep_from = account->head_index + 1;
   for (const RegionInfo& region : options_.regions) {
     if (region.id == options_.member_id) continue;
     auto it = account->peers.find(region.id);
-    keep_from = std::min(keep_from, it == account->peers.end() ? 1 : it->second.durable_index + 1);
+    const uint64_t needs = it == account->peers.end() ? 1 : it->second.durable_index + 1;
+    keep_from = std::min(keep_from, std::max(needs, laggard_floor + 1));
   }
   if (keep_from <= account->first_index) return account->first_index;
   const int64_t compact_rev = account->kv.compact_revision();

@@ -36,7 +36,8 @@ void Node::Send(uint64_t to, const std::string& account, PeerMessage message,
   message.set_epoch(a != nullptr ? a->epoch : epoch_);
   ++peer_stats_.sent;
   std::string payload = message.SerializeAsString();
-  if (antientropy || message.has_digest() || message.has_pull()) {
+  if (antientropy || message.has_digest() || message.has_pull() || message.has_repair() ||
+      message.has_repair_reply()) {
     peer_stats_.antientropy_bytes_sent += payload.size();
   }
   ports_.transport->Send(to, std::move(payload));
@@ -84,6 +85,10 @@ void Node::OnPeerMessage(uint64_t from, std::string payload) {
       return HandleDigest(from, account, m.digest());
     case PeerMessage::kPull:
       return HandlePull(from, account, m.pull());
+    case PeerMessage::kRepair:
+      return HandleRepair(from, account, m.repair());
+    case PeerMessage::kRepairReply:
+      return HandleRepairReply(from, account, m.repair_reply());
     case PeerMessage::BODY_NOT_SET:
       ++peer_stats_.dropped_unparsable;
       return;
@@ -265,6 +270,10 @@ void Node::ReplicateTo(Account* account, uint64_t peer, bool heartbeat) {
 }
 
 void Node::HandleAppend(uint64_t from, Account* account, const Append& append) {
+  // A repair being installed replaces this region's state: nothing may apply meanwhile.
+  if (account->repair != nullptr && account->repair->phase == RepairRun::Phase::kInstalling) {
+    return;
+  }
   bool applied = false;
   bool gap = false;
   for (const LogEntry& e : append.entries()) {
@@ -291,7 +300,11 @@ void Node::HandleAppend(uint64_t from, Account* account, const Append& append) {
     if (absl::Status s = ApplyEntry(account, e); !s.ok()) return Fail(s);
     applied = true;
   }
-  if (applied) MaybeWrite();
+  if (applied) {
+    // The log reaches this region again: it no longer needs a repair begun meanwhile.
+    AbandonRepair(account);
+    MaybeWrite();
+  }
   if (IsWriteRegion(account)) return;
   account->announced_durable_index =
       std::max(account->announced_durable_index, append.durable_index());
@@ -307,9 +320,8 @@ void Node::HandleAppend(uint64_t from, Account* account, const Append& append) {
   SendAck(account->write_region, account, /*gap=*/gap && from_w);
   const bool behind = append.durable_index() > account->head_index;
   if (behind && append.first_index() > account->head_index + 1) {
-    // The sender's log no longer reaches back to us: only a repair from a snapshot of its
-    // state could catch us up (not built yet), so keep asking others.
-    return;
+    // The sender's log no longer reaches back to us: adopt its state (node_repair.cc).
+    return MaybeStartRepair(from, account);
   }
   if (behind && !from_w) {
     // Another region has entries we lack (its log or its heartbeat says so): ask it for
@@ -433,6 +445,7 @@ void Node::Tick() {
   }
   for (auto& [name, account] : accounts_) {
     Account* a = account.get();
+    RepairTick(a, now);
     if (IsWriteRegion(a)) {
       for (const RegionInfo& region : options_.regions) {
         if (region.id == options_.member_id) continue;
@@ -497,7 +510,7 @@ void Node::Gossip() {
   const uint64_t to = peers[random_.Uniform(peers.size())];
   for (auto& [name, account] : accounts_) {
     PeerMessage m;
-    Digest* d = m.mutable_digest();
+    GossipDigest* d = m.mutable_digest();
     d->set_applied_index(account->head_index);
     d->set_durable_index(account->durable_index);
     d->set_revision(account->durable_rev);
@@ -510,7 +523,7 @@ void Node::Gossip() {
   }
 }
 
-void Node::HandleDigest(uint64_t from, Account* account, const Digest& digest) {
+void Node::HandleDigest(uint64_t from, Account* account, const GossipDigest& digest) {
   if (const MerkleTree* tree = account->kv.merkle();
       tree != nullptr && digest.applied_index() == account->head_index &&
       digest.merkle_root() != tree->Root()) {
@@ -519,7 +532,9 @@ void Node::HandleDigest(uint64_t from, Account* account, const Digest& digest) {
     if (from == account->write_region && !IsWriteRegion(account)) account->diverged = true;
   }
   if (digest.durable_index() <= account->head_index) return;
-  if (digest.first_index() > account->head_index + 1) return;  // needs a repair, not a pull
+  if (digest.first_index() > account->head_index + 1) {
+    return MaybeStartRepair(from, account);  // its log no longer reaches back to us
+  }
   const int64_t now = ports_.clock->MonotonicMs();
   if (account->last_pull_ms >= 0 && now - account->last_pull_ms < options_.forward_retry_ms) {
     return;

@@ -307,6 +307,20 @@ void WatchHub::OnCommit(int64_t revision, std::vector<mvccpb::Event> events) {
   pending_.push_back({revision, std::move(events)});
 }
 
+void WatchHub::OnReset(int64_t revision) {
+  CHECK(kv_->revision() == revision);
+  pending_.clear();
+  if (capturing_) {
+    capture_from_rev_ = revision + 1;
+    last_captured_rev_ = revision;
+  }
+  for (auto& [sid, stream] : streams_) {
+    for (auto& [wid, w] : stream.watchers) {
+      if (w.state == State::kSynced && w.next_rev <= revision) MakeUnsynced(&w, w.next_rev);
+    }
+  }
+}
+
 void WatchHub::OnDurable(int64_t durable_rev) {
   CHECK(durable_rev >= durable_rev_);  // durable revisions never go back
   durable_rev_ = durable_rev;

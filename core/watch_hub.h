@@ -42,6 +42,7 @@
 #include <utility>
 #include <vector>
 
+#include "core/injected_bugs.h"
 #include "core/keyspace.h"
 #include "core/kv_store.h"
 #include "core/ports.h"
@@ -79,7 +80,7 @@ struct WatchHubOptions {
   int64_t catch_up_bytes_max = kWatchCatchUpBytesMax;
   // InjectedBugs::skip_watch_event (core/node.h): synced watchers lose the first event of
   // every revision divisible by 10. Only the simulator sets it.
-  bool bug_skip_event = false;
+  GEOETCD_BUG_FLAG bug_skip_event = false;
 };
 
 class WatchHub : public CommitObserver {
@@ -111,6 +112,13 @@ class WatchHub : public CommitObserver {
   // unsynced ones may read them from storage.
   void OnDurable(int64_t durable_rev);
   bool WantsEvents() const override { return capturing_; }
+  // The keyspace was replaced by another region's state at `revision` (a Merkle repair,
+  // core/node_repair.cc), its compaction point now `revision`: events captured before are
+  // void, and every watcher that had not seen `revision` yet drops to catch-up, where one
+  // below the new compaction point is cancelled with compact_revision set, as etcd cancels
+  // a watcher that fell behind a compaction. Call before OnDurable(revision).
+  // REQUIRES: the store is at `revision` already.
+  void OnReset(int64_t revision);
   void OnCommit(int64_t revision, std::vector<mvccpb::Event> events) override;
 
   // --- Observability.

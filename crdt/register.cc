@@ -75,7 +75,7 @@ absl::Status Invalid(const std::string& why) {
 
 bool operator==(const Register& a, const Register& b) {
   return a.key == b.key && a.value == b.value && a.create_revision == b.create_revision &&
-         a.mod_revision == b.mod_revision && a.version == b.version && a.lease == b.lease &&
+         a.mod_revision == b.mod_revision && a.mod_sub == b.mod_sub && a.version == b.version && a.lease == b.lease &&
          a.tombstone == b.tombstone && a.stamp == b.stamp;
 }
 
@@ -103,6 +103,7 @@ void AppendHeader(const Register& r, std::string* out) {
   PutU64(static_cast<uint64_t>(r.mod_revision), out);
   PutU64(static_cast<uint64_t>(r.version), out);
   PutU64(static_cast<uint64_t>(r.lease), out);
+  PutU32(static_cast<uint32_t>(r.mod_sub), out);
   PutU32(static_cast<uint32_t>(r.key.size()), out);
 }
 
@@ -127,17 +128,19 @@ absl::StatusOr<Register> DecodeRegister(std::string_view bytes) {
   Reader in(bytes);
   Register r;
   uint8_t version, flags;
+  uint32_t sub = 0;
   if (!in.U8(&version)) return Invalid("empty");
   if (version != kRegisterEncodingVersion) {
     return Invalid(absl::StrCat("unknown version ", version));
   }
   if (!in.U8(&flags) || !in.U64(&r.stamp.hlc) || !in.U64(&r.stamp.origin) ||
       !in.I64(&r.create_revision) || !in.I64(&r.mod_revision) || !in.I64(&r.version) ||
-      !in.I64(&r.lease)) {
+      !in.I64(&r.lease) || !in.U32(&sub)) {
     return Invalid("truncated header");
   }
   if ((flags & ~kFlagsKnown) != 0) return Invalid(absl::StrCat("unknown flags ", flags));
   r.tombstone = (flags & kFlagTombstone) != 0;
+  r.mod_sub = static_cast<int32_t>(sub);
   uint32_t key_size, value_size;
   if (!in.U32(&key_size)) return Invalid("truncated key size");
   if (key_size == 0 || key_size > kRegisterKeyBytesMax) {
@@ -197,7 +200,7 @@ std::string RegisterDebugString(const Register& r) {
                       r.key.size() > 64 ? "..." : "", " stamp=", HlcPhysicalMs(r.stamp.hlc), ".",
                       HlcLogical(r.stamp.hlc), "/",
                       r.stamp.origin, r.tombstone ? " tombstone" : "", " create=",
-                      r.create_revision, " mod=", r.mod_revision, " version=", r.version,
+                      r.create_revision, " mod=", r.mod_revision, ".", r.mod_sub, " version=", r.version,
                       " lease=", r.lease, " value_bytes=", r.value.size(), "}");
 }
 

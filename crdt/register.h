@@ -24,9 +24,9 @@ namespace geoetcd {
 constexpr size_t kRegisterKeyBytesMax = size_t{64} << 10;    // 64 KiB
 constexpr size_t kRegisterValueBytesMax = size_t{64} << 20;  // 64 MiB
 // First byte of every encoding; a decoder rejects any other.
-constexpr uint8_t kRegisterEncodingVersion = 1;
-// version, flags, hlc, origin, 4 x int64, 2 x uint32 length.
-constexpr size_t kRegisterEncodingFixedBytes = 1 + 1 + 8 + 8 + 4 * 8 + 4 + 4;
+constexpr uint8_t kRegisterEncodingVersion = 2;
+// version, flags, hlc, origin, 4 x int64, mod_sub, 2 x uint32 length.
+constexpr size_t kRegisterEncodingFixedBytes = 1 + 1 + 8 + 8 + 4 * 8 + 4 + 4 + 4;
 constexpr size_t kRegisterEncodingBytesMax =
     kRegisterEncodingFixedBytes + kRegisterKeyBytesMax + kRegisterValueBytesMax;
 // Seed of RegisterHash(). Part of the on-wire digest: changing it is a protocol change.
@@ -58,6 +58,10 @@ struct Register {
   std::string value;
   int64_t create_revision = 0;
   int64_t mod_revision = 0;
+  // The version's place within its commit (etcd's sub-revision): with mod_revision, its
+  // identity in the MVCC history, so a region that adopts the register stores it where the
+  // write region does and replays that commit's events in the same order.
+  int32_t mod_sub = 0;
   int64_t version = 0;
   int64_t lease = 0;
   bool tombstone = false;
@@ -72,8 +76,8 @@ struct Register {
 [[nodiscard]] absl::Status ValidateRegister(const Register& r);
 
 // The canonical encoding (all integers little-endian):
-//   u8 version (=1) | u8 flags (bit 0: tombstone; others 0) | u64 hlc | u64 origin |
-//   i64 create_revision | i64 mod_revision | i64 version | i64 lease |
+//   u8 version (=2) | u8 flags (bit 0: tombstone; others 0) | u64 hlc | u64 origin |
+//   i64 create_revision | i64 mod_revision | i64 version | i64 lease | i32 mod_sub |
 //   u32 key size | key | u32 value size | value
 // Deterministic and injective: equal registers, and only those, have equal encodings.
 // REQUIRES: ValidateRegister(r).ok() (CHECKed: an unencodable register is a caller bug).

@@ -36,6 +36,8 @@ inline constexpr int64_t kQuotaBackendBytesRecommendedMax = 8LL << 30;  // 8 GiB
 inline constexpr int64_t kWatchProgressNotifyIntervalMsDefault = 10 * 60 * 1000;
 inline constexpr int64_t kGroupCommitBatchMaxDefault = 4096;
 inline constexpr int64_t kGroupCommitBatchMaxLimit = 1 << 20;
+inline constexpr int64_t kLogCatchupEntriesDefault = 5000;  // etcd's default
+inline constexpr int64_t kLogCatchupEntriesLimit = 100'000'000;
 inline constexpr int64_t kConfigFileBytesMax = 1 << 20;
 inline constexpr int64_t kForwardTimeoutMsDefault = 5000;
 inline constexpr int64_t kForwardTimeoutMsMin = 100;
@@ -89,6 +91,9 @@ struct ServerConfig {
   // --forward-timeout: how long a region waits for the write region's answer to a
   // forwarded mutation or read index before the client gets "request timed out".
   int64_t forward_timeout_ms = kForwardTimeoutMsDefault;
+  // --experimental-snapshot-catchup-entries: log entries W keeps past a compaction for a
+  // lagging region (NodeOptions::log_catchup_entries_max).
+  int64_t log_catchup_entries = kLogCatchupEntriesDefault;
   // --gossip-interval: how often a region sends an anti-entropy digest to a random peer.
   int64_t gossip_interval_ms = kGossipIntervalMsDefault;
   // --peer-dial-urls "name=url,...": dial these members at these URLs (a proxy, a NAT

@@ -214,6 +214,10 @@ const Flag kFlags[] = {
      "    instead of at their --initial-cluster peer URLs."},
     {"gossip-interval", ValueKind::kDuration, &SetDurationMs<&ServerConfig::gossip_interval_ms>,
      kGeoetcd, "1s", "How often a region gossips an anti-entropy digest (10ms to 10m)."},
+    {"experimental-snapshot-catchup-entries", ValueKind::kCount,
+     &SetCount<&ServerConfig::log_catchup_entries>, kExperimental, "5000",
+     "Log entries the write region keeps past a compaction for a region that lags; one\n"
+     "    further behind catches up by Merkle repair (1 to 100000000)."},
 };
 
 const IgnoredFlag kIgnoredFlags[] = {
@@ -323,7 +327,6 @@ const IgnoredFlag kIgnoredFlags[] = {
     {"experimental-bootstrap-defrag-threshold-megabytes", IgnoredKind::kValue, ""},
     {"experimental-stop-grpc-service-on-defrag", IgnoredKind::kBool, ""},
     {"experimental-max-learners", IgnoredKind::kValue, ""},
-    {"experimental-snapshot-catchup-entries", IgnoredKind::kValue, ""},
     {"experimental-wait-cluster-ready-timeout", IgnoredKind::kValue, ""},
     // Unsafe features.
     {"force-new-cluster", IgnoredKind::kBool, "geoetcd has no raft membership to reset"},

@@ -316,6 +316,10 @@ absl::Status Finalize(bool from_flags, Collected* collected) {
                                 kGossipIntervalMsMax);
   }
   if (status.ok()) {
+    status = CheckRange("experimental-snapshot-catchup-entries", config.log_catchup_entries, 1,
+                        kLogCatchupEntriesLimit);
+  }
+  if (status.ok()) {
     status = CheckRange("group-commit-max-ops", config.group_commit_batch_max, 1,
                         kGroupCommitBatchMaxLimit);
   }

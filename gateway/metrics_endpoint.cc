@@ -341,9 +341,15 @@ std::string MetricsEndpoint::RenderMetrics() const {
   w.Sample({}, static_cast<double>(v.peers.forward_timeouts));
   w.Family("geoetcd_antientropy_bytes_total",
            "Bytes of anti-entropy messages sent (digests, pulls and the entries answering "
-           "them).",
+           "them, Merkle repair requests and replies).",
            Type::kCounter);
   w.Sample({}, static_cast<double>(v.peers.antientropy_bytes_sent));
+  w.Family("geoetcd_merkle_repairs_total",
+           "Merkle repairs of this region's state from a peer's, by how they ended so far.",
+           Type::kCounter);
+  w.Sample({{"result", "started"}}, static_cast<double>(v.peers.repairs_started));
+  w.Sample({{"result", "completed"}}, static_cast<double>(v.peers.repairs_completed));
+  w.Sample({{"result", "abandoned"}}, static_cast<double>(v.peers.repairs_abandoned));
   w.Family("geoetcd_digests_diverged_total",
            "Digests from a region at the same log index whose register tree differs.",
            Type::kCounter);

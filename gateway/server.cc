@@ -9,6 +9,7 @@
 #include <future>
 #include <limits>
 #include <map>
+#include <type_traits>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -35,6 +36,11 @@
 #include "xxhash.h"
 
 namespace geoetcd {
+
+// The server is built on core/ without injected bugs (core/injected_bugs.h): no flag exists.
+static_assert(std::is_empty_v<InjectedBugs>,
+              "the server must link geoetcd_core, not the simulator's geoetcd_core_sim");
+
 namespace {
 
 // etcd's gRPC server accepts MaxRequestBytes plus this much framing overhead.
@@ -238,6 +244,7 @@ absl::Status Server::Init(const ServerConfig& config) {
   options.auto_compaction.revisions = config.auto_compaction_revisions;
   options.forward_timeout_ms = config.forward_timeout_ms;
   options.gossip_interval_ms = config.gossip_interval_ms;
+  options.log_catchup_entries_max = config.log_catchup_entries;
   Ports ports;
   ports.clock = clock_.get();
   ports.executor = executor_.get();

@@ -109,6 +109,14 @@ struct CrashRecord {
   bool restart_failed = false;
 };
 
+// A region adopted another's state by Merkle repair (core/node_repair.cc): from then on its
+// compaction point is `revision`, a compaction no client asked for.
+struct RepairRecord {
+  int32_t node = 0;
+  int64_t time_us = 0;
+  int64_t revision = 0;
+};
+
 // One watch stream session of a watcher client: the watch it asked for and every response
 // it received, in order and without gaps, until the stream broke or was closed. A client
 // resuming after a break opens a new session starting after the last revision it saw.
@@ -132,6 +140,7 @@ struct History {
   int64_t lease_ttl_min_s = 2;
   std::vector<HistoryOp> ops;
   std::vector<CrashRecord> crashes;
+  std::vector<RepairRecord> repairs;
   std::vector<WatchSession> watches;
 
   // Records an invocation; returns its index.

@@ -282,13 +282,14 @@ SimResult RunOne(Options& o, uint64_t seed, bool verbose) {
     std::printf(
         "stats: ok=%lld failed=%lld unknown=%lld crashes=%lld fail_stops=%lld "
         "disk_error_windows=%lld partitions=%lld clogs=%lld clock_jumps=%lld "
-        "messages=%llu lost=%llu final_revision=%lld\n",
+        "messages=%llu lost=%llu final_revision=%lld repairs=%lld\n",
         static_cast<long long>(s.ops_ok), static_cast<long long>(s.ops_failed),
         static_cast<long long>(s.ops_unknown), static_cast<long long>(s.crashes),
         static_cast<long long>(s.fail_stops), static_cast<long long>(s.disk_error_windows),
         static_cast<long long>(s.partitions), static_cast<long long>(s.clogs),
         static_cast<long long>(s.clock_jumps), static_cast<unsigned long long>(s.messages_sent),
-        static_cast<unsigned long long>(s.messages_lost), static_cast<long long>(s.final_revision));
+        static_cast<unsigned long long>(s.messages_lost), static_cast<long long>(s.final_revision),
+        static_cast<long long>(s.repairs));
     for (const std::string& note : r.notes) std::printf("note: %s\n", note.c_str());
     const double wall = r.run_wall_seconds > 0 ? r.run_wall_seconds : 1e-9;
     std::printf(
@@ -323,11 +324,13 @@ int main(int argc, char** argv) {
   int64_t violations = 0;
   int64_t inconclusive = 0;  // runs where a search gave up (noted, not a violation)
   int64_t ops = 0;
+  int64_t repairs = 0;
   double sim_seconds = 0;
   for (uint64_t seed = o.seed_first;; ++seed) {
     const SimResult r = RunOne(o, seed, /*verbose=*/false);
     ++runs;
     ops += r.ops;
+    repairs += r.stats.repairs;
     sim_seconds += r.sim_seconds;
     for (const std::string& note : r.notes) {
       std::printf("seed=%llu note: %s\n", static_cast<unsigned long long>(seed), note.c_str());
@@ -344,13 +347,13 @@ int main(int argc, char** argv) {
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   std::printf(
       "sweep: seeds=%llu..%llu faults=%s bug=%s runs=%lld violations=%lld inconclusive=%lld "
-      "ops=%lld "
+      "ops=%lld repairs=%lld "
       "sim_seconds=%.1f wall_seconds=%.2f ops_per_wall_second=%.0f compression=%.0fx "
       "result=%s\n",
       static_cast<unsigned long long>(o.seed_first), static_cast<unsigned long long>(o.seed_last),
       geoetcd::sim::FaultProfileName(o.config.faults), o.bug.c_str(), static_cast<long long>(runs),
       static_cast<long long>(violations), static_cast<long long>(inconclusive),
-      static_cast<long long>(ops), sim_seconds, wall, static_cast<double>(ops) / wall,
+      static_cast<long long>(ops), static_cast<long long>(repairs), sim_seconds, wall, static_cast<double>(ops) / wall,
       sim_seconds / wall, violations == 0 ? "ok" : "violation");
   return violations == 0 ? 0 : kExitViolation;
 }

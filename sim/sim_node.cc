@@ -44,6 +44,7 @@ void SimNode::Crash(size_t unsynced_batches_kept) {
   world_->BumpIncarnation(index_);
   executor_.OnCrash();
   transport_.SetUp(false);
+  repairs_before_ += node_->peer_stats().repairs_completed;
   node_.reset();
 }
 

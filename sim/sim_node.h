@@ -56,6 +56,10 @@ class SimNode {
   SimExecutor& executor() { return executor_; }
   SimTransport& transport() { return transport_; }
   NodeOptions& options() { return config_.options; }
+  // Merkle repairs this region installed, over every incarnation so far.
+  uint64_t repairs_completed() const {
+    return repairs_before_ + (node_ ? node_->peer_stats().repairs_completed : 0);
+  }
 
  private:
   SimWorld* world_;
@@ -69,6 +73,7 @@ class SimNode {
   SimTransport transport_;
   std::unique_ptr<Node> node_;
   int64_t starts_ = 0;
+  uint64_t repairs_before_ = 0;  // by incarnations that crashed
 };
 
 }  // namespace geoetcd::sim

@@ -54,6 +54,7 @@ constexpr BugName kBugNames[] = {
     {"apply-out-of-order", &InjectedBugs::apply_out_of_order},
     {"drop-replicated-commit", &InjectedBugs::drop_replicated_commit},
     {"ack-forward-before-apply", &InjectedBugs::ack_forward_before_apply},
+    {"merge-prefers-older", &InjectedBugs::merge_prefers_older},
 };
 // A region that needs longer than this (simulated) to reach the write region's state after
 // every fault healed does not converge.
@@ -210,6 +211,9 @@ NodeOptions Simulation::MakeNodeOptions(int32_t index) {
   options.pending_requests_max =
       buggify_.Choice("node_pending_requests_max", options.pending_requests_max, {1, 2, 8, 64});
   options.on_fatal = [this, index](const absl::Status& s) { OnFatal(index, s); };
+  options.on_repaired = [this, index](const std::string&, int64_t revision) {
+    history_.repairs.push_back({index, world_.now_us(), revision});
+  };
   for (int32_t r = 0; r < config_.regions; ++r) {
     options.regions.push_back({static_cast<uint64_t>(r) + 1, absl::StrCat("region-", r)});
   }
@@ -219,6 +223,10 @@ NodeOptions Simulation::MakeNodeOptions(int32_t index) {
   options.forward_retry_ms = buggify_.Choice("forward_retry_ms", 250, {60, 1000});
   options.gossip_interval_ms = buggify_.Choice("gossip_interval_ms", 200, {50, 2000});
   options.merkle_depth = 2;  // 256 leaves: the workload's keyspaces are tiny
+  // A short log for laggards, so that a region down or cut off while W compacts catches up
+  // by Merkle repair (node_repair.cc) within a run.
+  options.log_catchup_entries_max =
+      buggify_.Choice("log_catchup_entries_max", 20, {3, 1000000});
   options.append_bytes_max = buggify_.Choice("append_bytes_max", options.append_bytes_max, {200});
   options.replication_window_bytes =
       buggify_.Choice("replication_window_bytes", options.replication_window_bytes, {1000});
@@ -758,11 +766,17 @@ std::string Simulation::CompareRegions() const {
   const Node* w = nodes_[0]->node();
   for (size_t i = 1; i < nodes_.size(); ++i) {
     const Node* r = nodes_[i]->node();
-    if (r->compact_revision() != w->compact_revision()) {
+    // A region that adopted another's state by Merkle repair has no history below the
+    // revision it adopted (its compaction point), which lies within W's history.
+    const bool repaired_past = nodes_[i]->repairs_completed() > 0 &&
+                               r->compact_revision() > w->compact_revision() &&
+                               r->compact_revision() <= w->durable_revision();
+    if (r->compact_revision() != w->compact_revision() && !repaired_past) {
       return absl::StrCat("region ", i, " compacted at ", r->compact_revision(),
                           ", the write region at ", w->compact_revision());
     }
-    const int64_t from = std::max<int64_t>(1, w->compact_revision());
+    const int64_t from =
+        std::max<int64_t>(1, std::max(w->compact_revision(), r->compact_revision()));
     for (int64_t rev = from; rev <= w->durable_revision(); ++rev) {
       if (r->KvHashAt(Node::kDefaultAccount, rev) != w->KvHashAt(Node::kDefaultAccount, rev)) {
         return absl::StrCat("region ", i, " differs from the write region at revision ", rev);
@@ -878,6 +892,8 @@ SimResult Simulation::Run() {
   }
   stats_.messages_sent = network_.stats().sent;
   stats_.messages_lost = network_.stats().lost + network_.stats().partitioned;
+  stats_.repairs = 0;
+  for (const auto& n : nodes_) stats_.repairs += static_cast<int64_t>(n->repairs_completed());
   if (nodes_[0]->up()) stats_.final_revision = nodes_[0]->node()->durable_revision();
 
   const auto check_start = std::chrono::steady_clock::now();

@@ -85,6 +85,7 @@ struct SimStats {
   uint64_t messages_sent = 0;
   uint64_t messages_lost = 0;
   int64_t final_revision = 0;
+  int64_t repairs = 0;  // Merkle repairs installed by any region
   std::vector<std::string> buggify_sites_active;
 };
 

@@ -20,6 +20,7 @@ CompactionIndex::CompactionIndex(const History& history) {
       by_time_.emplace_back(op.invoke_us, op.call.compact.revision());
     }
   }
+  for (const RepairRecord& r : history.repairs) by_time_.emplace_back(r.time_us, r.revision);
   std::sort(by_time_.begin(), by_time_.end());
   for (size_t i = 1; i < by_time_.size(); ++i) {
     by_time_[i].second = std::max(by_time_[i].second, by_time_[i - 1].second);

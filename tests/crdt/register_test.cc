@@ -21,6 +21,7 @@ Register Sample() {
   r.mod_revision = 5;
   r.version = 3;
   r.lease = 7;
+  r.mod_sub = 4;
   r.stamp = {MakeHlc(1000, 3), 2};
   return r;
 }
@@ -33,10 +34,11 @@ TEST(RegisterTest, EncodingIsLittleEndianAndLengthPrefixed) {
   EXPECT_EQ(static_cast<uint8_t>(bytes[2]), 3);        // hlc, low byte: logical 3
   EXPECT_EQ(static_cast<uint8_t>(bytes[10]), 2);       // origin
   EXPECT_EQ(static_cast<uint8_t>(bytes[18]), 2);       // create_revision
-  EXPECT_EQ(static_cast<uint8_t>(bytes[50]), 1);       // key size
-  EXPECT_EQ(bytes[54], 'k');
-  EXPECT_EQ(static_cast<uint8_t>(bytes[55]), 1);       // value size
-  EXPECT_EQ(bytes[59], 'v');
+  EXPECT_EQ(static_cast<uint8_t>(bytes[50]), 4);       // mod_sub
+  EXPECT_EQ(static_cast<uint8_t>(bytes[54]), 1);       // key size
+  EXPECT_EQ(bytes[58], 'k');
+  EXPECT_EQ(static_cast<uint8_t>(bytes[59]), 1);       // value size
+  EXPECT_EQ(bytes[63], 'v');
 }
 
 TEST(RegisterTest, RoundTripOnRandomInputs) {
@@ -49,6 +51,7 @@ TEST(RegisterTest, RoundTripOnRandomInputs) {
       r.mod_revision = static_cast<int64_t>(rnd.Next());
       r.version = static_cast<int64_t>(rnd.Next());
       r.lease = static_cast<int64_t>(rnd.Next());
+      r.mod_sub = static_cast<int32_t>(rnd.Next());
       r.stamp = {rnd.Next(), rnd.Next()};
     }
     const std::string bytes = EncodeRegister(r);
@@ -80,7 +83,7 @@ TEST(RegisterTest, TrailingBytesAreRejected) {
 TEST(RegisterTest, UnknownVersionAndFlagsAreRejected) {
   std::string bytes = EncodeRegister(Sample());
   std::string bad_version = bytes;
-  bad_version[0] = 2;
+  bad_version[0] = 1;  // the encoding before mod_sub joined it
   EXPECT_FALSE(DecodeRegister(bad_version).ok());
   std::string bad_flags = bytes;
   bad_flags[1] = 0x02;
@@ -93,18 +96,18 @@ TEST(RegisterTest, UnknownVersionAndFlagsAreRejected) {
 
 TEST(RegisterTest, OversizedLengthsAreRejectedBeforeReading) {
   std::string bytes = EncodeRegister(Sample());
-  // Key size field at offset 50: 64 KiB + 1.
+  // Key size field at offset 54: 64 KiB + 1.
   std::string big_key = bytes;
   const uint32_t key_size = kRegisterKeyBytesMax + 1;
-  for (int i = 0; i < 4; ++i) big_key[50 + i] = static_cast<char>(key_size >> (8 * i));
+  for (int i = 0; i < 4; ++i) big_key[54 + i] = static_cast<char>(key_size >> (8 * i));
   EXPECT_FALSE(DecodeRegister(big_key).ok());
   std::string empty_key = bytes;
-  for (int i = 0; i < 4; ++i) empty_key[50 + i] = 0;
+  for (int i = 0; i < 4; ++i) empty_key[54 + i] = 0;
   EXPECT_FALSE(DecodeRegister(empty_key).ok());
-  // Value size field at offset 55: 64 MiB + 1.
+  // Value size field at offset 59: 64 MiB + 1.
   std::string big_value = bytes;
   const uint32_t value_size = kRegisterValueBytesMax + 1;
-  for (int i = 0; i < 4; ++i) big_value[55 + i] = static_cast<char>(value_size >> (8 * i));
+  for (int i = 0; i < 4; ++i) big_value[59 + i] = static_cast<char>(value_size >> (8 * i));
   EXPECT_FALSE(DecodeRegister(big_value).ok());
 }
 
@@ -130,7 +133,7 @@ TEST(RegisterTest, RegistersAtTheBoundsRoundTrip) {
 
 TEST(RegisterTest, HashDiffersWithEveryField) {
   const Register base = Sample();
-  std::vector<Register> variants(9, base);
+  std::vector<Register> variants(10, base);
   variants[0].key = "k2";
   variants[1].value = "v2";
   variants[2].create_revision++;
@@ -140,6 +143,7 @@ TEST(RegisterTest, HashDiffersWithEveryField) {
   variants[6].tombstone = true;
   variants[7].stamp.hlc++;
   variants[8].stamp.origin++;
+  variants[9].mod_sub++;
   for (const Register& v : variants) EXPECT_NE(RegisterHash(v), RegisterHash(base));
 }
 

@@ -676,6 +676,18 @@ TEST(ServerConfigTest, GroupCommitMaxOpsBound) {
   EXPECT_THAT(ParseError({"--group-commit-max-ops", "0"}), HasSubstr("must be between"));
 }
 
+TEST(ServerConfigTest, SnapshotCatchupEntriesBound) {
+  EXPECT_EQ(MustParse({}).log_catchup_entries, 5000);  // etcd's default
+  EXPECT_EQ(MustParse({"--experimental-snapshot-catchup-entries", "1"}).log_catchup_entries, 1);
+  EXPECT_EQ(
+      MustParse({"--experimental-snapshot-catchup-entries", "100000000"}).log_catchup_entries,
+      100'000'000);
+  EXPECT_THAT(ParseError({"--experimental-snapshot-catchup-entries", "100000001"}),
+              HasSubstr("--experimental-snapshot-catchup-entries must be between 1 and 100000000"));
+  EXPECT_THAT(ParseError({"--experimental-snapshot-catchup-entries", "0"}),
+              HasSubstr("must be between"));
+}
+
 TEST(ServerConfigTest, QuotaBackendBytes) {
   EXPECT_EQ(MustParse({"--quota-backend-bytes", "0"}).quota_backend_bytes, int64_t{2} << 30);
   EXPECT_EQ(MustParse({"--quota-backend-bytes", "1024"}).quota_backend_bytes, 1024);

@@ -13,6 +13,9 @@ others stay up. r1 is the write region (the first member of --initial-cluster).
   * leases granted and revoked away from W; a lease's expiry at W reaches every region
   * kill -9 of r3 under write load, restart: it catches up, every acknowledged put is there,
     HashKV matches at one revision
+  * r3 down while W writes past --experimental-snapshot-catchup-entries and compacts: it
+    catches up by Merkle repair, holds W's keys, refuses revisions below its repair point
+    (W still answers them) and follows the stream on
   * r3 cut from W but not from r2 catches up through r2; after heal all converge
   * W unreachable from r2: writes and linearizable reads at r2 time out with etcd's error,
     serializable reads still answer; nothing is half-applied
@@ -425,6 +428,57 @@ def test_kill9_restart_catches_up():
     check_acked_everywhere(c, w.acked)
 
 
+def test_down_while_w_compacted_repairs_by_merkle():
+    """r3 is down while W writes past the catch-up window and compacts: W's log no longer
+    reaches back to r3, which then adopts W's registers by Merkle repair. The writes exceed
+    W's replication window (8 MiB in flight per region), so what W sent r3 before it
+    truncated (queued for r3 while it was down) does not reach far enough either."""
+    c = Cluster(["--experimental-snapshot-catchup-entries", "10"]).start()
+    try:
+        for i in range(20):
+            c.kv("r1").Put(rpc_pb2.PutRequest(key=b"rep/a%02d" % i, value=b"old"), timeout=5)
+        c.wait_converged()
+        c.servers["r3"].kill9()
+        for i in range(0, 20, 2):
+            c.kv("r2").Put(rpc_pb2.PutRequest(key=b"rep/a%02d" % i, value=b"new"), timeout=5)
+        c.kv("r1").DeleteRange(rpc_pb2.DeleteRangeRequest(key=b"rep/a01"), timeout=5)
+        big = b"x" * (64 << 10)
+        for i in range(160):
+            c.kv("r1").Put(rpc_pb2.PutRequest(key=b"rep/b%03d" % i, value=big), timeout=5)
+        compacted = c.revision("r1")
+        c.kv("r1").Compact(rpc_pb2.CompactionRequest(revision=compacted), timeout=5)
+        acked = []
+        for i in range(5):
+            r = c.kv("r1").Put(rpc_pb2.PutRequest(key=b"rep/c%d" % i, value=b"v"), timeout=5)
+            acked.append((b"rep/c%d" % i, r.header.revision))
+        time.sleep(1.0)  # gossip rounds: W truncates its log below the compaction point
+        c.restart("r3")
+        target = c.wait_converged()
+        check_acked_everywhere(c, acked)
+        got = c.kv("r3").Range(serializable(b"rep/a", range_end=b"rep/b"), timeout=5)
+        values = {kv.key: kv.value for kv in got.kvs}
+        check(b"rep/a01" not in values and values.get(b"rep/a00") == b"new" and
+              values.get(b"rep/a03") == b"old" and len(values) == 19,
+              "r3's repaired keys differ from W's: %s" % sorted(values.items()))
+        # r3 adopted W's state at a revision past W's compaction: nothing older is readable
+        # there, while W still answers it.
+        old = serializable(b"rep/a00", revision=compacted + 1)
+        check(c.kv("r1").Range(old, timeout=5).kvs[0].value == b"new", "W lost its history")
+        try:
+            c.kv("r3").Range(old, timeout=5)
+            raise Failure("r3 answered revision %d below its repair point" % (compacted + 1))
+        except grpc.RpcError as e:
+            check(e.code() == grpc.StatusCode.OUT_OF_RANGE and
+                  e.details() == "etcdserver: mvcc: required revision has been compacted",
+                  "old read at r3: %s %s" % (e.code(), e.details()))
+        # And it follows the stream from there.
+        put = c.kv("r3").Put(rpc_pb2.PutRequest(key=b"rep/after", value=b"v"), timeout=5)
+        check(put.header.revision == target + 1, "put after repair at %d" % put.header.revision)
+        c.wait_converged()
+    finally:
+        c.destroy()
+
+
 def test_cut_from_w_catches_up_through_peer():
     c = shared_cluster()
     c.cut("r1", "r3")
@@ -550,6 +604,7 @@ TESTS = [
     test_etcdctl_lock_excludes_across_regions,
     test_leases_away_from_w,
     test_kill9_restart_catches_up,
+    test_down_while_w_compacted_repairs_by_merkle,
     test_cut_from_w_catches_up_through_peer,
     test_w_unreachable,
 ]

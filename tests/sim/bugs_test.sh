@@ -24,6 +24,8 @@ cases=(
   apply-out-of-order:all:3
   drop-replicated-commit:none:3
   ack-forward-before-apply:none:3
+  # Shows only when a region repairs, i.e. after crashes or partitions.
+  merge-prefers-older:all:3
 )
 failed=0
 for c in "${cases[@]}"; do

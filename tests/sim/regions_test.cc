@@ -25,6 +25,7 @@ using etcdserverpb::RangeResponse;
 constexpr int kRegions = 3;
 constexpr int64_t kLatencyUs = 10'000;  // one way between regions
 constexpr int64_t kForwardTimeoutMs = 2000;
+constexpr int64_t kCatchupEntries = 5;
 
 template <typename T>
 struct Result {
@@ -54,6 +55,8 @@ class RegionsTest : public ::testing::Test {
       o.forward_timeout_ms = kForwardTimeoutMs;
       o.forward_retry_ms = 100;
       o.gossip_interval_ms = 100;
+      // W keeps at most this many entries for a region that lags (once compacted past it).
+      o.log_catchup_entries_max = kCatchupEntries;
       o.on_fatal = [](const absl::Status& s) { FAIL() << s; };
       config.wall_offset_ms = 1'700'000'000'000;
       nodes_.push_back(std::make_unique<SimNode>(&world_, &network_, r, &transports_,
@@ -364,6 +367,90 @@ TEST_F(RegionsTest, RegionRestartedAfterAKillCatchesUpFromItsDurableIndex) {
   const int64_t rev = node(0)->durable_revision();
   EXPECT_EQ(rev, 21);
   EXPECT_EQ(node(2)->KvHashAt("default", rev), node(0)->KvHashAt("default", rev));
+}
+
+// A region down while W wrote more than the catch-up window and compacted: W's log no longer
+// reaches back to it, so it adopts W's registers by Merkle repair, fetching only what
+// differs, and then follows the stream again.
+TEST_F(RegionsTest, RegionDownWhileWCompactedPastItRepairsByMerkleAndFollowsOn) {
+  for (int i = 0; i < 40; ++i) ASSERT_TRUE(Put(0, absl::StrCat("a", i), "old").ok());
+  ASSERT_TRUE(RunUntil([&] { return Converged(); }));
+  nodes_[2]->Crash(0);
+  ASSERT_TRUE(Put(1, "a1", "new").ok());
+  etcdserverpb::DeleteRangeRequest del;
+  del.set_key("a2");
+  ASSERT_TRUE(Call(0, &Node::DeleteRange, del).ok());
+  for (int i = 0; i < 3 * kCatchupEntries; ++i) {
+    ASSERT_TRUE(Put(0, absl::StrCat("b", i), "v").ok());
+  }
+  CompactionRequest compact;
+  compact.set_revision(node(0)->durable_revision());
+  ASSERT_TRUE(Call(0, &Node::Compact, compact).ok());
+  RunFor(500'000);  // gossip ticks: W truncates its log past the region that is down
+  ASSERT_TRUE(nodes_[2]->Start().ok());
+  ASSERT_TRUE(RunUntil([&] { return Converged(); }));
+  const PeerStats& stats = node(2)->peer_stats();
+  EXPECT_EQ(stats.repairs_completed, 1u);
+  EXPECT_EQ(stats.repairs_abandoned, 0u);
+  // Only what differs travelled: 16 registers of 55 keys (a1, b0..b14); a2, whose
+  // tombstone W compacted away, is removed from the bucket listing alone.
+  EXPECT_EQ(stats.repair_registers_received, 16u);
+  const int64_t rev = node(0)->durable_revision();
+  EXPECT_EQ(node(2)->compact_revision(), rev);  // no history below the adopted revision
+  EXPECT_EQ(node(2)->KvHashAt("default", rev), node(0)->KvHashAt("default", rev));
+  EXPECT_EQ(node(2)->merkle_root(), node(0)->merkle_root());
+  node(2)->CheckInvariants();
+  node(2)->CheckRegisterTrees();
+  auto a1 = Range(2, "a1", /*serializable=*/true);
+  ASSERT_TRUE(a1.ok()) << a1.status();
+  ASSERT_EQ(a1->kvs_size(), 1);
+  EXPECT_EQ(a1->kvs(0).value(), "new");
+  EXPECT_EQ(a1->kvs(0).version(), 2);
+  auto a2 = Range(2, "a2", /*serializable=*/true);
+  ASSERT_TRUE(a2.ok());
+  EXPECT_EQ(a2->kvs_size(), 0);
+  RangeRequest old;
+  old.set_key("a1");
+  old.set_revision(rev - 1);
+  old.set_serializable(true);
+  EXPECT_EQ(Call(2, &Node::Range, old).status().message(),
+            "etcdserver: mvcc: required revision has been compacted");
+  // The stream goes on from the adopted state, and a restart finds it on disk.
+  auto put = Put(2, "c", "after");
+  ASSERT_TRUE(put.ok()) << put.status();
+  ASSERT_TRUE(RunUntil([&] { return Converged(); }));
+  nodes_[2]->Crash(0);
+  ASSERT_TRUE(nodes_[2]->Start().ok());
+  ASSERT_TRUE(RunUntil([&] { return Converged(); }));
+  const int64_t last = node(0)->durable_revision();
+  EXPECT_EQ(last, put->header().revision());
+  EXPECT_EQ(node(2)->compact_revision(), rev);
+  EXPECT_EQ(node(2)->KvHashAt("default", last), node(0)->KvHashAt("default", last));
+  EXPECT_EQ(node(2)->merkle_root(), node(0)->merkle_root());
+}
+
+// The repair survives an unreliable network: lost and duplicated requests and replies are
+// resent or ignored, and the result is still W's state.
+TEST_F(RegionsTest, RepairCompletesOverALossyNetwork) {
+  for (int i = 0; i < 60; ++i) ASSERT_TRUE(Put(0, absl::StrCat("k", i), "v0").ok());
+  ASSERT_TRUE(RunUntil([&] { return Converged(); }));
+  nodes_[1]->Crash(0);
+  for (int i = 0; i < 60; i += 2) ASSERT_TRUE(Put(0, absl::StrCat("k", i), "v1").ok());
+  CompactionRequest compact;
+  compact.set_revision(node(0)->durable_revision());
+  ASSERT_TRUE(Call(0, &Node::Compact, compact).ok());
+  RunFor(500'000);
+  NetworkFaults faults;
+  faults.loss = 0.2;
+  faults.duplicate = 0.2;
+  network_.SetFaults(faults);
+  ASSERT_TRUE(nodes_[1]->Start().ok());
+  ASSERT_TRUE(RunUntil([&] { return Converged(); }, 120'000'000));
+  network_.SetFaults(NetworkFaults());
+  const int64_t rev = node(0)->durable_revision();
+  EXPECT_GE(node(1)->peer_stats().repairs_completed, 1u);
+  EXPECT_EQ(node(1)->KvHashAt("default", rev), node(0)->KvHashAt("default", rev));
+  EXPECT_EQ(node(1)->merkle_root(), node(0)->merkle_root());
 }
 
 }  // namespace
