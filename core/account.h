@@ -152,6 +152,9 @@ struct Account {
   std::vector<PendingRead> unsent_reads;
   std::map<uint64_t, ReadBatch> inflight_reads;  // by read index request id
   int64_t last_pull_ms = -1;
+  // Away from W: the newest durable index an Append (W's, or a peer's answering a pull)
+  // announced; what this region's lag is measured against.
+  uint64_t announced_durable_index = 0;
   // The write region's digest, at this region's applied index, carried another register
   // tree root: this region's state is not W's for the same log (a bug, a damaged disk).
   // It then refuses reads with etcd's "corrupt cluster" and reports the CORRUPT alarm,

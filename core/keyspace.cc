@@ -91,6 +91,7 @@ const KeyVersion& Keyspace::Put(const std::string& key, std::string value, int64
   const KeyVersion* prev = h.empty() || h.back().tombstone() ? nullptr : &h.back();
   v.create_revision = prev ? prev->create_revision : commit_rev_;
   v.version = prev ? prev->version + 1 : 1;
+  if (prev == nullptr) ++live_keys_;
   stored_bytes_ += KeyVersionBytes(key.size(), v.value.size());
   h.push_back(std::move(v));
   return h.back();
@@ -106,6 +107,7 @@ bool Keyspace::Delete(const std::string& key) {
   t.hlc = commit_hlc_;
   t.origin = commit_origin_;
   stored_bytes_ += KeyVersionBytes(key.size(), 0);
+  --live_keys_;
   it->second.push_back(std::move(t));
   return true;
 }
@@ -189,8 +191,10 @@ void Keyspace::InstallRegisters(int64_t revision,
     h.push_back(*version);
   }
   stored_bytes_ = 0;
+  live_keys_ = 0;
   for (const auto& [key, h] : keys_) {
     stored_bytes_ += KeyVersionBytes(key.size(), h.back().value.size());
+    if (!h.back().tombstone()) ++live_keys_;
   }
   revision_ = revision;
   compact_revision_ = revision;
@@ -201,6 +205,8 @@ void Keyspace::Restore(const std::string& key, KeyVersion version) {
   CHECK(h.empty() || h.back().mod_revision < version.mod_revision);
   revision_ = std::max(revision_, version.mod_revision);
   stored_bytes_ += KeyVersionBytes(key.size(), version.value.size());
+  const bool was_live = !h.empty() && !h.back().tombstone();
+  live_keys_ += (version.tombstone() ? 0 : 1) - (was_live ? 1 : 0);
   h.push_back(std::move(version));
 }
 
@@ -214,8 +220,10 @@ void Keyspace::SetRecoveredRevisions(int64_t revision, int64_t compact_revision)
 void Keyspace::CheckInvariants() const {
   CHECK(compact_revision_ <= revision_);
   int64_t stored_bytes = 0;
+  int64_t live_keys = 0;
   for (const auto& [key, h] : keys_) {
     CHECK(!h.empty());
+    if (!h.back().tombstone()) ++live_keys;
     for (size_t i = 0; i < h.size(); ++i) {
       const KeyVersion& v = h[i];
       stored_bytes += KeyVersionBytes(key.size(), v.value.size());
@@ -232,6 +240,7 @@ void Keyspace::CheckInvariants() const {
     }
   }
   CHECK(stored_bytes == stored_bytes_);
+  CHECK(live_keys == live_keys_);
 }
 
 }  // namespace geoetcd

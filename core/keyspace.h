@@ -83,6 +83,9 @@ class Keyspace {
   int64_t revision() const { return revision_; }
   int64_t compact_revision() const { return compact_revision_; }
   size_t key_count() const { return keys_.size(); }
+  // Keys whose newest version is not a tombstone (etcd's etcd_debugging_mvcc_keys_total),
+  // maintained on every change.
+  int64_t live_key_count() const { return live_keys_; }
   // Sum of KeyVersionBytes over every version held (tombstones included): what the history
   // since the last compaction stores, maintained on every change.
   int64_t stored_bytes() const { return stored_bytes_; }
@@ -158,6 +161,7 @@ class Keyspace {
   // etcd starts at -1: compacting at revision 0 or 1 of a fresh store succeeds.
   int64_t compact_revision_ = -1;
   int64_t stored_bytes_ = 0;
+  int64_t live_keys_ = 0;
   int64_t commit_rev_ = 0;  // non-zero while a commit is open
   int32_t commit_ops_ = 0;
   uint64_t commit_hlc_ = 0;

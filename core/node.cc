@@ -374,13 +374,16 @@ void Node::MaybeWrite() {
   if (in_flight_ || staged_.empty() || !fatal_.ok()) return;
   in_flight_ = true;
   const uint64_t seq = staged_seq_++;
+  uint64_t entries = 0;
   for (auto& [name, account] : accounts_) {
+    entries += account->head_index - account->sealed_index;
     account->sealed_rev = account->kv.revision();
     account->sealed_index = account->head_index;
   }
   WriteBatch batch;
   batch.Append(std::move(staged_));
   ++storage_writes_;
+  RecordGroupCommit(entries);
   if (bug_split_at_ != 0) {
     // InjectedBugs::txn_not_atomic: the second half is written only once the first is durable.
     WriteBatch first;
@@ -474,6 +477,53 @@ void Node::Fail(const absl::Status& status) {
 uint64_t Node::write_region(const std::string& account) const {
   auto it = accounts_.find(account);
   return it == accounts_.end() ? 0 : it->second->write_region;
+}
+
+void Node::RecordGroupCommit(uint64_t entries) {
+  int bucket = 0;
+  while (bucket < GroupCommitStats::kBuckets && entries > (uint64_t{1} << bucket)) ++bucket;
+  ++group_commit_stats_.buckets[static_cast<size_t>(bucket)];
+  ++group_commit_stats_.writes;
+  group_commit_stats_.entries += entries;
+}
+
+int64_t Node::OldestMissingAgeMs(const Account& account, const PeerProgress& progress) const {
+  const uint64_t missing = progress.match_index + 1;
+  if (!account.tail.empty() && account.tail.front().index() <= missing &&
+      missing <= account.tail.back().index()) {
+    const LogEntry& e = account.tail[static_cast<size_t>(missing - account.tail.front().index())];
+    return std::max<int64_t>(0, ports_.clock->WallMs() - HlcPhysicalMs(e.hlc()));
+  }
+  return std::max<int64_t>(0, ports_.clock->MonotonicMs() - progress.last_progress_ms);
+}
+
+std::vector<AccountStats> Node::account_stats() const {
+  std::vector<AccountStats> all;
+  for (const auto& [name, a] : accounts_) {
+    AccountStats s;
+    s.name = name;
+    s.write_region = a->write_region;
+    s.epoch = a->epoch;
+    s.durable_index = a->durable_index;
+    s.applied_index = a->head_index;
+    s.revision = a->kv.revision();
+    s.live_keys = a->kv.keyspace().live_key_count();
+    s.diverged = a->diverged;
+    if (IsWriteRegion(a.get())) {
+      for (const auto& [id, progress] : a->peers) {
+        const uint64_t lag =
+            a->durable_index > progress.match_index ? a->durable_index - progress.match_index : 0;
+        s.lag_entries[id] = lag;
+        s.lag_ms[id] = lag == 0 ? 0 : OldestMissingAgeMs(*a, progress);
+      }
+    } else if (options_.regions.size() > 1) {
+      s.lag_entries[options_.member_id] = a->announced_durable_index > a->head_index
+                                              ? a->announced_durable_index - a->head_index
+                                              : 0;
+    }
+    all.push_back(std::move(s));
+  }
+  return all;
 }
 
 uint64_t Node::durable_index(const std::string& account) const {

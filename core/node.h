@@ -26,6 +26,7 @@
 #ifndef GEOETCD_CORE_NODE_H_
 #define GEOETCD_CORE_NODE_H_
 
+#include <array>
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -166,6 +167,9 @@ struct PeerStats {
   // sender is the write region this region refuses reads ("etcdserver: corrupt cluster")
   // and reports etcd's CORRUPT alarm in Status.
   uint64_t digests_diverged = 0;
+  // Serialized bytes of anti-entropy messages sent: digests, pulls, the entries sent in
+  // answer to a pull, and Merkle repair requests and replies (not W's replication stream).
+  uint64_t antientropy_bytes_sent = 0;
   // Merkle repair: runs this region started, installed and gave up (a source that went
   // away or refused, no progress within forward_timeout_ms, a root that did not match),
   // the bytes of repair replies it received, and sessions it served as a source.
@@ -177,11 +181,42 @@ struct PeerStats {
   uint64_t repair_sessions_served = 0;
 };
 
+// The sizes of the Node's storage writes (group commit): how many log entries each held.
+struct GroupCommitStats {
+  // buckets[i] counts writes of at most 2^i entries (and more than 2^(i-1)); the last one
+  // counts writes of more than 2^(kBuckets - 1).
+  static constexpr int kBuckets = 14;
+  std::array<uint64_t, kBuckets + 1> buckets{};
+  uint64_t writes = 0;
+  uint64_t entries = 0;
+};
+
+// One account as metrics see it (Node::account_stats()).
+struct AccountStats {
+  std::string name;
+  uint64_t write_region = 0;
+  uint64_t epoch = 0;
+  uint64_t durable_index = 0;
+  uint64_t applied_index = 0;
+  int64_t revision = 0;
+  int64_t live_keys = 0;
+  bool diverged = false;
+  // Log entries a region lacks of what the write region has made durable, by member id. At
+  // W: every other region, from its acknowledgements. Elsewhere: this region only, against
+  // the newest durable index W (or a peer relaying it) announced.
+  std::map<uint64_t, uint64_t> lag_entries;
+  // At W only, for every other region: how old (by W's clock) the oldest entry it lacks is,
+  // 0 when it lacks none. When that entry has left W's in-memory tail, how long the region
+  // has made no progress (a lower bound).
+  std::map<uint64_t, int64_t> lag_ms;
+};
+
 template <typename T>
 using Reply = std::function<void(absl::StatusOr<T>)>;
 
-struct Account;    // core/account.h
-struct ReadBatch;  // core/account.h
+struct Account;       // core/account.h
+struct PeerProgress;  // core/account.h
+struct ReadBatch;     // core/account.h
 
 class Node {
  public:
@@ -270,6 +305,9 @@ class Node {
   uint64_t durable_index(const std::string& account = kDefaultAccount) const;
   uint64_t applied_index(const std::string& account = kDefaultAccount) const;
   const PeerStats& peer_stats() const { return peer_stats_; }
+  const GroupCommitStats& group_commit_stats() const { return group_commit_stats_; }
+  // Every account, ordered by name.
+  std::vector<AccountStats> account_stats() const;
   // The canonical hash of the account's live keys at `rev` (as HashKV), and its newest log
   // entries, for the simulator's convergence checker. REQUIRES: the account exists.
   uint64_t KvHashAt(const std::string& account, int64_t rev) const;
@@ -316,7 +354,10 @@ class Node {
   // Runs `fn` once the account's durable index reaches `index`.
   void WhenDurable(Account* account, uint64_t index, std::function<void()> fn);
   // --- Regions (node_region.cc).
-  void Send(uint64_t to, const std::string& account, PeerMessage message);
+  // `antientropy`: counts the message in PeerStats::antientropy_bytes_sent (digests, pulls
+  // and repair messages always count).
+  void Send(uint64_t to, const std::string& account, PeerMessage message,
+            bool antientropy = false);
   void OnPeerMessage(uint64_t from, std::string payload);
   // Forwards a mutation to the account's write region when this region is not it; true
   // when it did (the reply then comes from W's answer).
@@ -374,6 +415,9 @@ class Node {
   // indexes and runs the commit waiters it satisfies.
   void UpdateCommitted(Account* account);
   void MaybeWrite();
+  void RecordGroupCommit(uint64_t entries);
+  // account_stats(): the age of the oldest entry `progress`'s region lacks.
+  int64_t OldestMissingAgeMs(const Account& account, const PeerProgress& progress) const;
   void OnWriteDone(uint64_t seq, absl::Status status);
   void Fail(const absl::Status& status);
   CommitStamp NextStamp();
@@ -428,6 +472,7 @@ class Node {
   uint64_t durable_seq_ = 0;    // every batch up to this one is durable
   std::deque<Waiter> waiters_;  // ascending batch_seq
   uint64_t storage_writes_ = 0;
+  GroupCommitStats group_commit_stats_;
   // InjectedBugs::txn_not_atomic: where the staged batch is cut into two storage writes
   // (0: not cut).
   size_t bug_split_at_ = 0;

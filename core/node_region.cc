@@ -26,7 +26,8 @@ Reply<Resp> ToAnswer(std::function<void(absl::Status, std::string)> answer) {
 
 }  // namespace
 
-void Node::Send(uint64_t to, const std::string& account, PeerMessage message) {
+void Node::Send(uint64_t to, const std::string& account, PeerMessage message,
+                bool antientropy) {
   message.set_cluster_id(options_.cluster_id);
   message.set_from(options_.member_id);
   message.set_hlc(hlc_.Now(ports_.clock->WallMs()));
@@ -34,7 +35,12 @@ void Node::Send(uint64_t to, const std::string& account, PeerMessage message) {
   const Account* a = FindAccount(account);
   message.set_epoch(a != nullptr ? a->epoch : epoch_);
   ++peer_stats_.sent;
-  ports_.transport->Send(to, message.SerializeAsString());
+  std::string payload = message.SerializeAsString();
+  if (antientropy || message.has_digest() || message.has_pull() || message.has_repair() ||
+      message.has_repair_reply()) {
+    peer_stats_.antientropy_bytes_sent += payload.size();
+  }
+  ports_.transport->Send(to, std::move(payload));
 }
 
 void Node::OnPeerMessage(uint64_t from, std::string payload) {
@@ -300,6 +306,8 @@ void Node::HandleAppend(uint64_t from, Account* account, const Append& append) {
     MaybeWrite();
   }
   if (IsWriteRegion(account)) return;
+  account->announced_durable_index =
+      std::max(account->announced_durable_index, append.durable_index());
   if (from == account->write_region && append.first_index() > account->first_index &&
       append.first_index() <= account->durable_index) {
     // W dropped what every region holds: so can we.
@@ -561,7 +569,7 @@ void Node::HandlePull(uint64_t from, Account* account, const PullRequest& pull) 
   peer_stats_.entries_sent += static_cast<uint64_t>(append->entries_size());
   append->set_durable_index(account->durable_index);
   append->set_first_index(account->first_index);
-  Send(from, account->name(), std::move(m));
+  Send(from, account->name(), std::move(m), /*antientropy=*/true);
 }
 
 }  // namespace geoetcd

@@ -55,6 +55,9 @@ struct ServerConfig {
   std::vector<std::string> advertise_client_urls = {"http://localhost:2379"};
   std::vector<std::string> listen_peer_urls = {"http://localhost:2380"};
   std::vector<std::string> initial_advertise_peer_urls = {"http://localhost:2380"};
+  // --listen-metrics-urls: /metrics, /health, /livez, /readyz over HTTP/1.1; empty: none.
+  // http:// only (https is Unimplemented, unix InvalidArgument).
+  std::vector<std::string> listen_metrics_urls;
   // "name=url,name2=url2". After parsing, never empty: defaults to "<name>=<url>" for each
   // initial-advertise-peer-url, and always names this member (checked).
   std::string initial_cluster;

@@ -159,6 +159,10 @@ const Flag kFlags[] = {
      "http://localhost:2379",
      "List of URLs to listen on for client gRPC traffic. When set, --advertise-client-urls\n"
      "    must be set too."},
+    {"listen-metrics-urls", ValueKind::kUrls, &SetUrls<&ServerConfig::listen_metrics_urls>,
+     kMember, "",
+     "List of additional URLs to listen on that respond to the /metrics, /health, /livez and\n"
+     "    /readyz endpoints (http:// only)."},
     {"max-request-bytes", ValueKind::kCount, &SetCount<&ServerConfig::max_request_bytes>, kMember,
      "1572864", "Maximum client request size in bytes the server will accept (at most 67108864)."},
     {"max-txn-ops", ValueKind::kCount, &SetCount<&ServerConfig::max_txn_ops>, kMember, "128",
@@ -291,7 +295,6 @@ const IgnoredFlag kIgnoredFlags[] = {
     // Profiling and monitoring.
     {"enable-pprof", IgnoredKind::kBool, ""},
     {"metrics", IgnoredKind::kValue, ""},
-    {"listen-metrics-urls", IgnoredKind::kValue, ""},
     // Logging (log-output, log-package-levels and debug are etcd 3.4; log-format is 3.6).
     {"logger", IgnoredKind::kValue, ""},
     {"log-outputs", IgnoredKind::kValue, ""},

@@ -110,6 +110,18 @@ absl::Status CheckListenUrls(absl::string_view flag, const std::vector<std::stri
   return absl::OkStatus();
 }
 
+// The metrics listener is plain HTTP/1.1 on TCP.
+absl::Status CheckMetricsUrls(const std::vector<std::string>& urls) {
+  if (absl::Status s = CheckListenUrls("listen-metrics-urls", urls); !s.ok()) return s;
+  for (const std::string& text : urls) {
+    if (ParseUrl(text)->scheme != "http") {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--listen-metrics-urls: only http:// URLs are supported (", text, ")"));
+    }
+  }
+  return absl::OkStatus();
+}
+
 // etcd's checkHostURLs.
 absl::Status CheckAdvertiseUrls(absl::string_view flag, const std::vector<std::string>& urls) {
   for (const std::string& text : urls) {
@@ -273,6 +285,7 @@ absl::Status FinalizeUrls(bool from_flags, const Collected& collected) {
   }
   absl::Status status = CheckListenUrls("listen-client-urls", config.listen_client_urls);
   if (status.ok()) status = CheckListenUrls("listen-peer-urls", config.listen_peer_urls);
+  if (status.ok()) status = CheckMetricsUrls(config.listen_metrics_urls);
   if (status.ok()) {
     status = CheckAdvertiseUrls("advertise-client-urls", config.advertise_client_urls);
   }

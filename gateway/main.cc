@@ -57,6 +57,10 @@ int main(int argc, char** argv) {
   std::fprintf(stderr, "geoetcd: member %s (%016llx) serving clients on", config.name.c_str(),
                static_cast<unsigned long long>(g_server->member_id()));
   for (const auto& url : config.listen_client_urls) std::fprintf(stderr, " %s", url.c_str());
+  if (!config.listen_metrics_urls.empty()) {
+    std::fprintf(stderr, ", metrics on");
+    for (const auto& url : config.listen_metrics_urls) std::fprintf(stderr, " %s", url.c_str());
+  }
   std::fprintf(stderr, ", data dir %s\n", config.data_dir.c_str());
 
   // Signal handlers may not shut gRPC down themselves; a watcher thread does it.

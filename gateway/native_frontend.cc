@@ -6,6 +6,7 @@
 
 #include <deque>
 #include <mutex>
+#include <string>
 #include <utility>
 
 #include "absl/synchronization/mutex.h"
@@ -13,11 +14,13 @@
 #include "core/watch_buffer.h"
 #include "etcd/etcdserverpb/rpc.pb.h"
 #include "gateway/h2/request_headers.h"
+#include "gateway/rpc_metrics.h"
 #include "gateway/system_ports.h"
 
 namespace geoetcd {
 namespace {
 
+constexpr int kCodeCanceled = 1;
 constexpr int kCodeInternal = 13;
 constexpr int kCodeResourceExhausted = 8;
 
@@ -25,6 +28,22 @@ void FinishWithStatus(const h2::CallPtr& call, const absl::Status& status) {
   call->Finish(static_cast<int>(status.code()),
                std::string_view(status.message().data(), status.message().size()));
 }
+
+// A natively served call in grpc_server_started_total (at construction) and
+// grpc_server_handled_total (Handled, once per call). Copyable into the reply callback.
+class CountedCall {
+ public:
+  CountedCall(RpcMetrics* rpc, std::string_view path)
+      : method_(rpc != nullptr
+                    ? rpc->Find(absl::string_view(path.data(), path.size()), RpcMetrics::kUnary)
+                    : nullptr) {
+    RpcMetrics::Started(method_);
+  }
+  void Handled(int code) const { RpcMetrics::Handled(method_, code); }
+
+ private:
+  RpcMetrics::Method* method_;  // null: not counted
+};
 
 // Parses one request message; a malformed one ends the call with INTERNAL, as gRPC does.
 template <typename Req>
@@ -37,25 +56,29 @@ bool ParseRequest(const h2::CallPtr& call, std::string_view bytes, Req* req) {
 // A mutation: parsed on the I/O thread and applied under the exclusive state lock, answered
 // by the Node once durable (from the executor's thread).
 template <typename Req, typename Resp>
-h2::UnaryMethod Mutation(Node* node, AsioExecutor* executor,
+h2::UnaryMethod Mutation(Node* node, AsioExecutor* executor, RpcMetrics* rpc,
                          void (Node::*method)(const RequestContext&, const Req&, Reply<Resp>)) {
-  return [node, executor, method](const h2::CallPtr& call, std::string_view bytes,
-                                  const h2::CallStart&) {
+  return [node, executor, method, rpc](const h2::CallPtr& call, std::string_view bytes,
+                                       const h2::CallStart& start) {
+    CountedCall counted(rpc, start.path);
     Req req;
-    if (!ParseRequest(call, bytes, &req)) return;
+    if (!ParseRequest(call, bytes, &req)) return counted.Handled(kCodeInternal);
     const RequestContext rc;
     absl::MutexLock lock(&executor->state_mutex());
-    (node->*method)(rc, req, [call](absl::StatusOr<Resp> result) {
+    (node->*method)(rc, req, [call, counted](absl::StatusOr<Resp> result) {
+      counted.Handled(static_cast<int>(result.status().code()));
       if (!result.ok()) return FinishWithStatus(call, result.status());
       call->Reply(result->SerializeAsString());
     });
   };
 }
 
-h2::UnaryMethod RangeMethod(Node* node, AsioExecutor* executor) {
-  return [node, executor](const h2::CallPtr& call, std::string_view bytes, const h2::CallStart&) {
+h2::UnaryMethod RangeMethod(Node* node, AsioExecutor* executor, RpcMetrics* rpc) {
+  return [node, executor, rpc](const h2::CallPtr& call, std::string_view bytes,
+                               const h2::CallStart& start) {
+    CountedCall counted(rpc, start.path);
     etcdserverpb::RangeRequest req;
-    if (!ParseRequest(call, bytes, &req)) return;
+    if (!ParseRequest(call, bytes, &req)) return counted.Handled(kCodeInternal);
     const RequestContext rc;
     absl::StatusOr<etcdserverpb::RangeResponse> result;
     bool in_place = false;
@@ -67,12 +90,14 @@ h2::UnaryMethod RangeMethod(Node* node, AsioExecutor* executor) {
     if (!in_place) {
       // A linearizable read away from the write region waits for a read index.
       absl::MutexLock lock(&executor->state_mutex());
-      node->Range(rc, req, [call](absl::StatusOr<etcdserverpb::RangeResponse> r) {
+      node->Range(rc, req, [call, counted](absl::StatusOr<etcdserverpb::RangeResponse> r) {
+        counted.Handled(static_cast<int>(r.status().code()));
         if (!r.ok()) return FinishWithStatus(call, r.status());
         call->Reply(r->SerializeAsString());
       });
       return;
     }
+    counted.Handled(static_cast<int>(result.status().code()));
     if (!result.ok()) return FinishWithStatus(call, result.status());
     call->Reply(result->SerializeAsString());
   };
@@ -89,9 +114,12 @@ class NativeWatch final : public h2::CallHandler {
   static constexpr size_t kLowWater = 64 * 1024;
   static constexpr size_t kFanOutFlushConnections = 8;
 
+  static constexpr const char* kPath = "/etcdserverpb.Watch/Watch";
+
   static std::shared_ptr<h2::CallHandler> Start(Node* node, AsioExecutor* executor,
-                                                const h2::CallPtr& call) {
-    auto watch = std::shared_ptr<NativeWatch>(new NativeWatch(node, executor, call));
+                                                RpcMetrics* rpc, const h2::CallPtr& call) {
+    auto watch = std::shared_ptr<NativeWatch>(new NativeWatch(node, executor, rpc, call));
+    if (rpc != nullptr) rpc->Started(kPath, RpcMetrics::kBidiStream);
     std::weak_ptr<NativeWatch> weak = watch;
     call->SetOnWritable(kLowWater, [weak] {
       if (auto w = weak.lock()) w->OnWritable();
@@ -104,6 +132,7 @@ class NativeWatch final : public h2::CallHandler {
         });
     if (!id.ok()) {
       FinishWithStatus(call, id.status());
+      watch->CountHandled(static_cast<int>(id.status().code()));
       return watch;
     }
     watch->stream_id_ = *id;
@@ -153,8 +182,19 @@ class NativeWatch final : public h2::CallHandler {
     }
   };
 
-  NativeWatch(Node* node, AsioExecutor* executor, h2::CallPtr call)
-      : node_(node), executor_(executor), out_(std::make_shared<Outbound>(std::move(call))) {}
+  NativeWatch(Node* node, AsioExecutor* executor, RpcMetrics* rpc, h2::CallPtr call)
+      : node_(node),
+        executor_(executor),
+        rpc_(rpc),
+        out_(std::make_shared<Outbound>(std::move(call))) {}
+
+  // A watch stream ends when the client cancels it or goes away: Canceled, as
+  // go-grpc-prometheus counts etcd's.
+  void CountHandled(int code) {
+    if (rpc_ == nullptr || handled_) return;
+    handled_ = true;
+    rpc_->Handled(kPath, RpcMetrics::kBidiStream, code);
+  }
 
   void OnWritable() {
     bool resume;
@@ -169,6 +209,7 @@ class NativeWatch final : public h2::CallHandler {
   }
 
   void Close() {
+    CountHandled(kCodeCanceled);
     if (stream_id_ == 0) return;
     const uint64_t id = stream_id_;
     stream_id_ = 0;
@@ -177,8 +218,10 @@ class NativeWatch final : public h2::CallHandler {
 
   Node* const node_;
   AsioExecutor* const executor_;
+  RpcMetrics* const rpc_;
   const std::shared_ptr<Outbound> out_;
   uint64_t stream_id_ = 0;  // the Node's id; 0 once closed (I/O thread)
+  bool handled_ = false;    // counted in grpc_server_handled_total (I/O thread)
 };
 
 // Headers that are the transport's business, not metadata a service reads, and those gRPC
@@ -320,18 +363,20 @@ class ProxyCall final : public h2::CallHandler,
 }  // namespace
 
 NativeFrontend::NativeFrontend(Node* node, AsioExecutor* executor,
-                               std::shared_ptr<grpc::Channel> upstream, h2::ServerOptions options)
+                               std::shared_ptr<grpc::Channel> upstream, h2::ServerOptions options,
+                               RpcMetrics* rpc)
     : upstream_(std::move(upstream)),
       stub_(std::make_unique<grpc::GenericStub>(upstream_)),
       server_(options) {
-  server_.AddUnary("/etcdserverpb.KV/Range", RangeMethod(node, executor));
-  server_.AddUnary("/etcdserverpb.KV/Put", Mutation(node, executor, &Node::Put));
-  server_.AddUnary("/etcdserverpb.KV/DeleteRange", Mutation(node, executor, &Node::DeleteRange));
-  server_.AddUnary("/etcdserverpb.KV/Txn", Mutation(node, executor, &Node::Txn));
-  server_.AddUnary("/etcdserverpb.KV/Compact", Mutation(node, executor, &Node::Compact));
+  server_.AddUnary("/etcdserverpb.KV/Range", RangeMethod(node, executor, rpc));
+  server_.AddUnary("/etcdserverpb.KV/Put", Mutation(node, executor, rpc, &Node::Put));
+  server_.AddUnary("/etcdserverpb.KV/DeleteRange",
+                   Mutation(node, executor, rpc, &Node::DeleteRange));
+  server_.AddUnary("/etcdserverpb.KV/Txn", Mutation(node, executor, rpc, &Node::Txn));
+  server_.AddUnary("/etcdserverpb.KV/Compact", Mutation(node, executor, rpc, &Node::Compact));
   server_.AddStreaming("/etcdserverpb.Watch/Watch",
-                        [node, executor](const h2::CallPtr& call, const h2::CallStart&) {
-                          return NativeWatch::Start(node, executor, call);
+                        [node, executor, rpc](const h2::CallPtr& call, const h2::CallStart&) {
+                          return NativeWatch::Start(node, executor, rpc, call);
                         });
   grpc::GenericStub* stub = stub_.get();
   server_.SetFallback([stub](const h2::CallPtr& call, const h2::CallStart& start) {

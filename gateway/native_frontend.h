@@ -29,12 +29,15 @@ namespace geoetcd {
 
 class AsioExecutor;
 class Node;
+class RpcMetrics;
 
 class NativeFrontend {
  public:
-  // `upstream` is an in-process channel to the gRPC C++ server holding every service.
+  // `upstream` is an in-process channel to the gRPC C++ server holding every service. The
+  // natively served KV and Watch calls are counted in `rpc` (optional; must outlive this);
+  // relayed ones are counted by the gRPC C++ server's interceptor.
   NativeFrontend(Node* node, AsioExecutor* executor, std::shared_ptr<grpc::Channel> upstream,
-                 h2::ServerOptions options);
+                 h2::ServerOptions options, RpcMetrics* rpc = nullptr);
   ~NativeFrontend();
 
   absl::Status Start(const std::vector<std::string>& addresses);

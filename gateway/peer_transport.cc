@@ -406,7 +406,10 @@ void GrpcPeerTransport::Core::ReadReplies(Peer* peer,
     }
     if (frame.has_pong()) {
       const int64_t rtt_us = NowUs() - frame.pong().sent_us();
-      if (rtt_us >= 0) peer->counters.rtt_us_last = rtt_us;
+      if (rtt_us >= 0) {
+        peer->counters.rtt_us_last = rtt_us;
+        if (options.on_round_trip) options.on_round_trip(peer->id, rtt_us);
+      }
     }
     // The acceptor sends nothing else; anything else is ignored.
   }

@@ -27,6 +27,7 @@
 #define GEOETCD_GATEWAY_PEER_TRANSPORT_H_
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -100,6 +101,9 @@ struct PeerTransportOptions {
   int64_t reconnect_backoff_max_ms = kPeerReconnectBackoffMaxMsDefault;
   int64_t dial_timeout_ms = kPeerDialTimeoutMsDefault;
   int64_t ping_interval_ms = kPeerPingIntervalMsDefault;
+  // Called with every ping round trip (a peer's member id, microseconds), on the thread that
+  // read the pong; for the RTT histogram of /metrics. Optional.
+  std::function<void(uint64_t member_id, int64_t rtt_us)> on_round_trip;
 };
 
 // Monotonic counts for one peer. Readable from any thread (Peers()); each field is read atomically

@@ -1,11 +1,13 @@
 #include "gateway/rocksdb_storage.h"
 
 #include <algorithm>
+#include <chrono>
 #include <utility>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "core/check.h"
+#include "gateway/metrics.h"
 #include "rocksdb/cache.h"
 #include "rocksdb/convenience.h"
 #include "rocksdb/db.h"
@@ -117,6 +119,7 @@ RocksDbStorage::RocksDbStorage(std::unique_ptr<rocksdb::DB> db, Executor* execut
       executor_(executor),
       queue_batches_max_(opts.queue_batches_max),
       group_bytes_max_(opts.group_bytes_max),
+      sync_duration_seconds_(opts.sync_duration_seconds),
       writer_([this] { WriterLoop(); }) {}
 
 RocksDbStorage::~RocksDbStorage() {
@@ -174,7 +177,12 @@ void RocksDbStorage::CommitGroup(std::vector<Pending> group) {
     write_options.sync = write_options.sync || pending.sync;
     dones.push_back(std::move(pending.done));
   }
+  const auto start = std::chrono::steady_clock::now();
   const rocksdb::Status s = WriteMerged(db_.get(), write_options, &merged);
+  if (write_options.sync && sync_duration_seconds_ != nullptr) {
+    sync_duration_seconds_->Observe(
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  }
   const absl::Status status = FromRocksDb(s);
   batches_written_.fetch_add(group.size(), std::memory_order_relaxed);
   groups_written_.fetch_add(1, std::memory_order_relaxed);

@@ -29,6 +29,8 @@ class DB;
 
 namespace geoetcd {
 
+class Histogram;
+
 // Batches waiting for the writer thread. Beyond this Write() blocks its caller: the bound
 // is the back-pressure that keeps a slow disk from turning into unbounded memory.
 inline constexpr size_t kQueueBatchesMax = 4096;
@@ -49,6 +51,9 @@ struct RocksDbOptions {
   bool compress = true;
   // Info LOG files kept in the data dir.
   size_t info_log_files_max = 5;
+  // When set, observes the seconds each synced write takes (the WAL write and its fsync):
+  // etcd_disk_wal_fsync_duration_seconds. Not owned; must outlive the storage.
+  Histogram* sync_duration_seconds = nullptr;
 };
 
 // Thread-safety: Write(), Get(), Scan(), ApproximateSizeBytes(), CompactRange() and
@@ -115,6 +120,7 @@ class RocksDbStorage : public Storage {
   Executor* const executor_;
   const size_t queue_batches_max_;
   const size_t group_bytes_max_;
+  Histogram* const sync_duration_seconds_;
 
   std::mutex mu_;
   std::condition_variable work_cv_;   // Signalled when queue_ grows or stopping_ is set.

@@ -22,9 +22,13 @@
 #include "gateway/kv_service.h"
 #include "gateway/lease_service.h"
 #include "gateway/file_util.h"
+#include "gateway/http_server.h"
+#include "gateway/metrics.h"
+#include "gateway/metrics_endpoint.h"
 #include "gateway/native_frontend.h"
 #include "gateway/peer_transport.h"
 #include "gateway/rocksdb_storage.h"
+#include "gateway/rpc_metrics.h"
 #include "gateway/snapshot_stream.h"
 #include "gateway/system_ports.h"
 #include "gateway/watch_service.h"
@@ -174,6 +178,7 @@ absl::Status Server::ConfigureRegions(const ServerConfig& config, NodeOptions* o
   peer_options.peer_urls = config.initial_advertise_peer_urls;
   peer_options.client_urls = config.advertise_client_urls;
   peer_options.executor = executor_.get();
+  std::vector<uint64_t> peer_ids;
   const std::string& write_name =
       config.write_region.empty() ? members->front().name : config.write_region;
   for (const auto& m : *members) {
@@ -181,10 +186,15 @@ absl::Status Server::ConfigureRegions(const ServerConfig& config, NodeOptions* o
     options->regions.push_back(RegionInfo{id, m.name});
     if (m.name == write_name) options->write_region = id;
     if (m.name == config.name) continue;
+    peer_ids.push_back(id);
     auto d = config.peer_dial.find(m.name);
     peer_options.peers[id] =
         PeerConfig{m.name, d != config.peer_dial.end() ? d->second : m.peer_urls};
   }
+  peer_rtt_ = std::make_unique<PeerRttMetrics>(peer_ids);
+  peer_options.on_round_trip = [rtt = peer_rtt_.get()](uint64_t id, int64_t rtt_us) {
+    rtt->Observe(id, rtt_us);
+  };
   transport_ = std::make_unique<GrpcPeerTransport>(std::move(peer_options));
   ports->transport = transport_.get();
   return absl::OkStatus();
@@ -208,8 +218,12 @@ absl::Status Server::Init(const ServerConfig& config) {
     // the task's end, one write per connection, instead of waking the I/O loops.
     executor_->SetAfterTask([] { h2::FlushDeferred(); });
   }
+  rpc_metrics_ = std::make_unique<RpcMetrics>();
+  wal_fsync_seconds_ = std::make_unique<Histogram>(WalFsyncBuckets());
+  RocksDbOptions storage_options;
+  storage_options.sync_duration_seconds = wal_fsync_seconds_.get();
   auto storage = RocksDbStorage::Open(config.data_dir + "/rocksdb", executor_.get(),
-                                      RocksDbOptions());
+                                      storage_options);
   if (!storage.ok()) return storage.status();
   storage_ = std::move(*storage);
   // After RocksDB's lock: a second process on this data dir has already been refused.
@@ -250,7 +264,40 @@ absl::Status Server::Init(const ServerConfig& config) {
   if (transport_) {
     if (auto s = transport_->Start(config.listen_peer_urls); !s.ok()) return s;
   }
-  return StartClientServices(config);
+  if (auto s = StartClientServices(config); !s.ok()) return s;
+  return StartMetrics(config);
+}
+
+absl::Status Server::StartMetrics(const ServerConfig& config) {
+  MetricsSources sources;
+  sources.node = node_.get();
+  sources.executor = executor_.get();
+  sources.storage = storage_.get();
+  sources.transport = transport_.get();
+  sources.rpc = rpc_metrics_.get();
+  sources.wal_fsync_seconds = wal_fsync_seconds_.get();
+  sources.peer_rtt = peer_rtt_.get();
+  if (auto members = ParseInitialCluster(config.initial_cluster); members.ok()) {
+    for (const auto& m : *members) {
+      sources.region_names[MemberIdOf(config.initial_cluster_token, m.name, m.peer_urls)] =
+          m.name;
+    }
+  }
+  metrics_endpoint_ = std::make_unique<MetricsEndpoint>(std::move(sources));
+  if (config.listen_metrics_urls.empty()) return absl::OkStatus();
+  auto addresses = UrlsToListenAddresses(config.listen_metrics_urls);
+  if (!addresses.ok()) return addresses.status();
+  auto http = HttpServer::Start(
+      *addresses,
+      [endpoint = metrics_endpoint_.get()](const HttpRequest& r) { return endpoint->Handle(r); },
+      HttpServerOptions());
+  if (!http.ok()) return http.status();
+  metrics_http_ = std::move(*http);
+  return absl::OkStatus();
+}
+
+std::vector<int> Server::metrics_ports() const {
+  return metrics_http_ ? metrics_http_->bound_ports() : std::vector<int>();
 }
 
 // The etcd services on every --listen-client-urls address: the native HTTP/2 transport
@@ -273,6 +320,9 @@ absl::Status Server::StartClientServices(const ServerConfig& config) {
   builder.SetMaxSendMessageSize(std::numeric_limits<int>::max());
   // Per-call bookkeeping nobody reads: channelz's call counters.
   builder.AddChannelArgument(GRPC_ARG_ENABLE_CHANNELZ, 0);
+  std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
+  interceptors.push_back(MakeRpcMetricsInterceptorFactory(rpc_metrics_.get()));
+  builder.experimental().SetInterceptorCreators(std::move(interceptors));
   services_.push_back(std::make_unique<KvService>(node_.get(), executor_.get()));
   services_.push_back(std::make_unique<WatchService>(node_.get(), executor_.get()));
   services_.push_back(std::make_unique<LeaseService>(node_.get(), executor_.get()));
@@ -308,7 +358,8 @@ absl::Status Server::StartClientServices(const ServerConfig& config) {
     h2::ServerOptions options;
     options.max_receive_message_bytes = static_cast<uint32_t>(max_receive);
     native_ = std::make_unique<NativeFrontend>(node_.get(), executor_.get(),
-                                               grpc_server_->InProcessChannel(args), options);
+                                               grpc_server_->InProcessChannel(args), options,
+                                               rpc_metrics_.get());
     return native_->Start(*addresses);
   }
   for (size_t i = 0; i < addresses->size(); ++i) {
@@ -326,6 +377,8 @@ void Server::Wait() {
 void Server::Shutdown() {
   if (shut_down_) return;
   shut_down_ = true;
+  // The metrics listener reads the Node and storage: it goes before either.
+  if (metrics_http_) metrics_http_->Shutdown();
   // The native transport first: its relayed calls are clients of the gRPC server.
   if (native_) native_->Shutdown(2000);
   if (grpc_server_) {

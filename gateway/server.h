@@ -19,6 +19,11 @@ namespace geoetcd {
 
 class AsioExecutor;
 class GrpcPeerTransport;
+class Histogram;
+class HttpServer;
+class MetricsEndpoint;
+class PeerRttMetrics;
+class RpcMetrics;
 class NativeFrontend;
 class Node;
 struct NodeOptions;
@@ -41,6 +46,11 @@ class Server {
 
   uint64_t cluster_id() const { return cluster_id_; }
   uint64_t member_id() const { return member_id_; }
+  // /metrics, /health, /livez, /readyz as a function of the request, for any HTTP/1.1
+  // listener (the metrics URLs now; the client URLs once their transport speaks HTTP/1.1).
+  const MetricsEndpoint& metrics_endpoint() const { return *metrics_endpoint_; }
+  // The port bound for each --listen-metrics-urls entry, in order.
+  std::vector<int> metrics_ports() const;
 
  private:
   Server() = default;
@@ -48,8 +58,13 @@ class Server {
   // Fills the Node's regions and write region and creates the peer transport.
   absl::Status ConfigureRegions(const ServerConfig& config, NodeOptions* options, Ports* ports);
   absl::Status StartClientServices(const ServerConfig& config);
+  absl::Status StartMetrics(const ServerConfig& config);
 
   ServerConfig config_;
+  // Metrics the gateway records (the Node's own counters are read at scrape time).
+  std::unique_ptr<RpcMetrics> rpc_metrics_;
+  std::unique_ptr<Histogram> wal_fsync_seconds_;
+  std::unique_ptr<PeerRttMetrics> peer_rtt_;
   uint64_t cluster_id_ = 0;
   uint64_t member_id_ = 0;
   std::unique_ptr<SystemClock> clock_;
@@ -62,6 +77,8 @@ class Server {
   std::vector<std::unique_ptr<grpc::Service>> services_;
   std::unique_ptr<grpc::Server> grpc_server_;
   std::unique_ptr<NativeFrontend> native_;
+  std::unique_ptr<MetricsEndpoint> metrics_endpoint_;
+  std::unique_ptr<HttpServer> metrics_http_;
   bool executor_running_ = false;
   bool shut_down_ = false;
 };

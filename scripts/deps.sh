@@ -2,16 +2,17 @@
 # Installs the Debian 12 packages geoetcd needs, only those missing.
 #   scripts/deps.sh build   - what building and running the server needs
 #   scripts/deps.sh test    - plus a real etcd 3.4, etcdctl, python3-etcd3, python3-hpack and Node.js
-#                             with npm for the conformance suites
+#                             with npm for the conformance suites, and python3-prometheus-client
+#                             and Prometheus for the metrics suite
 set -euo pipefail
 
 build_pkgs=(build-essential cmake ninja-build pkg-config
             libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
             librocksdb-dev libxxhash-dev libcxxopts-dev libyaml-cpp-dev libasio-dev libabsl-dev
-            libnghttp2-dev
+            libnghttp2-dev libcpp-httplib-dev
             libgtest-dev libgmock-dev libtcmalloc-minimal4)
 test_pkgs=(etcd-server etcd-client python3 python3-etcd3 python3-grpcio python3-protobuf
-           python3-hpack python3-h2)
+           python3-hpack python3-h2 python3-prometheus-client prometheus)
 
 want=("${build_pkgs[@]}")
 if [[ "${1:-build}" == "test" ]]; then

@@ -31,6 +31,25 @@ TEST(KeyspaceTest, StartsAtRevisionOne) {
   EXPECT_EQ(ks.compact_revision(), -1);
 }
 
+TEST(KeyspaceTest, LiveKeyCountFollowsPutsDeletesAndCompaction) {
+  Keyspace ks;
+  PutAt(&ks, "a", "1");
+  PutAt(&ks, "a", "2");
+  PutAt(&ks, "b", "1");
+  EXPECT_EQ(ks.live_key_count(), 2);
+  ks.BeginCommit(ks.revision() + 1);
+  EXPECT_TRUE(ks.Delete("a"));
+  EXPECT_FALSE(ks.Delete("missing"));
+  ks.EndCommit();
+  EXPECT_EQ(ks.live_key_count(), 1);
+  PutAt(&ks, "a", "3");  // recreated
+  EXPECT_EQ(ks.live_key_count(), 2);
+  std::vector<VersionId> dropped;
+  ks.Compact(ks.revision(), &dropped);
+  EXPECT_EQ(ks.live_key_count(), 2);
+  ks.CheckInvariants();  // recounts and compares
+}
+
 TEST(KeyspaceTest, VersionsFollowEtcdRules) {
   Keyspace ks;
   PutAt(&ks, "a", "1");  // rev 2

@@ -402,6 +402,46 @@ TEST_F(NodeTest, ConcurrentWritesShareStorageWrites) {
   EXPECT_EQ(node_->durable_revision(), 101);
 }
 
+TEST_F(NodeTest, GroupCommitStatsCountEntriesPerStorageWrite) {
+  storage_.SetLatencyHook([] { return int64_t{5}; });
+  for (int i = 0; i < 100; ++i) {
+    etcdserverpb::PutRequest req;
+    req.set_key("k" + std::to_string(i));
+    node_->Put(RequestContext(), req, [](auto) {});
+  }
+  executor_.AdvanceMs(100);
+  const GroupCommitStats& s = node_->group_commit_stats();
+  EXPECT_EQ(s.entries, 100u);
+  EXPECT_EQ(s.writes, node_->storage_writes());
+  uint64_t bucketed = 0;
+  for (uint64_t n : s.buckets) bucketed += n;
+  EXPECT_EQ(bucketed, s.writes);
+  // The first put is written alone; the other 99 wait behind it and share one write, which
+  // falls in the bucket of writes of 65..128 entries.
+  EXPECT_EQ(s.buckets[0], 1u);
+  EXPECT_EQ(s.buckets[7], 1u);
+}
+
+TEST_F(NodeTest, AccountStatsReportLiveKeysAndIndexes) {
+  ASSERT_TRUE(Put("a", "1").ok());
+  ASSERT_TRUE(Put("b", "1").ok());
+  ASSERT_TRUE(Put("a", "2").ok());  // not a new key
+  ASSERT_TRUE(Delete("b").ok());
+  std::vector<AccountStats> stats = node_->account_stats();
+  ASSERT_EQ(stats.size(), 1u);
+  EXPECT_EQ(stats[0].name, "default");
+  EXPECT_EQ(stats[0].live_keys, 1);
+  EXPECT_EQ(stats[0].revision, 5);
+  EXPECT_EQ(stats[0].durable_index, 4u);
+  EXPECT_EQ(stats[0].applied_index, 4u);
+  EXPECT_EQ(stats[0].write_region, node_->member_id());
+  // One region: nobody to lag.
+  EXPECT_TRUE(stats[0].lag_entries.empty());
+  // Recovery counts the live keys again from storage.
+  Restart();
+  EXPECT_EQ(node_->account_stats()[0].live_keys, 1);
+}
+
 TEST_F(NodeTest, AcknowledgedWritesSurviveACrashAndRevisionsContinue) {
   for (int i = 0; i < 10; ++i) ASSERT_TRUE(Put("k" + std::to_string(i), "v").ok());
   // An unacknowledged write in flight when the process dies may be lost.

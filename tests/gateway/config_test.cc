@@ -220,6 +220,26 @@ TEST(ServerConfigTest, RejectsBadUrls) {
               HasSubstr("--advertise-client-urls: unexpected empty host"));
 }
 
+TEST(ServerConfigTest, ListenMetricsUrls) {
+  EXPECT_TRUE(MustParse({}).listen_metrics_urls.empty());
+  EXPECT_THAT(MustParse({"--listen-metrics-urls", "http://127.0.0.1:2381,http://[::1]:2381"})
+                  .listen_metrics_urls,
+              ElementsAre("http://127.0.0.1:2381", "http://[::1]:2381"));
+  EXPECT_THAT(MustParse({}, {{"ETCD_LISTEN_METRICS_URLS", "http://localhost:2381"}})
+                  .listen_metrics_urls,
+              ElementsAre("http://localhost:2381"));
+  EXPECT_THAT(ParseError({"--listen-metrics-urls", "127.0.0.1:2381"}),
+              HasSubstr("invalid value \"127.0.0.1:2381\" for --listen-metrics-urls: URL "
+                        "scheme must be http, https, unix, or unixs"));
+  EXPECT_THAT(ParseError({"--listen-metrics-urls", "http://example.com:2381"}),
+              HasSubstr("--listen-metrics-urls: expected IP in URL for binding"));
+  EXPECT_THAT(ParseError({"--listen-metrics-urls", "unix:///tmp/m.sock"}),
+              HasSubstr("--listen-metrics-urls: only http:// URLs are supported"));
+  absl::StatusOr<ParseOutcome> tls = Parse({"--listen-metrics-urls", "https://127.0.0.1:2381"});
+  ASSERT_FALSE(tls.ok());
+  EXPECT_EQ(tls.status().code(), absl::StatusCode::kUnimplemented);
+}
+
 TEST(ServerConfigTest, TlsListenUrlsAreUnimplemented) {
   absl::StatusOr<ParseOutcome> outcome =
       Parse({"--listen-client-urls", "https://127.0.0.1:2379", "--advertise-client-urls",
@@ -545,7 +565,6 @@ TEST(ServerConfigTest, EveryEtcdFlagIsAccepted) {
                                           "max-snapshots",
                                           "max-wals",
                                           "cors",
-                                          "listen-metrics-urls",
                                           "enable-v2",
                                           "enable-pprof",
                                           "logger",

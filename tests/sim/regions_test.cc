@@ -201,6 +201,41 @@ TEST_F(RegionsTest, RegionCutFromWCatchesUpThroughAThirdRegion) {
   EXPECT_EQ(node(2)->KvHashAt("default", rev), node(0)->KvHashAt("default", rev));
 }
 
+TEST_F(RegionsTest, WReportsTheLagOfARegionCutOffFromEveryone) {
+  network_.Partition(endpoint(0), endpoint(2));
+  network_.Partition(endpoint(1), endpoint(2));
+  for (int i = 0; i < 10; ++i) ASSERT_TRUE(Put(i % 2, absl::StrCat("k", i), "v").ok());
+  RunFor(2'000'000);
+  std::vector<AccountStats> at_w = node(0)->account_stats();
+  ASSERT_EQ(at_w.size(), 1u);
+  EXPECT_EQ(at_w[0].lag_entries.at(3), 10u);  // r2 (member 3) lacks all ten
+  EXPECT_EQ(at_w[0].lag_entries.at(2), 0u);
+  // The oldest missing entry was committed at least the 2 s run above ago.
+  EXPECT_GE(at_w[0].lag_ms.at(3), 2000);
+  EXPECT_EQ(at_w[0].lag_ms.at(2), 0);
+  // r1 measures itself against what it heard: nothing missing.
+  EXPECT_EQ(node(1)->account_stats()[0].lag_entries.at(2), 0u);
+  EXPECT_TRUE(node(1)->account_stats()[0].lag_ms.empty());  // only W reports seconds
+  // Forwards were counted where they left and where they ran.
+  EXPECT_EQ(node(1)->peer_stats().forwards_sent, 5u);
+  EXPECT_EQ(node(0)->peer_stats().forwards_executed, 5u);
+  network_.Heal(endpoint(0), endpoint(2));
+  network_.Heal(endpoint(1), endpoint(2));
+  ASSERT_TRUE(RunUntil([&] { return node(0)->account_stats()[0].lag_entries.at(3) == 0; }));
+  EXPECT_EQ(node(0)->account_stats()[0].lag_ms.at(3), 0);
+}
+
+TEST_F(RegionsTest, AntiEntropyBytesAreCountedWhereDigestsAndPullsLeave) {
+  network_.Partition(endpoint(0), endpoint(2));
+  for (int i = 0; i < 20; ++i) ASSERT_TRUE(Put(0, absl::StrCat("k", i), "v").ok());
+  const uint64_t r1_before = node(1)->peer_stats().antientropy_bytes_sent;
+  const int64_t rev = node(0)->durable_revision();
+  ASSERT_TRUE(RunUntil([&] { return node(2)->durable_revision() == rev; }, 10'000'000));
+  // r2 pulled from r1, whose answers carry the entries: well over the digests' size.
+  EXPECT_GT(node(2)->peer_stats().antientropy_bytes_sent, 0u);
+  EXPECT_GT(node(1)->peer_stats().antientropy_bytes_sent - r1_before, 20u * 10u);
+}
+
 // A compaction forwarded to W whose answer is lost, W restarting once the compaction is
 // durable, and the forward retried: W must not execute it again (it would answer "required
 // revision has been compacted" to a compaction that succeeded). The compaction's log entry
