@@ -22,6 +22,10 @@
 #   catch-up             geoetcd, 3 regions: R killed, BENCH_CATCHUP_PUTS puts at W, R
 #                        restarted; commits per second R applies, from its first answered
 #                        read until it holds W's revision
+#   server CPU           each server's user+system CPU and the machine's busy CPU over the
+#                        put-1000 run, per put (W's alone, and all servers')
+#   write quorum         geoetcd's 3 regions run --write-quorum majority (the default); a
+#                        fourth deployment with --write-quorum local repeats the put rows
 #
 # All processes share this machine's cores and disk: three regions fsync every commit three
 # times on one disk, which a real deployment spreads over three machines. The ratios say how
@@ -80,6 +84,8 @@ free_port() {
 }
 
 # deploy <etcd|geoetcd> <members>: fresh data dirs; sets W and R (client endpoints).
+deploy_extra=()  # more server flags for the next deploy (geoetcd only)
+deploy_tag=""    # and a tag for its data dirs
 deploy() {
   local kind="$1" n="$2" i cluster="" cports=() pports=()
   for ((i = 1; i <= n; i++)); do
@@ -89,14 +95,15 @@ deploy() {
   done
   for ((i = 1; i <= n; i++)); do
     local c="http://127.0.0.1:${cports[i - 1]}" p="http://127.0.0.1:${pports[i - 1]}"
-    local args=(--name "m$i" --data-dir "$work/$kind-$n-m$i" --listen-client-urls "$c"
+    local args=(--name "m$i" --data-dir "$work/$kind$deploy_tag-$n-m$i" --listen-client-urls "$c"
                 --advertise-client-urls "$c" --listen-peer-urls "$p"
                 --initial-advertise-peer-urls "$p" --initial-cluster "$cluster"
                 --initial-cluster-token "bench-$kind-$n" --quota-backend-bytes 8589934592)
     if [[ $kind == etcd ]]; then
       "$ETCD_BIN" "${args[@]}" --logger zap --log-level error >>"$raw/$kind-$n-m$i.log" 2>&1 &
     else
-      "$geoetcd_bin" "${args[@]}" >>"$raw/$kind-$n-m$i.log" 2>&1 &
+      args+=("${deploy_extra[@]}")
+      "$geoetcd_bin" "${args[@]}" >>"$raw/$kind$deploy_tag-$n-m$i.log" 2>&1 &
       if ((i == 2)); then
         restart_r="$(printf '%q ' "$geoetcd_bin" "${args[@]}")"
         r_port="${cports[1]}"
@@ -226,6 +233,19 @@ json.dump({"commits": target - start[1], "seconds": took,
            "commits_per_sec": (target - start[1]) / took}, open(out, "w"))
 PY
 stop_all
+# The write quorum's cost: the same three regions with W acknowledging at its own fsync.
+log "geoetcd, 3 regions, --write-quorum local"
+deploy_extra=(--write-quorum local)
+deploy_tag="-local"
+deploy geoetcd 3
+deploy_extra=()
+deploy_tag=""
+run geo3local-put1000 put --endpoints "$W" --transport h2 --conns "$BENCH_CONNS" \
+  --clients "$BENCH_CLIENTS" --threads "$BENCH_THREADS" --duration "$BENCH_DURATION" \
+  --warmup 1s --key-prefix "geo3local/put/"
+run geo3local-put1-w put --endpoints "$W" --total "$BENCH_SINGLE_TOTAL" --key-prefix "geo3local/p1w/"
+run geo3local-put1-r put --endpoints "$R" --total "$BENCH_SINGLE_TOTAL" --key-prefix "geo3local/p1r/"
+stop_all
 log "etcd, 3 members"
 deploy etcd 3
 measure etcd3
@@ -272,6 +292,11 @@ with open(out, "w") as f:
         f.write("| %s | %s | %s | %s |\n" % r)
     f.write("\nput-1000 at W: 3 regions / 1 region = %.2f; geoetcd 3 regions / etcd 3 members = %.2f\n"
             % (g3 / g1, g3 / e3))
+    f.write("\n| 3 regions, write quorum | majority (default) | local |\n|---|--:|--:|\n")
+    f.write("| put-1000 at W, puts/s | %.0f | %.0f |\n"
+            % (g3, load("geo3local-put1000")["requests_per_sec"]))
+    f.write("| put-1 at W | %s | %s |\n" % (lat(load("geo3-put1-w")), lat(load("geo3local-put1-w"))))
+    f.write("| put-1 at R | %s | %s |\n" % (lat(load("geo3-put1-r")), lat(load("geo3local-put1-r"))))
 print(open(out).read())
 PY
 log "wrote $out_dir/$tag.md"

@@ -7,6 +7,15 @@
 
 #include "absl/status/status.h"
 
+// Returns the absl::Status `expr` evaluates to from the enclosing function unless it is OK
+// (the enclosing function returns absl::Status or an absl::StatusOr).
+#define GEOETCD_RETURN_IF_ERROR(expr)                                           \
+  do {                                                                          \
+    if (absl::Status geoetcd_status_ = (expr); !geoetcd_status_.ok()) {         \
+      return geoetcd_status_;                                                   \
+    }                                                                           \
+  } while (false)
+
 namespace geoetcd::errors {
 
 // KV

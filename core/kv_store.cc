@@ -122,7 +122,7 @@ absl::Status CheckTxnShape(const TxnRequest& r, int64_t txn_ops_max) {
   }
   for (const auto* ops : {&r.success(), &r.failure()}) {
     for (const auto& op : *ops) {
-      if (auto s = CheckRequestOp(op, txn_ops_max - opc); !s.ok()) return s;
+      GEOETCD_RETURN_IF_ERROR(CheckRequestOp(op, txn_ops_max - opc));
     }
   }
   return absl::OkStatus();
@@ -197,10 +197,10 @@ absl::Status CheckDeleteRequest(const DeleteRangeRequest& r) {
 }
 
 absl::Status CheckTxnRequest(const TxnRequest& r, int64_t txn_ops_max) {
-  if (auto s = CheckTxnShape(r, txn_ops_max); !s.ok()) return s;
+  GEOETCD_RETURN_IF_ERROR(CheckTxnShape(r, txn_ops_max));
   std::set<std::string> puts;
   std::vector<Interval> dels;
-  if (auto s = CheckIntervals(r.success(), &puts, &dels); !s.ok()) return s;
+  GEOETCD_RETURN_IF_ERROR(CheckIntervals(r.success(), &puts, &dels));
   return CheckIntervals(r.failure(), &puts, &dels);
 }
 
@@ -425,7 +425,7 @@ absl::StatusOr<PutResponse> KvStore::Put(const PutRequest& r, const CommitStamp&
   if (r.lease() != 0 && (leases_ == nullptr || !leases_->Exists(r.lease()))) {
     return errors::LeaseNotFound();
   }
-  if (auto s = CheckPutOp(r); !s.ok()) return s;
+  GEOETCD_RETURN_IF_ERROR(CheckPutOp(r));
   Commit commit(this, stamp, batch);
   PutResponse resp = ApplyPut(r, &commit);
   resp.mutable_header()->set_revision(commit.Finish());
@@ -534,14 +534,14 @@ absl::Status KvStore::CheckTxnOps(const TxnRequest& r, const TxnPath& path) cons
   size_t nested = 0;
   for (const auto& op : path.succeeded ? r.success() : r.failure()) {
     if (op.has_request_txn()) {
-      if (auto s = CheckTxnOps(op.request_txn(), path.nested[nested++]); !s.ok()) return s;
+      GEOETCD_RETURN_IF_ERROR(CheckTxnOps(op.request_txn(), path.nested[nested++]));
       continue;
     }
     if (op.has_request_put()) {
-      if (auto s = CheckPutOp(op.request_put()); !s.ok()) return s;
+      GEOETCD_RETURN_IF_ERROR(CheckPutOp(op.request_put()));
     }
     if (op.has_request_range() && op.request_range().revision() != 0) {
-      if (auto s = CheckRangeRevision(op.request_range().revision()); !s.ok()) return s;
+      GEOETCD_RETURN_IF_ERROR(CheckRangeRevision(op.request_range().revision()));
     }
   }
   return absl::OkStatus();
@@ -551,7 +551,7 @@ absl::StatusOr<TxnResponse> KvStore::Txn(const TxnRequest& r, const CommitStamp&
                                          WriteBatch* batch) {
   // Every compare, nested ones included, sees the state before the txn (etcd compareToPath).
   const TxnPath path = EvaluatePath(r);
-  if (auto s = CheckTxnOps(r, path); !s.ok()) return s;
+  GEOETCD_RETURN_IF_ERROR(CheckTxnOps(r, path));
   Commit commit(this, stamp, batch);
   TxnResponse resp;
   ApplyTxn(r, path, &commit, &resp);

@@ -50,10 +50,10 @@ absl::Status Node::Start() {
       account->kv.Recover(*ports_.storage, options_.bugs.reuse_revision_after_crash);
   if (!loaded.ok()) return loaded.status();
   account->durable_rev = account->sealed_rev = account->kv.revision();
-  if (auto s = RecoverLeases(account.get()); !s.ok()) return s;
-  if (auto s = RecoverAlarms(account.get()); !s.ok()) return s;
-  if (auto s = RecoverLog(account.get()); !s.ok()) return s;
-  if (auto s = RecoverForwardMarkers(); !s.ok()) return s;
+  GEOETCD_RETURN_IF_ERROR(RecoverLeases(account.get()));
+  GEOETCD_RETURN_IF_ERROR(RecoverAlarms(account.get()));
+  GEOETCD_RETURN_IF_ERROR(RecoverLog(account.get()));
+  GEOETCD_RETURN_IF_ERROR(RecoverForwardMarkers());
   account->write_region =
       options_.write_region != 0 ? options_.write_region : options_.member_id;
   account->write_quorum = options_.write_quorum;
@@ -163,7 +163,7 @@ bool Node::ReadsInPlace(const RequestContext& ctx, const RangeRequest& req) cons
 absl::StatusOr<RangeResponse> Node::ReadRange(const RequestContext& ctx,
                                               const RangeRequest& req) const {
   if (!fatal_.ok()) return errors::Stopped();
-  if (auto s = CheckRangeRequest(req); !s.ok()) return s;
+  GEOETCD_RETURN_IF_ERROR(CheckRangeRequest(req));
   auto it = accounts_.find(ctx.account);
   if (it == accounts_.end()) return absl::NotFoundError("geoetcd: account not found");
   const Account& account = *it->second;
@@ -230,7 +230,7 @@ void Node::Put(const RequestContext& ctx, const PutRequest& req, Reply<PutRespon
   }
   Mutate<PutResponse>(ctx, req, std::move(reply),
                       [&](Account* a, const CommitStamp& stamp) -> absl::StatusOr<PutResponse> {
-    if (auto s = AdmitWrite(a, PutCostBytes(req)); !s.ok()) return s;
+    GEOETCD_RETURN_IF_ERROR(AdmitWrite(a, PutCostBytes(req)));
     return a->kv.Put(req, stamp, &staged_);
   });
 }
@@ -252,7 +252,7 @@ void Node::Txn(const RequestContext& ctx, const TxnRequest& req, Reply<TxnRespon
   }
   Mutate<TxnResponse>(ctx, req, std::move(reply),
                       [&](Account* a, const CommitStamp& stamp) -> absl::StatusOr<TxnResponse> {
-    if (auto s = AdmitWrite(a, TxnCostBytes(req)); !s.ok()) return s;
+    GEOETCD_RETURN_IF_ERROR(AdmitWrite(a, TxnCostBytes(req)));
     const size_t staged_before = staged_.ops().size();
     auto resp = a->kv.Txn(req, stamp, &staged_);
     // Two key records and the commit record: cut after the first key record.

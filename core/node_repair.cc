@@ -68,7 +68,7 @@ std::string RegistersKey(uint64_t request_id) { return absl::StrCat("r", request
 absl::Status CheckAdopted(const RepairChange& change, int64_t revision) {
   if (!change.after.has_value()) return absl::OkStatus();
   const Register& r = *change.after;
-  if (auto s = ValidateRegister(r); !s.ok()) return s;
+  GEOETCD_RETURN_IF_ERROR(ValidateRegister(r));
   if (r.key != change.key || r.tombstone != (r.version == 0) || r.mod_revision > revision ||
       r.mod_revision < 1 || r.create_revision > r.mod_revision || r.mod_sub < 0) {
     return absl::InvalidArgumentError(

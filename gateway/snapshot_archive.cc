@@ -12,6 +12,7 @@
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "core/errors.h"
 #include "core/check.h"
 #include "gateway/file_util.h"
 #include "openssl/evp.h"
@@ -59,7 +60,7 @@ class ArchiveScanner {
   // Reads exactly `bytes` body bytes into `out`; `what` names them in the truncation error.
   absl::Status Body(void* out, size_t bytes, const char* what) {
     if (bytes + kArchiveDigestBytes > left()) return Truncated(what);
-    if (auto s = Raw(out, bytes); !s.ok()) return s;
+    GEOETCD_RETURN_IF_ERROR(Raw(out, bytes));
     sha_.Update(out, bytes);
     return absl::OkStatus();
   }
@@ -117,7 +118,7 @@ absl::StatusOr<ArchiveInfo> Walk(const std::string& path, const std::string& out
   info.archive_bytes = size;
 
   unsigned char header[kArchiveMagicBytes + 8];
-  if (auto s = in.Body(header, sizeof(header), "the header"); !s.ok()) return s;
+  GEOETCD_RETURN_IF_ERROR(in.Body(header, sizeof(header), "the header"));
   info.version = static_cast<uint32_t>(ReadBigEndian(header + kArchiveMagicBytes, 4));
   if (info.version != kArchiveFormatVersion) {
     return absl::FailedPreconditionError(
@@ -132,16 +133,16 @@ absl::StatusOr<ArchiveInfo> Walk(const std::string& path, const std::string& out
   std::vector<char> buffer(kCopyBufferBytes);
   for (uint64_t i = 0; i < count; ++i) {
     unsigned char len_bytes[2];
-    if (auto s = in.Body(len_bytes, 2, "a file entry"); !s.ok()) return s;
+    GEOETCD_RETURN_IF_ERROR(in.Body(len_bytes, 2, "a file entry"));
     const size_t name_len = ReadBigEndian(len_bytes, 2);
     std::string name(name_len, '\0');
-    if (auto s = in.Body(name.data(), name_len, "a file name"); !s.ok()) return s;
+    GEOETCD_RETURN_IF_ERROR(in.Body(name.data(), name_len, "a file name"));
     if (!ValidName(name) || (!info.files.empty() && name <= info.files.back().first)) {
       return absl::DataLossError(absl::StrCat(path, " is corrupt: bad file name \"",
                                               absl::CHexEscape(name), "\" in entry ", i));
     }
     unsigned char size_bytes[8];
-    if (auto s = in.Body(size_bytes, 8, "a file entry"); !s.ok()) return s;
+    GEOETCD_RETURN_IF_ERROR(in.Body(size_bytes, 8, "a file entry"));
     const uint64_t file_bytes = ReadBigEndian(size_bytes, 8);
     if (file_bytes > in.left() || in.left() - file_bytes < kArchiveDigestBytes) {
       return absl::DataLossError(absl::StrCat(path, " is truncated or corrupt: ", name,
@@ -177,12 +178,12 @@ absl::StatusOr<ArchiveInfo> Walk(const std::string& path, const std::string& out
                                             " unexpected bytes after the last file"));
   }
   std::string zeros(padding, '\0');
-  if (auto s = in.Body(zeros.data(), padding, "the padding"); !s.ok()) return s;
+  GEOETCD_RETURN_IF_ERROR(in.Body(zeros.data(), padding, "the padding"));
   if (zeros.find_first_not_of('\0') != std::string::npos) {
     return absl::DataLossError(absl::StrCat(path, " is corrupt: non-zero padding"));
   }
   std::string stored(kArchiveDigestBytes, '\0');
-  if (auto s = in.Raw(stored.data(), stored.size()); !s.ok()) return s;
+  GEOETCD_RETURN_IF_ERROR(in.Raw(stored.data(), stored.size()));
   const std::string computed = in.Digest();
   if (stored != computed) {
     return absl::DataLossError(absl::StrCat(path, " is corrupt: SHA-256 mismatch (stored ",

@@ -434,6 +434,8 @@ def test_two_regions_forwarding_lag_rtt_antientropy():
             "--listen-client-urls", srv.client_url, "--advertise-client-urls", srv.client_url,
             "--listen-peer-urls", srv.peer_url, "--initial-advertise-peer-urls", srv.peer_url,
             "--initial-cluster", cluster, "--gossip-interval", "100ms",
+            # Writes at r1 go on while r2 is down (a majority of two is both).
+            "--write-quorum", "local",
             "--listen-metrics-urls", "http://127.0.0.1:%d" % m]
         servers[n] = srv
     try:
