@@ -56,6 +56,78 @@ std::pair<KeyIndex::const_iterator, KeyIndex::const_iterator> BucketKeys(
   return {first, last};
 }
 
+// Every key of `keyspace` (that existed at `at_revision`, unless it is 0) by (leaf, key).
+KeyIndex IndexKeys(const Keyspace& keyspace, int depth, int64_t at_revision) {
+  KeyIndex index;
+  keyspace.ForEachNewest([&](const std::string& key, const KeyVersion&) {
+    if (at_revision == 0 || keyspace.NewestAt(key, at_revision) != nullptr) {
+      index.emplace_back(MerkleTree::BucketOf(key, depth), &key);
+    }
+    return true;
+  });
+  std::sort(index.begin(), index.end(), KeyIndexLess);
+  return index;
+}
+
+// The repairer's keyspace as its MerkleRepair sees it: the local registers with the
+// adopted ones (run->overlay) in their place.
+RepairKeyspace RepairerView(RepairRun* run, const KvStore* kv) {
+  RepairKeyspace view;
+  view.tree = &*run->tree;
+  const int depth = run->tree->depth();
+  view.list = [run, kv](uint64_t bucket, std::string_view after, const RegisterVisitor& visit) {
+    auto [it, end] = BucketKeys(run->local_keys, bucket, after);
+    static const std::map<std::string, std::optional<Register>> kNone;
+    auto o = run->overlay.find(bucket);
+    const auto& adopted = o == run->overlay.end() ? kNone : o->second;
+    auto a = adopted.upper_bound(std::string(after));
+    // Merge the local keys with the adopted ones, which replace or remove them.
+    while (it != end || a != adopted.end()) {
+      const bool take_local = a == adopted.end() || (it != end && *it->second < a->first);
+      if (take_local) {
+        const std::string& key = *it->second;
+        ++it;
+        if (!visit(KvStore::RegisterOf(key, *kv->keyspace().Newest(key)))) return;
+        continue;
+      }
+      if (it != end && *it->second == a->first) ++it;
+      const auto& adopted_register = a->second;
+      ++a;
+      if (adopted_register.has_value() && !visit(*adopted_register)) return;
+    }
+  };
+  view.read = [run, kv, depth](std::string_view key) -> std::optional<Register> {
+    auto o = run->overlay.find(MerkleTree::BucketOf(key, depth));
+    if (o != run->overlay.end()) {
+      auto a = o->second.find(std::string(key));
+      if (a != o->second.end()) return a->second;
+    }
+    const KeyVersion* v = kv->keyspace().Newest(key);
+    if (v == nullptr) return std::nullopt;
+    return KvStore::RegisterOf(std::string(key), *v);
+  };
+  return view;
+}
+
+// The source's keyspace as one session sees it: the registers as of the session's revision.
+RepairKeyspace SourceView(RepairServe* serve, const KvStore* kv) {
+  RepairKeyspace view;
+  view.tree = &*serve->tree;
+  view.list = [serve, kv](uint64_t bucket, std::string_view after, const RegisterVisitor& visit) {
+    auto [first, last] = BucketKeys(serve->keys, bucket, after);
+    for (auto k = first; k != last; ++k) {
+      const KeyVersion* v = kv->keyspace().NewestAt(*k->second, serve->revision);
+      if (!visit(KvStore::RegisterOf(*k->second, *v))) return;
+    }
+  };
+  view.read = [serve, kv](std::string_view key) -> std::optional<Register> {
+    const KeyVersion* v = kv->keyspace().NewestAt(key, serve->revision);
+    if (v == nullptr) return std::nullopt;
+    return KvStore::RegisterOf(std::string(key), *v);
+  };
+  return view;
+}
+
 std::string NodesKey(const MerkleNodesRequest& r) {
   return absl::StrCat("n", r.level(), "/", r.indices_size() > 0 ? r.indices(0) : 0);
 }
@@ -137,46 +209,8 @@ void Node::HandleRepairReply(uint64_t from, Account* account, const RepairReply&
       run->target = target;
       run->tree = *tree;
       run->compact_revision_at_start = account->kv.compact_revision();
-      const int depth = tree->depth();
-      account->kv.keyspace().ForEachNewest([&](const std::string& key, const KeyVersion&) {
-        run->local_keys.emplace_back(MerkleTree::BucketOf(key, depth), &key);
-        return true;
-      });
-      std::sort(run->local_keys.begin(), run->local_keys.end(), KeyIndexLess);
-      const KvStore* kv = &account->kv;
-      RepairKeyspace local;
-      local.tree = &*run->tree;
-      local.list = [run, kv](uint64_t bucket, std::string_view after, const RegisterVisitor& visit) {
-        auto [it, end] = BucketKeys(run->local_keys, bucket, after);
-        static const std::map<std::string, std::optional<Register>> kNone;
-        auto o = run->overlay.find(bucket);
-        const auto& adopted = o == run->overlay.end() ? kNone : o->second;
-        auto a = adopted.upper_bound(std::string(after));
-        // Merge the local keys with the adopted ones, which replace or remove them.
-        while (it != end || a != adopted.end()) {
-          const bool take_local = a == adopted.end() || (it != end && *it->second < a->first);
-          if (take_local) {
-            const std::string& key = *it->second;
-            ++it;
-            if (!visit(KvStore::RegisterOf(key, *kv->keyspace().Newest(key)))) return;
-            continue;
-          }
-          if (it != end && *it->second == a->first) ++it;
-          const auto& adopted_register = a->second;
-          ++a;
-          if (adopted_register.has_value() && !visit(*adopted_register)) return;
-        }
-      };
-      local.read = [run, kv, depth](std::string_view key) -> std::optional<Register> {
-        auto o = run->overlay.find(MerkleTree::BucketOf(key, depth));
-        if (o != run->overlay.end()) {
-          auto a = o->second.find(std::string(key));
-          if (a != o->second.end()) return a->second;
-        }
-        const KeyVersion* v = kv->keyspace().Newest(key);
-        if (v == nullptr) return std::nullopt;
-        return KvStore::RegisterOf(std::string(key), *v);
-      };
+      run->local_keys = IndexKeys(account->kv.keyspace(), tree->depth(), /*at_revision=*/0);
+      RepairKeyspace local = RepairerView(run, &account->kv);
       run->repair = std::make_unique<MerkleRepair>(std::move(local), run->session,
                                                    target.revision());
       run->phase = RepairRun::Phase::kDescending;
@@ -439,30 +473,10 @@ void Node::HandleRepair(uint64_t from, Account* account, const RepairRequest& re
   serve->last_used_ms = now;
   const KvStore* kv = &account->kv;
   if (!serve->keys_built && req.has_bucket()) {
-    const int depth = serve->tree->depth();
-    kv->keyspace().ForEachNewest([&](const std::string& key, const KeyVersion&) {
-      if (kv->keyspace().NewestAt(key, serve->revision) != nullptr) {
-        serve->keys.emplace_back(MerkleTree::BucketOf(key, depth), &key);
-      }
-      return true;
-    });
-    std::sort(serve->keys.begin(), serve->keys.end(), KeyIndexLess);
+    serve->keys = IndexKeys(kv->keyspace(), serve->tree->depth(), serve->revision);
     serve->keys_built = true;
   }
-  RepairKeyspace view;
-  view.tree = &*serve->tree;
-  view.list = [serve, kv](uint64_t bucket, std::string_view after, const RegisterVisitor& visit) {
-    auto [first, last] = BucketKeys(serve->keys, bucket, after);
-    for (auto k = first; k != last; ++k) {
-      const KeyVersion* v = kv->keyspace().NewestAt(*k->second, serve->revision);
-      if (!visit(KvStore::RegisterOf(*k->second, *v))) return;
-    }
-  };
-  view.read = [serve, kv](std::string_view key) -> std::optional<Register> {
-    const KeyVersion* v = kv->keyspace().NewestAt(key, serve->revision);
-    if (v == nullptr) return std::nullopt;
-    return KvStore::RegisterOf(std::string(key), *v);
-  };
+  RepairKeyspace view = SourceView(serve, kv);
   MerkleRepairSource source(std::move(view), serve->revision);
   RepairReply reply;
   switch (req.body_case()) {
