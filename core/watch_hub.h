@@ -193,7 +193,23 @@ class WatchHub : public CommitObserver {
   bool Matches(const Watcher& w, const mvccpb::Event& ev) const;
 
   void ScheduleCatchUp();
+  // One catch-up step: collect the unsynced watchers it can serve, read one bounded slice
+  // of the event log for them, add prev_kv where asked, and hand each its events.
   void CatchUpStep();
+  struct CatchUpSlice {
+    std::vector<WatcherKey> readers;
+    int64_t from = 0;
+    int64_t to = 0;
+    std::vector<mvccpb::Event> events;
+  };
+  // Cancels watchers below the compaction point, syncs those that caught up, and lists the
+  // rest as readers from the lowest revision any of them needs.
+  void CollectReaders(int64_t compact_rev, CatchUpSlice* slice, bool* wants_prev_kv);
+  // Reads [from, to] (to bounded by revisions and bytes) keeping only wanted events.
+  absl::Status ReadSlice(CatchUpSlice* slice);
+  void AttachPrevKvs(int64_t compact_rev, std::vector<mvccpb::Event>* events) const;
+  // Returns whether some reader needs another step.
+  bool HandOut(const CatchUpSlice& slice);
   void ArmProgress(Stream* stream);
   void ProgressTick(uint64_t stream_id);
 

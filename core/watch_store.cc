@@ -293,9 +293,23 @@ void WatchHub::ScheduleCatchUp() {
 void WatchHub::CatchUpStep() {
   ++catch_up_steps_;
   const int64_t compact_rev = kv_->compact_revision();
-  std::vector<WatcherKey> readers;
-  int64_t from = std::numeric_limits<int64_t>::max();
+  CatchUpSlice slice;
   bool wants_prev_kv = false;
+  CollectReaders(compact_rev, &slice, &wants_prev_kv);
+  if (slice.readers.empty()) return;
+  if (absl::Status s = ReadSlice(&slice); !s.ok()) {
+    // A storage read error: try again later rather than skip history.
+    executor_->PostAfter(kWatchCatchUpRetryMs, [this, life = std::weak_ptr<int>(alive_)] {
+      if (!life.expired()) ScheduleCatchUp();
+    });
+    return;
+  }
+  if (wants_prev_kv) AttachPrevKvs(compact_rev, &slice.events);
+  if (HandOut(slice)) ScheduleCatchUp();
+}
+
+void WatchHub::CollectReaders(int64_t compact_rev, CatchUpSlice* slice, bool* wants_prev_kv) {
+  slice->from = std::numeric_limits<int64_t>::max();
   for (auto& [sid, stream] : streams_) {
     if (stream.blocked) continue;
     for (auto& [wid, w] : stream.watchers) {
@@ -313,22 +327,22 @@ void WatchHub::CatchUpStep() {
         if (CanSync()) MakeSynced(&w);
         continue;  // otherwise it waits for the uncaptured revisions to become durable
       }
-      readers.push_back({sid, wid});
-      from = std::min(from, w.next_rev);
-      wants_prev_kv = wants_prev_kv || w.prev_kv;
+      slice->readers.push_back({sid, wid});
+      slice->from = std::min(slice->from, w.next_rev);
+      *wants_prev_kv = *wants_prev_kv || w.prev_kv;
     }
   }
-  if (readers.empty()) return;
+}
 
-  // Read one bounded slice of the log, [from, to], keeping only events some reader wants.
-  int64_t to = std::min(durable_rev_, from + options_.catch_up_revisions_max - 1);
+absl::Status WatchHub::ReadSlice(CatchUpSlice* slice) {
+  // One bounded slice of the log, [from, to], keeping only events some reader wants.
+  slice->to = std::min(durable_rev_, slice->from + options_.catch_up_revisions_max - 1);
   const std::string& account = kv_->account();
-  std::vector<mvccpb::Event> events;
   int64_t bytes = 0;
   int64_t revision_seen = 0;
   bool corrupt = false;
   absl::Status s = storage_->Scan(
-      codec::VersionKey(account, {from, 0}), codec::VersionKey(account, {to + 1, 0}),
+      codec::VersionKey(account, {slice->from, 0}), codec::VersionKey(account, {slice->to + 1, 0}),
       [&](std::string_view k, std::string_view v) {
         VersionId id;
         KeyRecord rec;
@@ -339,66 +353,63 @@ void WatchHub::CatchUpStep() {
         }
         if (id.revision != revision_seen) {
           if (revision_seen != 0 && bytes >= options_.catch_up_bytes_max) {
-            to = revision_seen;  // stop at a revision boundary
+            slice->to = revision_seen;  // stop at a revision boundary
             return false;
           }
           revision_seen = id.revision;
         }
         bytes += static_cast<int64_t>(k.size() + v.size());
-        const bool wanted = std::any_of(readers.begin(), readers.end(), [&](const WatcherKey& r) {
-          return Find(r)->range.Contains(rec.key());
-        });
-        if (wanted) events.push_back(ToEvent(rec, id.revision));
+        const bool wanted =
+            std::any_of(slice->readers.begin(), slice->readers.end(),
+                        [&](const WatcherKey& r) { return Find(r)->range.Contains(rec.key()); });
+        if (wanted) slice->events.push_back(ToEvent(rec, id.revision));
         return true;
       });
   CHECK(!corrupt);  // the log is written only by KvStore: a bad record is corruption
-  if (!s.ok()) {
-    // A storage read error: try again later rather than skip history.
-    executor_->PostAfter(kWatchCatchUpRetryMs, [this, life = std::weak_ptr<int>(alive_)] {
-      if (!life.expired()) ScheduleCatchUp();
-    });
-    return;
-  }
-  if (wants_prev_kv) {
-    for (mvccpb::Event& ev : events) {
-      const int64_t prev_rev = ev.kv().mod_revision() - 1;
-      if (IsCreateEvent(ev) || prev_rev < compact_rev) continue;  // etcd leaves it out
-      const KeyVersion* prev = kv_->keyspace().Get(ev.kv().key(), prev_rev);
-      if (prev == nullptr) continue;
-      mvccpb::KeyValue* out = ev.mutable_prev_kv();
-      out->set_key(ev.kv().key());
-      out->set_create_revision(prev->create_revision);
-      out->set_mod_revision(prev->mod_revision);
-      out->set_version(prev->version);
-      out->set_value(prev->value.data(), prev->value.size());
-      out->set_lease(prev->lease);
-    }
-  }
+  return s;
+}
 
+void WatchHub::AttachPrevKvs(int64_t compact_rev, std::vector<mvccpb::Event>* events) const {
+  for (mvccpb::Event& ev : *events) {
+    const int64_t prev_rev = ev.kv().mod_revision() - 1;
+    if (IsCreateEvent(ev) || prev_rev < compact_rev) continue;  // etcd leaves it out
+    const KeyVersion* prev = kv_->keyspace().Get(ev.kv().key(), prev_rev);
+    if (prev == nullptr) continue;
+    mvccpb::KeyValue* out = ev.mutable_prev_kv();
+    out->set_key(ev.kv().key());
+    out->set_create_revision(prev->create_revision);
+    out->set_mod_revision(prev->mod_revision);
+    out->set_version(prev->version);
+    out->set_value(prev->value.data(), prev->value.size());
+    out->set_lease(prev->lease);
+  }
+}
+
+bool WatchHub::HandOut(const CatchUpSlice& slice) {
   bool more = false;
-  for (const WatcherKey& key : readers) {
+  for (const WatcherKey& key : slice.readers) {
     Watcher* w = Find(key);
     Stream* stream = &streams_.at(key.first);
-    if (stream->blocked || w->next_rev > to) {
+    if (stream->blocked || w->next_rev > slice.to) {
       more = more || !stream->blocked;
       continue;
     }
     std::vector<const mvccpb::Event*> mine;
-    for (const mvccpb::Event& ev : events) {
+    for (const mvccpb::Event& ev : slice.events) {
       if (ev.kv().mod_revision() >= w->next_rev && Matches(*w, ev)) mine.push_back(&ev);
     }
     if (!SendEvents(stream, w, durable_rev_, mine)) {
       stream->blocked = true;
       continue;
     }
-    w->next_rev = to + 1;
+    w->next_rev = slice.to + 1;
     if (w->next_rev <= durable_rev_) {
       more = true;
     } else if (CanSync()) {
       MakeSynced(w);
     }
   }
-  if (more) ScheduleCatchUp();
+  return more;
 }
 
 }  // namespace geoetcd
